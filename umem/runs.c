@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Run folding for frdma umem.  See the comment at the top of
+ * include/frdma/umem.h for the vocabulary and the invariants kept here.
+ *
+ * Pages arrive in VA order, one batch at a time.  Each batch is scanned
+ * once: a stretch of pages whose PFNs go up by one is folded into the last
+ * run when it starts right after that run's last PFN (which is how runs merge
+ * across batch boundaries and across folios), and starts a new run
+ * otherwise.  The run array doubles when full and is copied to its exact
+ * size by frdma_runs_trim() once the last batch is in.
+ */
+#include <linux/export.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/overflow.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+#include "runs.h"
+
+/* The first allocation: 8 runs, 128 bytes. */
+#define FRDMA_RUNS_FIRST	8
+
+/**
+ * frdma_runs_span() - the pages a byte range touches
+ * @start: first byte of the range
+ * @length: bytes in the range, may be 0
+ * @npages: set to the number of pages touched (0 for an empty range)
+ * @first_off: set to the offset of @start in its page
+ *
+ * Return: 0, or -EINVAL when the range wraps around the end of the address
+ * space or touches more than FRDMA_RUNS_MAX_PAGES pages.
+ */
+int frdma_runs_span(u64 start, u64 length, u32 *npages, u32 *first_off)
+{
+	u64 last, n;
+
+	*first_off = start & ~PAGE_MASK;
+	*npages = 0;
+	if (!length)
+		return 0;
+	if (check_add_overflow(start, length - 1, &last))
+		return -EINVAL;
+	n = (last >> PAGE_SHIFT) - (start >> PAGE_SHIFT) + 1;
+	if (n > FRDMA_RUNS_MAX_PAGES)
+		return -EINVAL;
+	*npages = n;
+	return 0;
+}
+
+void frdma_runs_init(struct frdma_runs *runs)
+{
+	memset(runs, 0, sizeof(*runs));
+}
+
+static int frdma_runs_grow(struct frdma_runs *runs)
+{
+	struct frdma_umem_run *run;
+	u32 cap;
+
+	if (runs->cap > U32_MAX / 2)
+		return -ENOMEM;
+	cap = runs->cap ? runs->cap * 2 : FRDMA_RUNS_FIRST;
+	run = kvrealloc(runs->run, array_size(cap, sizeof(*run)),
+			GFP_KERNEL_ACCOUNT);
+	if (!run)
+		return -ENOMEM;
+	runs->run = run;
+	runs->cap = cap;
+	return 0;
+}
+
+/**
+ * frdma_runs_reserve() - make room for more runs
+ * @runs: the run array
+ * @extra: runs that must fit without another allocation
+ *
+ * A batch of n pages or folios adds at most n runs: reserving n before
+ * pinning a batch makes folding it unable to fail for lack of memory.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int frdma_runs_reserve(struct frdma_runs *runs, u32 extra)
+{
+	int err;
+
+	while (runs->cap - runs->nr < extra) {
+		err = frdma_runs_grow(runs);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/**
+ * frdma_runs_add() - fold physically contiguous pages into the runs
+ * @runs: the run array
+ * @pfn: PFN of the first page
+ * @npages: number of pages, the next @npages pgidx in order
+ *
+ * Return: 0, -ENOMEM, or -EINVAL past FRDMA_RUNS_MAX_PAGES pages.
+ */
+int frdma_runs_add(struct frdma_runs *runs, u64 pfn, u64 npages)
+{
+	struct frdma_umem_run *last;
+	int err;
+
+	if (!npages)
+		return 0;
+	if (npages > FRDMA_RUNS_MAX_PAGES - runs->npages)
+		return -EINVAL;
+
+	last = runs->nr ? &runs->run[runs->nr - 1] : NULL;
+	if (last && last->pfn + last->npages == pfn) {
+		last->npages += npages;
+	} else {
+		if (runs->nr == runs->cap) {
+			err = frdma_runs_grow(runs);
+			if (err)
+				return err;
+		}
+		last = &runs->run[runs->nr++];
+		last->pfn = pfn;
+		last->pgoff = runs->npages;
+		last->npages = npages;
+	}
+	runs->npages += npages;
+	runs->max_run = max(runs->max_run, last->npages);
+	return 0;
+}
+
+/**
+ * frdma_runs_add_pages() - fold a batch of pinned pages into the runs
+ * @runs: the run array
+ * @pages: the pages, in VA order, following the pages folded before
+ * @nr: number of pages in @pages
+ *
+ * Return: 0 or -errno as for frdma_runs_add().  On error a prefix of
+ * @pages may already be folded (as many pages as @runs->npages grew by):
+ * those are in the runs, the rest of the batch is not.
+ */
+int frdma_runs_add_pages(struct frdma_runs *runs, struct page **pages,
+			 unsigned int nr)
+{
+	unsigned int i = 0, n;
+	u64 pfn;
+	int err;
+
+	while (i < nr) {
+		pfn = page_to_pfn(pages[i]);
+		for (n = 1; i + n < nr; n++)
+			if (page_to_pfn(pages[i + n]) != pfn + n)
+				break;
+		err = frdma_runs_add(runs, pfn, n);
+		if (err)
+			return err;
+		i += n;
+	}
+	return 0;
+}
+
+/**
+ * frdma_runs_add_folios() - fold a batch of pinned folios into the runs
+ * @runs: the run array
+ * @folios: folios holding consecutive file pages, in file order
+ * @nr: number of folios
+ * @skip: pages of the first folio that precede the range
+ * @limit: fold at most this many pages (the rest of the range)
+ *
+ * Return: the number of pages folded, or -errno as for frdma_runs_add()
+ * (-EINVAL also when @skip is not inside the first folio).
+ */
+long frdma_runs_add_folios(struct frdma_runs *runs, struct folio **folios,
+			   unsigned int nr, u64 skip, u64 limit)
+{
+	u64 done = 0, first, fpages, n;
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < nr && done < limit; i++) {
+		fpages = folio_nr_pages(folios[i]);
+		first = i ? 0 : skip;
+		if (first >= fpages)
+			return -EINVAL;
+		n = min(fpages - first, limit - done);
+		err = frdma_runs_add(runs, folio_pfn(folios[i]) + first, n);
+		if (err)
+			return err;
+		done += n;
+	}
+	return done;
+}
+
+/**
+ * frdma_runs_trim() - size the run array exactly to its runs
+ * @runs: the run array
+ *
+ * Best effort: when the smaller copy cannot be allocated the larger array
+ * stays, which is still correct.
+ */
+void frdma_runs_trim(struct frdma_runs *runs)
+{
+	struct frdma_umem_run *run;
+
+	if (runs->cap == runs->nr)
+		return;
+	if (!runs->nr) {
+		kvfree(runs->run);
+		runs->run = NULL;
+		runs->cap = 0;
+		return;
+	}
+	run = kvmalloc_array(runs->nr, sizeof(*run), GFP_KERNEL_ACCOUNT);
+	if (!run)
+		return;
+	memcpy(run, runs->run, runs->nr * sizeof(*run));
+	kvfree(runs->run);
+	runs->run = run;
+	runs->cap = runs->nr;
+}
+
+void frdma_runs_destroy(struct frdma_runs *runs)
+{
+	kvfree(runs->run);
+	frdma_runs_init(runs);
+}
+
+/* Bytes allocated for the run array. */
+size_t frdma_runs_bytes(const struct frdma_runs *runs)
+{
+	return (size_t)runs->cap * sizeof(*runs->run);
+}
+
+/**
+ * frdma_runs_find() - the run holding a page, by binary search
+ * @runs: the run array, at least one run
+ * @pgidx: a pgidx below @runs->npages
+ *
+ * Return: the index of the run holding @pgidx.
+ */
+u32 frdma_runs_find(const struct frdma_runs *runs, u64 pgidx)
+{
+	u32 lo = 0, hi = runs->nr - 1, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo + 1) / 2;
+		if (runs->run[mid].pgoff <= pgidx)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+static u64 frdma_run_end(const struct frdma_umem_run *run)
+{
+	return ((u64)run->pgoff + run->npages) << PAGE_SHIFT;
+}
+
+/**
+ * frdma_runs_iter_init() - start a walk at a byte position
+ * @iter: the iterator
+ * @runs: the run array
+ * @pos: byte position counted from the start of page 0 (not from the
+ *	 first byte of the range); @pos + @len at most @runs->npages pages
+ * @len: bytes to walk
+ */
+void frdma_runs_iter_init(struct frdma_umem_iter *iter,
+			  const struct frdma_runs *runs, u64 pos, u64 len)
+{
+	iter->pos = pos;
+	iter->end = pos + len;
+	iter->run = len ? &runs->run[frdma_runs_find(runs, pos >> PAGE_SHIFT)] :
+			  NULL;
+}
+
+/**
+ * frdma_umem_iter_peek() - the chunk at the iterator's position
+ * @iter: the iterator
+ * @chunk: filled with the chunk: from the current position to the end of
+ *	   the current run or of the walk, whichever comes first
+ *
+ * Return: false when the walk is over (@chunk is not touched).
+ */
+bool frdma_umem_iter_peek(const struct frdma_umem_iter *iter,
+			  struct frdma_umem_chunk *chunk)
+{
+	const struct frdma_umem_run *run = iter->run;
+	u64 pgidx;
+
+	if (iter->pos >= iter->end)
+		return false;
+	pgidx = iter->pos >> PAGE_SHIFT;
+	chunk->page = pfn_to_page(run->pfn + (pgidx - run->pgoff));
+	chunk->offset = iter->pos & ~PAGE_MASK;
+	chunk->len = min(iter->end, frdma_run_end(run)) - iter->pos;
+	return true;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_iter_peek);
+
+/**
+ * frdma_umem_iter_advance() - move the iterator forward
+ * @iter: the iterator
+ * @bytes: bytes to move, normally at most the length of the current chunk
+ *	   (larger values work, in time linear in the runs crossed); the
+ *	   walk ends at its end whatever @bytes says
+ */
+void frdma_umem_iter_advance(struct frdma_umem_iter *iter, u64 bytes)
+{
+	if (iter->pos >= iter->end)
+		return;
+	iter->pos += min(bytes, iter->end - iter->pos);
+	while (iter->pos < iter->end && iter->pos >= frdma_run_end(iter->run))
+		iter->run++;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_iter_advance);
+
+/**
+ * frdma_umem_iter_next() - take the next chunk of a walk
+ * @iter: the iterator
+ * @chunk: filled as by frdma_umem_iter_peek()
+ *
+ * Return: false when the walk is over.
+ */
+bool frdma_umem_iter_next(struct frdma_umem_iter *iter,
+			  struct frdma_umem_chunk *chunk)
+{
+	if (!frdma_umem_iter_peek(iter, chunk))
+		return false;
+	frdma_umem_iter_advance(iter, chunk->len);
+	return true;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_iter_next);

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * frdma umem: pin user memory as runs of physically contiguous pages.
+ *
+ * The vocabulary and the invariants are stated in include/frdma/umem.h and
+ * Documentation/umem.rst.  This file holds the two ways pages get pinned:
+ *
+ * Generic path: pin_user_pages_fast() for the caller's own mm, or
+ * pin_user_pages_remote() under the mmap lock for another mm, PAGE_SIZE /
+ * sizeof(void *) pages at a time into one page of page pointers.  Each
+ * batch is checked (long-term pins only: every folio must be long-term
+ * pinnable) and folded into the runs before the next batch is pinned.  Every
+ * page holds one pin; a run is released with one
+ * unpin_user_page_range_dirty_lock() call.
+ *
+ * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
+ * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the
+ * file's folios are pinned with memfd_pin_folios(), one pin per folio
+ * however many of its pages the range uses, and folded into the same runs
+ * the generic path would produce.  At release the folios are found again
+ * from the runs (a folio never straddles two runs: its pages are
+ * consecutive in both file order and PFN) and released with unpin_folios().
+ *
+ * Both paths charge the pages to mm->pinned_vm before pinning anything, so
+ * a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned nothing, and
+ * every failure after that unpins through the runs built so far and
+ * uncharges.
+ */
+#include <linux/capability.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/hugetlb.h>
+#include <linux/memremap.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/module.h>
+#include <linux/overflow.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+
+#include <frdma/umem.h>
+#include "runs.h"
+
+#define FRDMA_UMEM_FLAGS	(FRDMA_UMEM_WRITE | FRDMA_UMEM_LONGTERM | \
+				 FRDMA_UMEM_NO_FOLIO | FRDMA_UMEM_FOLIO_ONLY)
+/* Internal flag: the umem was pinned by the folio path. */
+#define FRDMA_UMEM_FOLIO_PATH	BIT(31)
+
+/* Page and folio pointers per batch: one page of them. */
+#define FRDMA_UMEM_BATCH	((unsigned int)(PAGE_SIZE / sizeof(void *)))
+
+/* Folio pointers handed to unpin_folios() at a time on release. */
+#define FRDMA_UMEM_UNPIN_BATCH	16
+
+/**
+ * struct frdma_umem - a pinned range
+ * @runs: the runs, in VA order
+ * @mm: the mm the pages are charged to (mmgrab()ed)
+ * @start: user address of the first byte
+ * @length: bytes in the range
+ * @nr_folio_pins: folios pinned by the folio path
+ * @first_off: offset of @start in its page
+ * @flags: FRDMA_UMEM_* flags, plus FRDMA_UMEM_FOLIO_PATH
+ */
+struct frdma_umem {
+	struct frdma_runs runs;
+	struct mm_struct *mm;
+	unsigned long start;
+	u64 length;
+	u64 nr_folio_pins;
+	u32 first_off;
+	u32 flags;
+};
+
+/*
+ * folio_is_longterm_pinnable() is inline, but on kernels with CONFIG_CMA it
+ * reads the pageblock migratetype through get_pfnblock_flags_mask(), which
+ * is not exported to modules.  There the best check available to a module
+ * is the rest of it: not ZONE_MOVABLE, not device-coherent memory.  GUP
+ * itself migrates CMA pages away for FOLL_LONGTERM before returning them.
+ */
+static bool frdma_folio_longterm_ok(struct folio *folio)
+{
+	if (!IS_ENABLED(CONFIG_CMA))
+		return folio_is_longterm_pinnable(folio);
+	if (is_zero_folio(folio))
+		return true;
+	return !folio_is_device_coherent(folio) && !folio_is_zone_movable(folio);
+}
+
+static int frdma_umem_charge(struct mm_struct *mm, u64 npages)
+{
+	u64 pinned, limit;
+
+	if (!npages)
+		return 0;
+	pinned = atomic64_add_return(npages, &mm->pinned_vm);
+	if (capable(CAP_IPC_LOCK))
+		return 0;
+	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	if (pinned > limit) {
+		atomic64_sub(npages, &mm->pinned_vm);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void frdma_umem_uncharge(struct mm_struct *mm, u64 npages)
+{
+	atomic64_sub(npages, &mm->pinned_vm);
+}
+
+static long frdma_umem_gup(struct mm_struct *mm, unsigned long addr,
+			   unsigned int nr, unsigned int gup_flags,
+			   struct page **pages)
+{
+	int locked = 1;
+	long got;
+
+	if (mm == current->mm)
+		return pin_user_pages_fast(addr, nr, gup_flags, pages);
+
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	got = pin_user_pages_remote(mm, addr, nr, gup_flags, pages, &locked);
+	if (locked)
+		mmap_read_unlock(mm);
+	return got;
+}
+
+/* The generic path: pin and fold one page-pointer batch at a time. */
+static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
+				u64 npages, unsigned int gup_flags)
+{
+	struct frdma_runs *runs = &umem->runs;
+	struct page **batch;
+	unsigned int want, i;
+	u64 before, folded;
+	long got;
+	int err = 0;
+
+	batch = (struct page **)__get_free_page(GFP_KERNEL);
+	if (!batch)
+		return -ENOMEM;
+
+	while (npages) {
+		want = min_t(u64, npages, FRDMA_UMEM_BATCH);
+		got = frdma_umem_gup(umem->mm, addr, want, gup_flags, batch);
+		if (got <= 0) {
+			err = got ? got : -EFAULT;
+			break;
+		}
+		if (gup_flags & FOLL_LONGTERM) {
+			for (i = 0; i < got; i++)
+				if (!frdma_folio_longterm_ok(page_folio(batch[i])))
+					break;
+			if (i < got) {
+				unpin_user_pages(batch, got);
+				err = -EBUSY;
+				break;
+			}
+		}
+		before = runs->npages;
+		err = frdma_runs_add_pages(runs, batch, got);
+		if (err) {
+			folded = runs->npages - before;
+			unpin_user_pages(batch + folded, got - folded);
+			break;
+		}
+		addr += (unsigned long)got << PAGE_SHIFT;
+		npages -= got;
+		cond_resched();
+	}
+
+	free_page((unsigned long)batch);
+	return err;
+}
+
+/*
+ * The file behind [addr, addr + len) when the folio path applies to it,
+ * with a reference, and its file offset in @pos; NULL when it does not.
+ */
+static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
+				     u64 len, unsigned int flags, loff_t *pos)
+{
+	vm_flags_t need = VM_SHARED | VM_READ;
+	struct vm_area_struct *vma;
+	struct file *file = NULL;
+	loff_t off;
+
+	if (flags & FRDMA_UMEM_WRITE)
+		need |= VM_WRITE;
+
+	if (mmap_read_lock_killable(mm))
+		return ERR_PTR(-EINTR);
+	vma = vma_lookup(mm, addr);
+	if (!vma || !vma->vm_file || len > vma->vm_end - addr)
+		goto out;
+	if ((vma->vm_flags & need) != need ||
+	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		goto out;
+	if (!shmem_mapping(vma->vm_file->f_mapping) && !is_vm_hugetlb_page(vma))
+		goto out;
+	off = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
+	if (off + len > i_size_read(file_inode(vma->vm_file)))
+		goto out;
+	*pos = off;
+	file = get_file(vma->vm_file);
+out:
+	mmap_read_unlock(mm);
+	return file;
+}
+
+/* The folio path: pin and fold one folio-pointer batch at a time. */
+static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
+				 loff_t pos, u64 npages, bool longterm)
+{
+	loff_t end = pos + (loff_t)(npages << PAGE_SHIFT) - 1;
+	struct frdma_runs *runs = &umem->runs;
+	struct folio **batch;
+	pgoff_t offset;
+	long got, done;
+	int err = 0, i;
+
+	batch = (struct folio **)__get_free_page(GFP_KERNEL);
+	if (!batch)
+		return -ENOMEM;
+
+	while (npages) {
+		err = frdma_runs_reserve(runs, FRDMA_UMEM_BATCH);
+		if (err)
+			break;
+		got = memfd_pin_folios(file, pos, end, batch, FRDMA_UMEM_BATCH,
+				       &offset);
+		if (got <= 0) {
+			err = got ? got : -EFAULT;
+			break;
+		}
+		if (longterm) {
+			for (i = 0; i < got; i++)
+				if (!frdma_folio_longterm_ok(batch[i]))
+					break;
+			if (i < got) {
+				unpin_folios(batch, got);
+				err = -EBUSY;
+				break;
+			}
+		}
+		/* Cannot fail: room for a whole batch of runs is reserved. */
+		done = frdma_runs_add_folios(runs, batch, got,
+					     offset >> PAGE_SHIFT, npages);
+		if (WARN_ON_ONCE(done <= 0)) {
+			unpin_folios(batch, got);
+			err = -EFAULT;
+			break;
+		}
+		umem->nr_folio_pins += got;
+		pos += (loff_t)done << PAGE_SHIFT;
+		npages -= done;
+		cond_resched();
+	}
+
+	free_page((unsigned long)batch);
+	return err;
+}
+
+static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
+{
+	struct folio *batch[FRDMA_UMEM_UNPIN_BATCH];
+	struct folio *folio, *prev = NULL;
+	const struct frdma_umem_run *run;
+	unsigned int n = 0;
+	u64 pfn, end;
+	u32 i;
+
+	for (i = 0; i < umem->runs.nr; i++) {
+		run = &umem->runs.run[i];
+		end = run->pfn + run->npages;
+		for (pfn = run->pfn; pfn < end;
+		     pfn = folio_pfn(folio) + folio_nr_pages(folio)) {
+			folio = page_folio(pfn_to_page(pfn));
+			if (folio == prev)
+				continue;
+			prev = folio;
+			if (dirty)
+				set_page_dirty_lock(folio_page(folio, 0));
+			batch[n++] = folio;
+			if (n == ARRAY_SIZE(batch)) {
+				unpin_folios(batch, n);
+				n = 0;
+			}
+		}
+		cond_resched();
+	}
+	if (n)
+		unpin_folios(batch, n);
+}
+
+static void frdma_umem_unpin(struct frdma_umem *umem, bool dirty)
+{
+	const struct frdma_umem_run *run;
+	u32 i;
+
+	if (umem->flags & FRDMA_UMEM_FOLIO_PATH) {
+		frdma_umem_unpin_folios(umem, dirty);
+		return;
+	}
+	for (i = 0; i < umem->runs.nr; i++) {
+		run = &umem->runs.run[i];
+		unpin_user_page_range_dirty_lock(pfn_to_page(run->pfn),
+						 run->npages, dirty);
+		cond_resched();
+	}
+}
+
+/**
+ * frdma_umem_pin() - pin a range of user memory as runs
+ * @mm: the mm the range belongs to.  For current->mm the pages are pinned
+ *	with pin_user_pages_fast(); for any other mm the caller holds a
+ *	reference that keeps it alive (mmget()) and the pages are pinned with
+ *	pin_user_pages_remote() under its mmap lock.
+ * @start: user address of the first byte, any alignment
+ * @length: bytes to pin; 0 gives an empty umem (no runs)
+ * @flags: FRDMA_UMEM_WRITE to pin for writing (FOLL_WRITE);
+ *	   FRDMA_UMEM_LONGTERM for a pin of unbounded duration (FOLL_LONGTERM:
+ *	   pages are first migrated out of ZONE_MOVABLE and CMA, writable pins
+ *	   of ordinary file mappings are refused, read-only pins of private
+ *	   memory break COW so that later writes by the process are seen);
+ *	   FRDMA_UMEM_NO_FOLIO to never use the memfd folio path;
+ *	   FRDMA_UMEM_FOLIO_ONLY to fail unless the folio path applies.
+ *
+ * The pages the range touches are charged to @mm's pinned_vm; without
+ * CAP_IPC_LOCK the charge must stay within the caller's RLIMIT_MEMLOCK.
+ *
+ * Context: process context; sleeps.
+ * Return: the umem, or an ERR_PTR(): -EINVAL for bad flags or a range that
+ * wraps or exceeds 2^32 pages (or, with FRDMA_UMEM_FOLIO_ONLY, a range the
+ * folio path cannot pin), -ENOMEM over RLIMIT_MEMLOCK or out of memory,
+ * -EFAULT for an unmapped page, a PROT_NONE page or a read-only page pinned
+ * for writing, -EBUSY if a long-term pinned folio is not long-term
+ * pinnable, -EINTR on a fatal signal, or whatever errno GUP returned (for
+ * instance its refusal of a writable long-term pin of a file mapping).
+ * On failure nothing is left pinned or charged.
+ */
+struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
+				  u64 length, unsigned int flags)
+{
+	unsigned int gup_flags = 0;
+	struct frdma_umem *umem;
+	struct file *file = NULL;
+	u32 npages, first_off;
+	loff_t pos = 0;
+	int err;
+
+	if ((flags & ~FRDMA_UMEM_FLAGS) ||
+	    ((flags & FRDMA_UMEM_NO_FOLIO) && (flags & FRDMA_UMEM_FOLIO_ONLY)))
+		return ERR_PTR(-EINVAL);
+	err = frdma_runs_span(start, length, &npages, &first_off);
+	if (err)
+		return ERR_PTR(err);
+
+	umem = kzalloc(sizeof(*umem), GFP_KERNEL_ACCOUNT);
+	if (!umem)
+		return ERR_PTR(-ENOMEM);
+	frdma_runs_init(&umem->runs);
+	umem->mm = mm;
+	mmgrab(mm);
+	umem->start = start;
+	umem->length = length;
+	umem->first_off = first_off;
+	umem->flags = flags;
+
+	err = frdma_umem_charge(mm, npages);
+	if (err)
+		goto out_free;
+	if (!npages)
+		return umem;
+
+	if (flags & FRDMA_UMEM_WRITE)
+		gup_flags |= FOLL_WRITE;
+	if (flags & FRDMA_UMEM_LONGTERM)
+		gup_flags |= FOLL_LONGTERM;
+	start &= PAGE_MASK;
+
+	if (!(flags & FRDMA_UMEM_NO_FOLIO)) {
+		file = frdma_umem_memfd(mm, start, (u64)npages << PAGE_SHIFT,
+					flags, &pos);
+		if (IS_ERR(file)) {
+			err = PTR_ERR(file);
+			goto out_uncharge;
+		}
+	}
+	if (file) {
+		umem->flags |= FRDMA_UMEM_FOLIO_PATH;
+		err = frdma_umem_pin_folios(umem, file, pos, npages,
+					    flags & FRDMA_UMEM_LONGTERM);
+		fput(file);
+	} else if (flags & FRDMA_UMEM_FOLIO_ONLY) {
+		err = -EINVAL;
+	} else {
+		err = frdma_umem_pin_pages(umem, start, npages, gup_flags);
+	}
+	if (err)
+		goto out_unpin;
+
+	frdma_runs_trim(&umem->runs);
+	return umem;
+
+out_unpin:
+	frdma_umem_unpin(umem, false);
+out_uncharge:
+	frdma_umem_uncharge(mm, npages);
+out_free:
+	frdma_runs_destroy(&umem->runs);
+	mmdrop(mm);
+	kfree(umem);
+	return ERR_PTR(err);
+}
+EXPORT_SYMBOL_GPL(frdma_umem_pin);
+
+/**
+ * frdma_umem_release() - unpin and free a umem
+ * @umem: the umem
+ * @dirty: mark the pages dirty before unpinning them, so that data written
+ *	   into them (by DMA or through kmap) reaches the file or swap.  Ignored
+ *	   for a umem pinned without FRDMA_UMEM_WRITE.
+ *
+ * May be called from any process context, not only the pinning process's,
+ * and after that process has exited.
+ *
+ * Context: process context; sleeps.
+ */
+void frdma_umem_release(struct frdma_umem *umem, bool dirty)
+{
+	if (!umem)
+		return;
+	frdma_umem_unpin(umem, dirty && (umem->flags & FRDMA_UMEM_WRITE));
+	frdma_umem_uncharge(umem->mm, umem->runs.npages);
+	mmdrop(umem->mm);
+	frdma_runs_destroy(&umem->runs);
+	kfree(umem);
+}
+EXPORT_SYMBOL_GPL(frdma_umem_release);
+
+/**
+ * frdma_umem_get_stats() - what a umem holds
+ * @umem: the umem
+ * @stats: filled in
+ */
+void frdma_umem_get_stats(const struct frdma_umem *umem,
+			  struct frdma_umem_stats *stats)
+{
+	stats->nr_runs = umem->runs.nr;
+	stats->max_run = umem->runs.max_run;
+	stats->npages = umem->runs.npages;
+	stats->nr_folio_pins = umem->nr_folio_pins;
+	stats->meta_bytes = sizeof(*umem) + frdma_runs_bytes(&umem->runs);
+}
+EXPORT_SYMBOL_GPL(frdma_umem_get_stats);
+
+/**
+ * frdma_umem_length() - bytes in the pinned range
+ * @umem: the umem
+ *
+ * Return: the length given to frdma_umem_pin().
+ */
+u64 frdma_umem_length(const struct frdma_umem *umem)
+{
+	return umem->length;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_length);
+
+/**
+ * frdma_umem_nr_runs() - number of runs
+ * @umem: the umem
+ *
+ * Return: the number of entries in frdma_umem_runs().
+ */
+u32 frdma_umem_nr_runs(const struct frdma_umem *umem)
+{
+	return umem->runs.nr;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_nr_runs);
+
+/**
+ * frdma_umem_runs() - the run array
+ * @umem: the umem
+ *
+ * Return: frdma_umem_nr_runs() runs in VA order, valid until release.
+ */
+const struct frdma_umem_run *frdma_umem_runs(const struct frdma_umem *umem)
+{
+	return umem->runs.run;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_runs);
+
+/**
+ * frdma_umem_iter_init() - start a walk over part of a umem
+ * @iter: the iterator
+ * @umem: the umem
+ * @offset: byte offset into the range where the walk starts
+ * @length: bytes to walk
+ *
+ * Finds the run holding @offset by binary search, O(log runs); the walk
+ * then proceeds with frdma_umem_iter_next() (or _peek() and _advance()),
+ * one chunk per run.
+ *
+ * Return: 0, or -EINVAL when [@offset, @offset + @length) is not inside
+ * the range.
+ */
+int frdma_umem_iter_init(struct frdma_umem_iter *iter,
+			 const struct frdma_umem *umem, u64 offset, u64 length)
+{
+	u64 end;
+
+	if (check_add_overflow(offset, length, &end) || end > umem->length)
+		return -EINVAL;
+	frdma_runs_iter_init(iter, &umem->runs, umem->first_off + offset,
+			     length);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_iter_init);
+
+static void frdma_umem_chunk_copy(const struct frdma_umem_chunk *chunk,
+				  void *buf, bool to_pages)
+{
+	size_t done = 0, n, in_page;
+	struct page *page;
+	u64 off;
+	void *va;
+
+	while (done < chunk->len) {
+		off = (u64)chunk->offset + done;
+		page = nth_page(chunk->page, off >> PAGE_SHIFT);
+		in_page = off & ~PAGE_MASK;
+		n = min_t(size_t, chunk->len - done, PAGE_SIZE - in_page);
+		va = kmap_local_page(page);
+		if (to_pages) {
+			memcpy(va + in_page, buf + done, n);
+			flush_dcache_page(page);
+		} else {
+			memcpy(buf + done, va + in_page, n);
+		}
+		kunmap_local(va);
+		done += n;
+	}
+}
+
+/**
+ * frdma_umem_copy_to() - copy from a kernel buffer into pinned memory
+ * @umem: the umem, pinned with FRDMA_UMEM_WRITE
+ * @offset: byte offset into the range
+ * @src: the source
+ * @len: bytes to copy
+ *
+ * Return: 0, -EPERM if the umem was not pinned for writing, -EINVAL if
+ * the bytes are not all inside the range.
+ */
+int frdma_umem_copy_to(struct frdma_umem *umem, u64 offset, const void *src,
+		       size_t len)
+{
+	struct frdma_umem_chunk chunk;
+	struct frdma_umem_iter iter;
+	int err;
+
+	if (!(umem->flags & FRDMA_UMEM_WRITE))
+		return -EPERM;
+	err = frdma_umem_iter_init(&iter, umem, offset, len);
+	if (err)
+		return err;
+	while (frdma_umem_iter_next(&iter, &chunk)) {
+		frdma_umem_chunk_copy(&chunk, (void *)src, true);
+		src += chunk.len;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_copy_to);
+
+/**
+ * frdma_umem_copy_from() - copy from pinned memory into a kernel buffer
+ * @umem: the umem
+ * @offset: byte offset into the range
+ * @dst: the destination
+ * @len: bytes to copy
+ *
+ * Return: 0, or -EINVAL if the bytes are not all inside the range.
+ */
+int frdma_umem_copy_from(const struct frdma_umem *umem, u64 offset, void *dst,
+			 size_t len)
+{
+	struct frdma_umem_chunk chunk;
+	struct frdma_umem_iter iter;
+	int err;
+
+	err = frdma_umem_iter_init(&iter, umem, offset, len);
+	if (err)
+		return err;
+	while (frdma_umem_iter_next(&iter, &chunk)) {
+		frdma_umem_chunk_copy(&chunk, dst, false);
+		dst += chunk.len;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(frdma_umem_copy_from);
+
+static int __init frdma_umem_init(void)
+{
+	return 0;
+}
+
+static void __exit frdma_umem_exit(void)
+{
+}
+
+module_init(frdma_umem_init);
+module_exit(frdma_umem_exit);
+
+MODULE_DESCRIPTION("frdma umem: pin user memory as runs of contiguous pages");
+MODULE_LICENSE("GPL");
