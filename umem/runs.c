@@ -10,6 +10,7 @@
  * otherwise.  The run array doubles when full and is copied to its exact
  * size by frdma_runs_trim() once the last batch is in.
  */
+#include <linux/errno.h>
 #include <linux/export.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>

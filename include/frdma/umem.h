@@ -111,8 +111,12 @@ struct frdma_umem_chunk {
 
 /**
  * struct frdma_umem_iter - a walk over part of a umem, chunk by chunk
+ * @run: the run holding @pos (private)
+ * @pos: the walk's position, in bytes from the start of the umem's first
+ *	 page (private)
+ * @end: where the walk ends, in the same unit (private)
  *
- * Initialise with frdma_umem_iter_init(); the fields are private.
+ * Initialise with frdma_umem_iter_init().
  */
 struct frdma_umem_iter {
 	const struct frdma_umem_run *run;
