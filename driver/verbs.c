@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * frdma: device, port, user context and protection domain verbs.
+ */
+
+#include <linux/etherdevice.h>
+#include <linux/rtnetlink.h>
+#include <rdma/ib_addr.h>
+#include <rdma/ib_mad.h>
+#include <rdma/uverbs_ioctl.h>
+
+#include "frdma.h"
+
+/**
+ * frdma_init_attr - fill the attributes query_device reports
+ * @fdev: the device, whose node_guid is already set
+ */
+void frdma_init_attr(struct frdma_dev *fdev)
+{
+	struct ib_device_attr *attr = &fdev->attr;
+
+	memset(attr, 0, sizeof(*attr));
+	attr->fw_ver = FRDMA_FW_VER;
+	attr->sys_image_guid = fdev->ibdev.node_guid;
+	attr->max_mr_size = FRDMA_MAX_MR_SIZE;
+	attr->page_size_cap = FRDMA_PAGE_SIZE_CAP;
+	attr->vendor_id = FRDMA_VENDOR_ID;
+	attr->vendor_part_id = FRDMA_VENDOR_PART_ID;
+	attr->hw_ver = FRDMA_HW_VER;
+	attr->max_qp = FRDMA_MAX_QP;
+	attr->max_qp_wr = FRDMA_MAX_QP_WR;
+	attr->device_cap_flags = IB_DEVICE_PORT_ACTIVE_EVENT |
+				 IB_DEVICE_SYS_IMAGE_GUID |
+				 IB_DEVICE_RC_RNR_NAK_GEN |
+				 IB_DEVICE_CURR_QP_STATE_MOD;
+	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG;
+	attr->max_send_sge = FRDMA_MAX_SGE;
+	attr->max_recv_sge = FRDMA_MAX_SGE;
+	attr->max_sge_rd = FRDMA_MAX_SGE;
+	attr->max_cq = FRDMA_MAX_CQ;
+	attr->max_cqe = FRDMA_MAX_CQE;
+	attr->max_mr = FRDMA_MAX_MR;
+	attr->max_pd = FRDMA_MAX_PD;
+	attr->max_qp_rd_atom = FRDMA_MAX_RD_ATOM;
+	attr->max_qp_init_rd_atom = FRDMA_MAX_RD_ATOM;
+	attr->max_res_rd_atom = FRDMA_MAX_RD_ATOM * FRDMA_MAX_QP;
+	attr->atomic_cap = IB_ATOMIC_HCA;
+	attr->max_ah = FRDMA_MAX_AH;
+	attr->max_srq = FRDMA_MAX_SRQ;
+	attr->max_pkeys = FRDMA_PKEY_TBL_LEN;
+	attr->local_ca_ack_delay = 15;
+}
+
+static int frdma_query_device(struct ib_device *ibdev,
+			      struct ib_device_attr *attr,
+			      struct ib_udata *udata)
+{
+	if (udata->inlen || udata->outlen)
+		return -EINVAL;
+	*attr = to_fdev(ibdev)->attr;
+	return 0;
+}
+
+static int frdma_query_port(struct ib_device *ibdev, u32 port,
+			    struct ib_port_attr *attr)
+{
+	struct net_device *ndev;
+	bool active;
+	int err;
+
+	/* The core has checked @port and zeroed @attr. */
+	ndev = ib_device_get_netdev(ibdev, port);
+	if (!ndev)
+		return -ENODEV;
+
+	active = frdma_port_is_active(ndev);
+	attr->state = active ? IB_PORT_ACTIVE : IB_PORT_DOWN;
+	if (active)
+		attr->phys_state = IB_PORT_PHYS_STATE_LINK_UP;
+	else if (dev_get_flags(ndev) & IFF_UP)
+		attr->phys_state = IB_PORT_PHYS_STATE_POLLING;
+	else
+		attr->phys_state = IB_PORT_PHYS_STATE_DISABLED;
+	attr->max_mtu = IB_MTU_4096;
+	attr->active_mtu = min(iboe_get_mtu(READ_ONCE(ndev->mtu)), IB_MTU_4096);
+	attr->gid_tbl_len = FRDMA_GID_TBL_LEN;
+	attr->port_cap_flags = IB_PORT_CM_SUP;
+	attr->max_msg_sz = FRDMA_MAX_MSG_SIZE;
+	attr->pkey_tbl_len = FRDMA_PKEY_TBL_LEN;
+	attr->max_vl_num = 1;
+	attr->ip_gids = true;
+	dev_put(ndev);
+
+	err = ib_get_eth_speed(ibdev, port, &attr->active_speed,
+			       &attr->active_width);
+	return err;
+}
+
+static int frdma_get_port_immutable(struct ib_device *ibdev, u32 port,
+				    struct ib_port_immutable *immutable)
+{
+	immutable->core_cap_flags = RDMA_CORE_PORT_IBA_ROCE_UDP_ENCAP;
+	immutable->pkey_tbl_len = FRDMA_PKEY_TBL_LEN;
+	immutable->gid_tbl_len = FRDMA_GID_TBL_LEN;
+	immutable->max_mad_size = IB_MGMT_MAD_SIZE;
+	return 0;
+}
+
+static enum rdma_link_layer frdma_get_link_layer(struct ib_device *ibdev,
+						 u32 port)
+{
+	return IB_LINK_LAYER_ETHERNET;
+}
+
+static int frdma_query_pkey(struct ib_device *ibdev, u32 port, u16 index,
+			    u16 *pkey)
+{
+	if (index >= FRDMA_PKEY_TBL_LEN)
+		return -EINVAL;
+	*pkey = IB_DEFAULT_PKEY_FULL;
+	return 0;
+}
+
+static int frdma_alloc_ucontext(struct ib_ucontext *ibuc,
+				struct ib_udata *udata)
+{
+	struct frdma_alloc_ucontext_resp resp = {
+		.abi_version = FRDMA_ABI_VERSION,
+		.sq_wqe_hdr_size = sizeof(struct frdma_sqe),
+		.rq_wqe_hdr_size = sizeof(struct frdma_rqe),
+		.cqe_size = sizeof(struct frdma_cqe),
+		.ring_hdr_size = FRDMA_RING_HDR_SIZE,
+		.max_sge = FRDMA_MAX_SGE,
+		.max_inline_data = FRDMA_MAX_INLINE_DATA,
+		.max_wqe_size = FRDMA_MAX_WQE_SIZE,
+	};
+	int err;
+
+	if (udata->inlen && !ib_is_udata_cleared(udata, 0, udata->inlen))
+		return -EINVAL;
+	if (udata->outlen) {
+		err = ib_copy_to_udata(udata, &resp,
+				       min(udata->outlen, sizeof(resp)));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void frdma_dealloc_ucontext(struct ib_ucontext *ibuc)
+{
+}
+
+static int frdma_alloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
+{
+	return 0;
+}
+
+static int frdma_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
+{
+	return 0;
+}
+
+const struct ib_device_ops frdma_dev_ops = {
+	.owner = THIS_MODULE,
+	.uverbs_abi_ver = FRDMA_ABI_VERSION,
+
+	.alloc_pd = frdma_alloc_pd,
+	.alloc_ucontext = frdma_alloc_ucontext,
+	.dealloc_pd = frdma_dealloc_pd,
+	.dealloc_ucontext = frdma_dealloc_ucontext,
+	.get_link_layer = frdma_get_link_layer,
+	.get_port_immutable = frdma_get_port_immutable,
+	.query_device = frdma_query_device,
+	.query_pkey = frdma_query_pkey,
+	.query_port = frdma_query_port,
+
+	INIT_RDMA_OBJ_SIZE(ib_pd, frdma_pd, ibpd),
+	INIT_RDMA_OBJ_SIZE(ib_ucontext, frdma_ucontext, ibuc),
+};
