@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * frdma libibverbs provider: device matching, contexts, device and port
+ * queries, protection domains.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frdma.h"
+
+static int frdma_query_device(struct ibv_context *ibctx,
+			      const struct ibv_query_device_ex_input *input,
+			      struct ibv_device_attr_ex *attr, size_t attr_size)
+{
+	struct ib_uverbs_ex_query_device_resp resp;
+	size_t resp_size = sizeof(resp);
+	uint64_t fw;
+	int ret;
+
+	ret = ibv_cmd_query_device_any(ibctx, input, attr, attr_size, &resp,
+				       &resp_size);
+	if (ret)
+		return ret;
+
+	fw = resp.base.fw_ver;
+	snprintf(attr->orig_attr.fw_ver, sizeof(attr->orig_attr.fw_ver),
+		 "%u.%u.%u", (unsigned int)(fw >> 32) & 0xffff,
+		 (unsigned int)(fw >> 16) & 0xffff, (unsigned int)fw & 0xffff);
+	return 0;
+}
+
+static int frdma_query_port(struct ibv_context *ibctx, uint8_t port,
+			    struct ibv_port_attr *attr)
+{
+	struct frdma_cmd_query_port cmd = {};
+
+	return ibv_cmd_query_port(ibctx, port, attr,
+				  (struct ibv_query_port *)&cmd, sizeof(cmd));
+}
+
+static struct ibv_pd *frdma_alloc_pd(struct ibv_context *ibctx)
+{
+	struct frdma_cmd_alloc_pd cmd = {};
+	struct ib_uverbs_alloc_pd_resp resp = {};
+	struct ibv_pd *pd;
+	int ret;
+
+	pd = calloc(1, sizeof(*pd));
+	if (!pd)
+		return NULL;
+	ret = ibv_cmd_alloc_pd(ibctx, pd, (struct ibv_alloc_pd *)&cmd,
+			       sizeof(cmd), &resp, sizeof(resp));
+	if (ret) {
+		free(pd);
+		errno = ret;
+		return NULL;
+	}
+	return pd;
+}
+
+static int frdma_dealloc_pd(struct ibv_pd *pd)
+{
+	int ret;
+
+	ret = ibv_cmd_dealloc_pd(pd);
+	if (ret)
+		return ret;
+	free(pd);
+	return 0;
+}
+
+static void frdma_free_context(struct ibv_context *ibctx)
+{
+	struct frdma_context *ctx = to_fctx(ibctx);
+
+	verbs_uninit_context(&ctx->vctx);
+	free(ctx);
+}
+
+static const struct verbs_context_ops frdma_ctx_ops = {
+	.alloc_pd = frdma_alloc_pd,
+	.dealloc_pd = frdma_dealloc_pd,
+	.free_context = frdma_free_context,
+	.query_device_ex = frdma_query_device,
+	.query_port = frdma_query_port,
+};
+
+/* Refuse a kernel whose formats differ from the ones compiled in here. */
+static bool frdma_caps_ok(const struct frdma_alloc_ucontext_resp *caps)
+{
+	return caps->abi_version == FRDMA_ABI_VERSION &&
+	       caps->sq_wqe_hdr_size == sizeof(struct frdma_sqe) &&
+	       caps->rq_wqe_hdr_size == sizeof(struct frdma_rqe) &&
+	       caps->cqe_size == sizeof(struct frdma_cqe) &&
+	       caps->ring_hdr_size == FRDMA_RING_HDR_SIZE &&
+	       caps->max_sge <= FRDMA_MAX_SGE &&
+	       caps->max_inline_data <= FRDMA_MAX_INLINE_DATA &&
+	       caps->max_wqe_size <= FRDMA_MAX_WQE_SIZE;
+}
+
+static struct verbs_context *frdma_alloc_context(struct ibv_device *ibdev,
+						 int cmd_fd,
+						 void *private_data)
+{
+	struct frdma_cmd_get_context cmd = {};
+	struct frdma_cmd_get_context_resp resp = {};
+	struct frdma_context *ctx;
+
+	ctx = frdma_init_and_alloc_context(ibdev, cmd_fd, ctx, vctx);
+	if (!ctx)
+		return NULL;
+
+	if (ibv_cmd_get_context(&ctx->vctx, (struct ibv_get_context *)&cmd,
+				sizeof(cmd), &resp.core, sizeof(resp)))
+		goto err;
+	if (!frdma_caps_ok(&resp.drv)) {
+		fprintf(stderr,
+			"frdma: %s: kernel ABI %u does not match the provider's %u\n",
+			ibdev->name, resp.drv.abi_version, FRDMA_ABI_VERSION);
+		errno = EPROTO;
+		goto err;
+	}
+	ctx->caps = resp.drv;
+	verbs_set_ops(&ctx->vctx, &frdma_ctx_ops);
+	return &ctx->vctx;
+
+err:
+	verbs_uninit_context(&ctx->vctx);
+	free(ctx);
+	return NULL;
+}
+
+/*
+ * An frdma device is one whose node description is FRDMA_NODE_DESC, whatever
+ * its name.  When node_desc cannot be read, fall back to the name match
+ * from the table (devices named frdma*).
+ */
+static bool frdma_match_device(struct verbs_sysfs_dev *sysfs_dev)
+{
+	char desc[128];
+
+	if (ibv_read_ibdev_sysfs_file(desc, sizeof(desc), sysfs_dev,
+				      "node_desc") > 0)
+		return strcmp(desc, FRDMA_NODE_DESC) == 0;
+	return sysfs_dev->match != NULL;
+}
+
+static struct verbs_device *frdma_alloc_device(struct verbs_sysfs_dev *sysfs_dev)
+{
+	struct frdma_device *dev;
+
+	/*
+	 * libibverbs matched the ABI version against ours before calling
+	 * here: reading it back checks the declared layout at run time.
+	 */
+	if (sysfs_dev->abi_ver != FRDMA_ABI_VERSION) {
+		fprintf(stderr, "frdma: libibverbs' private layout is not the one this provider was built for\n");
+		return NULL;
+	}
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	return &dev->vdev;
+}
+
+static void frdma_uninit_device(struct verbs_device *vdev)
+{
+	free(container_of(vdev, struct frdma_device, vdev));
+}
+
+static const struct verbs_match_ent frdma_match_table[] = {
+	{
+		/* libibverbs matches "rdma_device:N<name>" against this */
+		.u.modalias = "rdma_device:*Nfrdma*",
+		.kind = VERBS_MATCH_MODALIAS,
+	},
+	{}
+};
+
+static const struct verbs_device_ops frdma_dev_ops = {
+	.name = "frdma",
+	.match_min_abi_version = FRDMA_ABI_VERSION,
+	.match_max_abi_version = FRDMA_ABI_VERSION,
+	.match_table = frdma_match_table,
+	.match_device = frdma_match_device,
+	.alloc_device = frdma_alloc_device,
+	.uninit_device = frdma_uninit_device,
+	.alloc_context = frdma_alloc_context,
+};
+
+static void __attribute__((constructor)) frdma_register_driver(void)
+{
+	verbs_register_driver_34(&frdma_dev_ops);
+}
