@@ -91,6 +91,40 @@ struct frdma_pd {
 	struct ib_pd ibpd;
 };
 
+/**
+ * struct frdma_queue - the kernel's side of a ring shared with user space
+ * @hdr: the start of the ring buffer (kernel mapping)
+ * @num_entries: entries in the ring, a power of two; the kernel's copy,
+ *		 never read from shared memory
+ * @entry_shift: log2 of the entry stride
+ * @kidx: the index the kernel owns (a CQ's producer index, a work queue's
+ *	  consumer index), free-running
+ * @mentry: the mmap entry that owns the buffer of a user ring, else NULL
+ */
+struct frdma_queue {
+	struct frdma_ring_hdr *hdr;
+	u32 num_entries;
+	u32 entry_shift;
+	u32 kidx;
+	struct rdma_user_mmap_entry *mentry;
+};
+
+/**
+ * struct frdma_cq - a completion queue
+ * @ibcq: the core's CQ
+ * @lock: serialises producers and the notification state
+ * @q: the ring of struct frdma_cqe
+ * @notify: IB_CQ_SOLICITED or IB_CQ_NEXT_COMP while armed, else 0
+ * @overrun: a completion was lost because the ring was full
+ */
+struct frdma_cq {
+	struct ib_cq ibcq;
+	spinlock_t lock;	/* see above */
+	struct frdma_queue q;
+	u8 notify;
+	bool overrun;
+};
+
 static inline struct frdma_dev *to_fdev(struct ib_device *ibdev)
 {
 	return container_of(ibdev, struct frdma_dev, ibdev);
@@ -106,8 +140,39 @@ static inline struct frdma_pd *to_fpd(struct ib_pd *ibpd)
 	return container_of(ibpd, struct frdma_pd, ibpd);
 }
 
+static inline struct frdma_cq *to_fcq(struct ib_cq *ibcq)
+{
+	return container_of(ibcq, struct frdma_cq, ibcq);
+}
+
+/* The entry at free-running index @idx of @q. */
+static inline void *frdma_queue_entry(struct frdma_queue *q, u32 idx)
+{
+	return (u8 *)q->hdr + FRDMA_RING_HDR_SIZE +
+	       ((size_t)(idx & (q->num_entries - 1)) << q->entry_shift);
+}
+
 /* main.c */
 bool frdma_port_is_active(struct net_device *ndev);
+
+/* queue.c */
+int frdma_queue_init(struct frdma_queue *q, struct ib_ucontext *uctx,
+		     u32 num_entries, u32 entry_shift,
+		     struct frdma_ring_desc *desc);
+void frdma_queue_destroy(struct frdma_queue *q);
+int frdma_queue_user_avail(struct frdma_queue *q);
+int frdma_queue_user_space(struct frdma_queue *q);
+void frdma_queue_publish(struct frdma_queue *q, bool producer);
+int frdma_mmap(struct ib_ucontext *uctx, struct vm_area_struct *vma);
+void frdma_mmap_free(struct rdma_user_mmap_entry *e);
+
+/* cq.c */
+int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
+		    struct uverbs_attr_bundle *attrs);
+int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
+int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
+int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
+		  bool solicited);
 
 /* verbs.c */
 extern const struct ib_device_ops frdma_dev_ops;

@@ -167,14 +167,20 @@ const struct ib_device_ops frdma_dev_ops = {
 
 	.alloc_pd = frdma_alloc_pd,
 	.alloc_ucontext = frdma_alloc_ucontext,
+	.create_cq = frdma_create_cq,
 	.dealloc_pd = frdma_dealloc_pd,
 	.dealloc_ucontext = frdma_dealloc_ucontext,
+	.destroy_cq = frdma_destroy_cq,
 	.get_link_layer = frdma_get_link_layer,
 	.get_port_immutable = frdma_get_port_immutable,
+	.mmap = frdma_mmap,
+	.mmap_free = frdma_mmap_free,
 	.query_device = frdma_query_device,
 	.query_pkey = frdma_query_pkey,
 	.query_port = frdma_query_port,
+	.req_notify_cq = frdma_req_notify_cq,
 
+	INIT_RDMA_OBJ_SIZE(ib_cq, frdma_cq, ibcq),
 	INIT_RDMA_OBJ_SIZE(ib_pd, frdma_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_ucontext, frdma_ucontext, ibuc),
 };
