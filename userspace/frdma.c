@@ -81,10 +81,14 @@ static void frdma_free_context(struct ibv_context *ibctx)
 
 static const struct verbs_context_ops frdma_ctx_ops = {
 	.alloc_pd = frdma_alloc_pd,
+	.create_cq = frdma_create_cq,
 	.dealloc_pd = frdma_dealloc_pd,
+	.destroy_cq = frdma_destroy_cq,
 	.free_context = frdma_free_context,
+	.poll_cq = frdma_poll_cq,
 	.query_device_ex = frdma_query_device,
 	.query_port = frdma_query_port,
+	.req_notify_cq = ibv_cmd_req_notify_cq,
 };
 
 /* Refuse a kernel whose formats differ from the ones compiled in here. */

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * frdma provider: the user side of a ring shared with the kernel
+ * (layout and rules in <rdma/frdma-abi.h>).
+ */
+#ifndef FRDMA_RING_H
+#define FRDMA_RING_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include <rdma/frdma-abi.h>
+
+struct frdma_ring {
+	struct frdma_ring_hdr *hdr;	/* the mapping; NULL when unmapped */
+	size_t map_size;
+	uint32_t num_entries;		/* power of two */
+	uint32_t entry_shift;
+	uint32_t uidx;			/* the index user space owns */
+};
+
+/*
+ * Map the ring @desc describes on @cmd_fd, after checking that it is one
+ * with entries of at least @min_entry_size bytes.  Returns 0 or an errno.
+ */
+static inline int frdma_ring_map(struct frdma_ring *r, int cmd_fd,
+				 const struct frdma_ring_desc *desc,
+				 size_t min_entry_size)
+{
+	size_t need;
+	void *p;
+
+	if (!desc->num_entries ||
+	    (desc->num_entries & (desc->num_entries - 1)) ||
+	    desc->entry_shift > 12 ||
+	    ((size_t)1 << desc->entry_shift) < min_entry_size)
+		return EPROTO;
+	need = FRDMA_RING_HDR_SIZE +
+	       ((size_t)desc->num_entries << desc->entry_shift);
+	if (desc->mmap_size < need)
+		return EPROTO;
+
+	p = mmap(NULL, desc->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 cmd_fd, desc->mmap_offset);
+	if (p == MAP_FAILED)
+		return errno;
+	r->hdr = p;
+	r->map_size = desc->mmap_size;
+	r->num_entries = desc->num_entries;
+	r->entry_shift = desc->entry_shift;
+	r->uidx = 0;
+	return 0;
+}
+
+static inline void frdma_ring_unmap(struct frdma_ring *r)
+{
+	if (r->hdr)
+		munmap(r->hdr, r->map_size);
+	r->hdr = NULL;
+}
+
+static inline void *frdma_ring_entry(const struct frdma_ring *r, uint32_t idx)
+{
+	return (uint8_t *)r->hdr + FRDMA_RING_HDR_SIZE +
+	       ((size_t)(idx & (r->num_entries - 1)) << r->entry_shift);
+}
+
+/* The kernel's index, loaded with acquire semantics. */
+static inline uint32_t frdma_ring_load_prod(const struct frdma_ring *r)
+{
+	return atomic_load_explicit((_Atomic uint32_t *)&r->hdr->prod,
+				    memory_order_acquire);
+}
+
+static inline uint32_t frdma_ring_load_cons(const struct frdma_ring *r)
+{
+	return atomic_load_explicit((_Atomic uint32_t *)&r->hdr->cons,
+				    memory_order_acquire);
+}
+
+/* Publish user space's index with release semantics. */
+static inline void frdma_ring_store_prod(struct frdma_ring *r)
+{
+	atomic_store_explicit((_Atomic uint32_t *)&r->hdr->prod, r->uidx,
+			      memory_order_release);
+}
+
+static inline void frdma_ring_store_cons(struct frdma_ring *r)
+{
+	atomic_store_explicit((_Atomic uint32_t *)&r->hdr->cons, r->uidx,
+			      memory_order_release);
+}
+
+/* Free slots in a ring user space produces into (a work queue). */
+static inline uint32_t frdma_ring_space(const struct frdma_ring *r)
+{
+	return r->num_entries - (r->uidx - frdma_ring_load_cons(r));
+}
+
+#endif /* FRDMA_RING_H */
