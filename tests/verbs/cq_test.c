@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * cq_test [-d DEVICE]: completion queues on an frdma device.
+ *
+ * CQs of every size up to the device's max_cqe are created with at least
+ * the requested entries and map their shared ring (an empty one polls
+ * empty without a system call), sizes outside the limits are refused,
+ * completion channels and notification requests work, and mmap() of the
+ * command fd refuses offsets that are no ring's cookie.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+
+#include "tap.h"
+
+static struct ibv_context *open_dev(const char *name)
+{
+	struct ibv_device **list;
+	struct ibv_context *ctx = NULL;
+	int i, n;
+
+	list = ibv_get_device_list(&n);
+	for (i = 0; list && i < n; i++)
+		if (!strcmp(ibv_get_device_name(list[i]), name))
+			ctx = ibv_open_device(list[i]);
+	if (list)
+		ibv_free_device_list(list);
+	return ctx;
+}
+
+static void test_sizes(struct ibv_context *ctx, int max_cqe)
+{
+	int sizes[] = { 1, 2, 3, 7, 100, 1000, 4096, max_cqe / 2 + 1, max_cqe };
+	struct ibv_wc wc[4];
+	struct ibv_cq *cq;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		cq = ibv_create_cq(ctx, sizes[i], NULL, NULL, 0);
+		if (!ok(cq != NULL, "ibv_create_cq(%d): %s", sizes[i],
+			cq ? "ok" : strerror(errno)))
+			continue;
+		ok(cq->cqe >= sizes[i] && cq->cqe <= max_cqe,
+		   "  holds %d >= %d entries, within max_cqe", cq->cqe, sizes[i]);
+		ok(ibv_poll_cq(cq, 4, wc) == 0, "  a new CQ polls empty");
+		ok(!ibv_destroy_cq(cq), "  ibv_destroy_cq");
+	}
+
+	errno = 0;
+	cq = ibv_create_cq(ctx, max_cqe + 1, NULL, NULL, 0);
+	ok(!cq && errno == EINVAL, "max_cqe + 1 entries are refused with EINVAL (%s)",
+	   strerror(errno));
+	if (cq)
+		ibv_destroy_cq(cq);
+	errno = 0;
+	cq = ibv_create_cq(ctx, 0, NULL, NULL, 0);
+	ok(!cq, "0 entries are refused (%s)", strerror(errno));
+	if (cq)
+		ibv_destroy_cq(cq);
+}
+
+static void test_channel(struct ibv_context *ctx)
+{
+	struct ibv_comp_channel *ch;
+	struct ibv_cq *cq, *ev_cq;
+	void *ev_ctx;
+	int flags, ret;
+
+	ch = ibv_create_comp_channel(ctx);
+	if (!ok(ch != NULL, "ibv_create_comp_channel"))
+		return;
+	cq = ibv_create_cq(ctx, 16, (void *)0x1234, ch, 0);
+	if (ok(cq != NULL, "a CQ on the channel: %s", cq ? "ok" : strerror(errno))) {
+		ok(!ibv_req_notify_cq(cq, 0), "ibv_req_notify_cq(next completion)");
+		ok(!ibv_req_notify_cq(cq, 1), "ibv_req_notify_cq(solicited only)");
+		flags = fcntl(ch->fd, F_GETFL);
+		fcntl(ch->fd, F_SETFL, flags | O_NONBLOCK);
+		errno = 0;
+		ret = ibv_get_cq_event(ch, &ev_cq, &ev_ctx);
+		ok(ret && errno == EAGAIN,
+		   "no completion event without a completion (%s)",
+		   ret ? strerror(errno) : "got one");
+		ok(!ibv_destroy_cq(cq), "destroy the CQ");
+	}
+	ok(!ibv_destroy_comp_channel(ch), "ibv_destroy_comp_channel");
+}
+
+static void test_many(struct ibv_context *ctx)
+{
+	struct ibv_cq *cq[64];
+	int i, made = 0, freed = 0;
+
+	for (i = 0; i < 64; i++) {
+		cq[i] = ibv_create_cq(ctx, 64 + i, NULL, NULL, 0);
+		made += cq[i] != NULL;
+	}
+	for (i = 0; i < 64; i++)
+		if (cq[i] && !ibv_destroy_cq(cq[i]))
+			freed++;
+	ok(made == 64 && freed == 64, "64 CQs created (%d) and destroyed (%d)",
+	   made, freed);
+}
+
+static void test_bad_mmap(struct ibv_context *ctx)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	off_t offs[] = { 0, page, 0x7ffff000L * page };
+	unsigned int i;
+	void *p;
+
+	for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 ctx->cmd_fd, offs[i]);
+		ok(p == MAP_FAILED, "mmap of the command fd at 0x%llx is refused (%s)",
+		   (unsigned long long)offs[i], p == MAP_FAILED ? strerror(errno) : "mapped");
+		if (p != MAP_FAILED)
+			munmap(p, page);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *name = "frdma0";
+	struct ibv_device_attr da;
+	struct ibv_context *ctx;
+	int opt, ret;
+
+	while ((opt = getopt(argc, argv, "d:")) != -1) {
+		if (opt != 'd') {
+			fprintf(stderr, "usage: %s [-d DEVICE]\n", argv[0]);
+			return 2;
+		}
+		name = optarg;
+	}
+
+	ctx = open_dev(name);
+	if (!ok(ctx != NULL, "open %s", name))
+		return tap_done();
+	ret = ibv_query_device(ctx, &da);
+	if (ok(!ret, "ibv_query_device: max_cqe %d", ret ? -1 : da.max_cqe)) {
+		test_sizes(ctx, da.max_cqe);
+		test_channel(ctx);
+		test_many(ctx);
+		test_bad_mmap(ctx);
+	}
+	ok(!ibv_close_device(ctx), "ibv_close_device");
+	return tap_done();
+}
