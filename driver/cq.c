@@ -14,6 +14,26 @@
 
 #include "frdma.h"
 
+/* The ring formats and the codes in CQEs are the core's values. */
+static_assert(sizeof(struct frdma_ring_hdr) == FRDMA_RING_HDR_SIZE);
+static_assert(sizeof(struct frdma_cqe) == 1 << FRDMA_CQE_SHIFT);
+static_assert(sizeof(struct frdma_sqe) == 64);
+static_assert(sizeof(struct frdma_rqe) == 16);
+static_assert(sizeof(struct frdma_sqe) +
+	      FRDMA_MAX_SGE * sizeof(struct frdma_sge) <= FRDMA_MAX_WQE_SIZE);
+static_assert(sizeof(struct frdma_sqe) + FRDMA_MAX_INLINE_DATA <=
+	      FRDMA_MAX_WQE_SIZE);
+static_assert((int)FRDMA_WC_RECV == (int)IB_WC_RECV);
+static_assert((int)FRDMA_WC_RECV_RDMA_WITH_IMM ==
+	      (int)IB_WC_RECV_RDMA_WITH_IMM);
+static_assert((int)IB_UVERBS_WC_SEND == (int)IB_WC_SEND);
+static_assert((int)IB_UVERBS_WC_RDMA_WRITE == (int)IB_WC_RDMA_WRITE);
+static_assert((int)IB_UVERBS_WC_RDMA_READ == (int)IB_WC_RDMA_READ);
+static_assert((int)IB_UVERBS_WC_COMP_SWAP == (int)IB_WC_COMP_SWAP);
+static_assert((int)IB_UVERBS_WC_FETCH_ADD == (int)IB_WC_FETCH_ADD);
+static_assert((int)FRDMA_WC_WITH_IMM == (int)IB_WC_WITH_IMM);
+static_assert((int)FRDMA_WC_GRH == (int)IB_WC_GRH);
+
 int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		    struct uverbs_attr_bundle *attrs)
 {

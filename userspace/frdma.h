@@ -85,6 +85,50 @@ static_assert(offsetof(struct frdma_cmd_create_cq_resp, drv) ==
 	      sizeof(struct ib_uverbs_create_cq_resp),
 	      "driver data follows the core response");
 
+/* The uABI formats, as the provider relies on them. */
+static_assert(sizeof(struct frdma_ring_hdr) == FRDMA_RING_HDR_SIZE, "ring hdr");
+static_assert(sizeof(struct frdma_ring_desc) == 24, "ring desc");
+static_assert(sizeof(struct frdma_sge) == 16, "sge");
+static_assert(sizeof(struct frdma_sqe) == 64, "sqe");
+static_assert(sizeof(struct frdma_rqe) == 16, "rqe");
+static_assert(sizeof(struct frdma_cqe) == 1 << FRDMA_CQE_SHIFT, "cqe");
+static_assert(sizeof(struct frdma_sqe) + FRDMA_MAX_SGE * sizeof(struct frdma_sge)
+	      <= FRDMA_MAX_WQE_SIZE, "largest SQE fits the largest stride");
+static_assert(sizeof(struct frdma_sqe) + FRDMA_MAX_INLINE_DATA <=
+	      FRDMA_MAX_WQE_SIZE, "largest inline SQE fits the largest stride");
+static_assert(sizeof(struct frdma_create_qp_resp) % 8 == 0, "qp resp");
+static_assert(sizeof(struct frdma_create_ah_resp) % 8 == 0, "ah resp");
+/* CQE and SQE codes are libibverbs' own values */
+#define FRDMA_SAME(a, b) ((int)(a) == (int)(b))
+static_assert(FRDMA_SAME(FRDMA_WC_RECV, IBV_WC_RECV) &&
+	      FRDMA_SAME(FRDMA_WC_RECV_RDMA_WITH_IMM, IBV_WC_RECV_RDMA_WITH_IMM),
+	      "receive completion opcodes");
+static_assert(FRDMA_SAME(IB_UVERBS_WC_SEND, IBV_WC_SEND) &&
+	      FRDMA_SAME(IB_UVERBS_WC_RDMA_WRITE, IBV_WC_RDMA_WRITE) &&
+	      FRDMA_SAME(IB_UVERBS_WC_RDMA_READ, IBV_WC_RDMA_READ) &&
+	      FRDMA_SAME(IB_UVERBS_WC_COMP_SWAP, IBV_WC_COMP_SWAP) &&
+	      FRDMA_SAME(IB_UVERBS_WC_FETCH_ADD, IBV_WC_FETCH_ADD),
+	      "send completion opcodes");
+static_assert(FRDMA_SAME(FRDMA_WC_GRH, IBV_WC_GRH) &&
+	      FRDMA_SAME(FRDMA_WC_WITH_IMM, IBV_WC_WITH_IMM), "wc flags");
+static_assert(FRDMA_SAME(IB_UVERBS_WR_SEND, IBV_WR_SEND) &&
+	      FRDMA_SAME(IB_UVERBS_WR_SEND_WITH_IMM, IBV_WR_SEND_WITH_IMM) &&
+	      FRDMA_SAME(IB_UVERBS_WR_RDMA_WRITE, IBV_WR_RDMA_WRITE) &&
+	      FRDMA_SAME(IB_UVERBS_WR_RDMA_WRITE_WITH_IMM,
+			 IBV_WR_RDMA_WRITE_WITH_IMM) &&
+	      FRDMA_SAME(IB_UVERBS_WR_RDMA_READ, IBV_WR_RDMA_READ) &&
+	      FRDMA_SAME(IB_UVERBS_WR_ATOMIC_CMP_AND_SWP,
+			 IBV_WR_ATOMIC_CMP_AND_SWP) &&
+	      FRDMA_SAME(IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD,
+			 IBV_WR_ATOMIC_FETCH_AND_ADD), "work request opcodes");
+static_assert(FRDMA_SAME(FRDMA_WQE_FENCE, IBV_SEND_FENCE) &&
+	      FRDMA_SAME(FRDMA_WQE_SIGNALED, IBV_SEND_SIGNALED) &&
+	      FRDMA_SAME(FRDMA_WQE_SOLICITED, IBV_SEND_SOLICITED) &&
+	      FRDMA_SAME(FRDMA_WQE_INLINE, IBV_SEND_INLINE), "send flags");
+static_assert(FRDMA_SAME(IBV_WC_SUCCESS, 0) &&
+	      FRDMA_SAME(IBV_WC_WR_FLUSH_ERR, 5) &&
+	      FRDMA_SAME(IBV_WC_REM_ACCESS_ERR, 10), "wc status = ib_wc_status");
+
 /* cq.c */
 struct ibv_cq *frdma_create_cq(struct ibv_context *ibctx, int cqe,
 			       struct ibv_comp_channel *channel,

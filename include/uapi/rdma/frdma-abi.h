@@ -140,12 +140,12 @@ struct frdma_sge {
 	__u32 lkey;
 };
 
-/* struct frdma_sqe.flags */
+/* struct frdma_sqe.flags, equal to the enum ibv_send_flags values */
 enum {
-	FRDMA_WQE_SIGNALED	= 1 << 0,	/* IBV_SEND_SIGNALED */
-	FRDMA_WQE_SOLICITED	= 1 << 1,	/* IBV_SEND_SOLICITED */
-	FRDMA_WQE_INLINE	= 1 << 2,	/* IBV_SEND_INLINE */
-	FRDMA_WQE_FENCE		= 1 << 3,	/* IBV_SEND_FENCE */
+	FRDMA_WQE_FENCE		= 1 << 0,	/* IBV_SEND_FENCE */
+	FRDMA_WQE_SIGNALED	= 1 << 1,	/* IBV_SEND_SIGNALED */
+	FRDMA_WQE_SOLICITED	= 1 << 2,	/* IBV_SEND_SOLICITED */
+	FRDMA_WQE_INLINE	= 1 << 3,	/* IBV_SEND_INLINE */
 };
 
 /**
