@@ -224,7 +224,9 @@ struct frdma_sqe {
  * @num_sge: SGEs following the header, at most the queue's max_recv_sge
  * @rsvd: zero
  *
- * The header is followed by @num_sge struct frdma_sge.
+ * The header is followed by @num_sge struct frdma_sge.  On a UD QP the
+ * first 40 bytes of the buffers receive the GRH of the message (the CQE has
+ * FRDMA_WC_GRH), as IBTA requires; @byte_len counts them.
  */
 struct frdma_rqe {
 	__aligned_u64 wr_id;
@@ -318,11 +320,14 @@ struct frdma_create_cq_resp {
 
 /**
  * struct frdma_resize_cq_resp - driver data of RESIZE_CQ's response
- * @cq: the new completion ring.  The kernel moves the unconsumed entries of
- *	the old ring to the new one (starting at index 0 of both indices
- *	plus the count moved) and stops using the old ring before it
- *	responds; the provider then switches to the new ring and unmaps the
- *	old one.
+ * @cq: the new completion ring.  Before it responds, the kernel stops
+ *	writing to the old ring and copies its unconsumed entries (from the
+ *	old ring's cons, checked against its size, to the kernel's prod) in
+ *	order to slots 0, 1, ... of the new ring, whose cons is then 0 and
+ *	prod the number copied.  The provider, holding its CQ lock across
+ *	the command, then polls the new ring from index 0 and unmaps the old
+ *	one.  A resize to fewer entries than are unconsumed fails with
+ *	EINVAL and changes nothing.
  */
 struct frdma_resize_cq_resp {
 	struct frdma_ring_desc cq;
@@ -331,10 +336,15 @@ struct frdma_resize_cq_resp {
 /**
  * struct frdma_create_qp_resp - driver data of CREATE_QP's response (and
  * of the extended CREATE_QP's)
- * @sq: the send queue: num_entries >= max_send_wr; the entry stride holds
- *	a struct frdma_sqe and max(max_send_sge SGEs, max_inline_data bytes)
- * @rq: the receive queue, all zero when the QP uses an SRQ: the stride
- *	holds a struct frdma_rqe and max_recv_sge SGEs
+ * @sq: the send queue: num_entries >= max_send_wr; the entry stride is the
+ *	smallest power of two holding a struct frdma_sqe and
+ *	max(max_send_sge SGEs, max_inline_data bytes)
+ * @rq: the receive queue, all zero when the QP uses an SRQ: num_entries
+ *	>= max_recv_wr, the stride the smallest power of two holding a
+ *	struct frdma_rqe and max_recv_sge SGEs
+ *
+ * The capabilities in the core response are the QP's actual ones, at least
+ * those requested (the kernel may round up to what the strides hold).
  * @max_inline_data: inline bytes the SQ accepts (also reported in the
  *	core response's capabilities)
  * @rsvd: zero
