@@ -11,11 +11,16 @@
 #include <linux/rtnetlink.h>
 #include <linux/wait.h>
 #include <net/addrconf.h>
+#include <rdma/ib_cache.h>
 #include <rdma/rdma_netlink.h>
 
 #include "frdma.h"
 
-/* Every frdma_dev from before ib_register_device() to dealloc_driver. */
+/*
+ * Every frdma_dev from before ib_register_device() to dealloc_driver.
+ * Changed under frdma_dev_lock; may be walked under RCU, as the core frees
+ * a device with kfree_rcu() after dealloc_driver has unlisted it.
+ */
 static LIST_HEAD(frdma_dev_list);
 static DEFINE_MUTEX(frdma_dev_lock);
 /* Devices whose dealloc_driver callback has not returned. */
@@ -82,7 +87,7 @@ static int frdma_list_add(struct frdma_dev *new)
 		}
 	}
 	if (!err) {
-		list_add_tail(&new->list, &frdma_dev_list);
+		list_add_tail_rcu(&new->list, &frdma_dev_list);
 		atomic_inc(&frdma_ndevs);
 	}
 	mutex_unlock(&frdma_dev_lock);
@@ -117,6 +122,39 @@ static int frdma_netdev_event(struct notifier_block *nb, unsigned long event,
 	return NOTIFY_DONE;
 }
 
+/**
+ * frdma_dev_get_by_gid - find the frdma device that owns a RoCE v2 GID
+ * @gid: the GID
+ *
+ * This is how a QP finds the device of its destination: the fabric is the
+ * set of frdma devices in this kernel.
+ *
+ * Context: any; does not sleep.
+ * Return: the registered device whose GID table holds @gid, with a
+ * registration reference the caller drops with ib_device_put(), or NULL.
+ */
+struct frdma_dev *frdma_dev_get_by_gid(const union ib_gid *gid)
+{
+	const struct ib_gid_attr *attr;
+	struct frdma_dev *fdev;
+
+	rcu_read_lock();
+	list_for_each_entry_rcu(fdev, &frdma_dev_list, list) {
+		if (!ib_device_try_get(&fdev->ibdev))
+			continue;
+		attr = rdma_find_gid(&fdev->ibdev, gid,
+				     IB_GID_TYPE_ROCE_UDP_ENCAP, NULL);
+		if (!IS_ERR(attr)) {
+			rdma_put_gid_attr(attr);
+			rcu_read_unlock();
+			return fdev;
+		}
+		ib_device_put(&fdev->ibdev);
+	}
+	rcu_read_unlock();
+	return NULL;
+}
+
 static struct notifier_block frdma_netdev_nb = {
 	.notifier_call = frdma_netdev_event,
 };
@@ -126,7 +164,7 @@ static void frdma_dealloc_driver(struct ib_device *ibdev)
 	struct frdma_dev *fdev = to_fdev(ibdev);
 
 	mutex_lock(&frdma_dev_lock);
-	list_del(&fdev->list);
+	list_del_rcu(&fdev->list);
 	mutex_unlock(&frdma_dev_lock);
 	if (atomic_dec_and_test(&frdma_ndevs))
 		wake_up(&frdma_ndevs_wait);
