@@ -64,12 +64,16 @@
  *
  * Doorbell
  *
- *   After advancing an SQ's prod, the provider rings the doorbell: a write()
- *   on the command fd of IB_USER_VERBS_CMD_POST_SEND for the QP with
- *   wr_count = 0, sge_count = 0 and wqe_size = sizeof(struct
- *   ib_uverbs_send_wr) (the core checks wqe_size even for no work
- *   requests).  The kernel's post_send, called with no work request,
- *   consumes the SQ up to the prod it loads.  Receive queues have no
+ *   After advancing an SQ's prod, the provider rings the doorbell: one
+ *   write() on the command fd of a struct ib_uverbs_cmd_hdr { .command =
+ *   IB_USER_VERBS_CMD_POST_SEND, .in_words = (header + request) / 4,
+ *   .out_words = sizeof(struct ib_uverbs_post_send_resp) / 4 } followed by
+ *   a struct ib_uverbs_post_send { .response = address of a struct
+ *   ib_uverbs_post_send_resp, .qp_handle = the QP's handle, .wr_count = 0,
+ *   .sge_count = 0, .wqe_size = sizeof(struct ib_uverbs_send_wr) } (the
+ *   core checks wqe_size even for no work requests).  The kernel's
+ *   post_send, called with no work request, consumes the SQ up to the prod
+ *   it loads.  Receive queues have no
  *   doorbell: the kernel loads an RQ's prod when a message arrives.
  *   Completion notification is requested with IB_USER_VERBS_CMD_REQ_NOTIFY_CQ
  *   (ibv_cmd_req_notify_cq()).
