@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Run rdma-core's run_tests.py and report every test as TAP.
+
+    tap-run.py [--reference FILE] RUN_TESTS_PY [run_tests.py arguments...]
+
+run_tests.py itself runs, unchanged, with its own arguments (--dev, --gid,
+-v, ...); only unittest's text runner is swapped for one that prints a TAP
+line per test on stdout as it completes: "ok" for a pass, "ok ... # SKIP"
+for a skip, "not ok" for a failure or an error.  unittest's own verbose
+report goes to stdout as TAP comments.  The plan comes last, so a run that
+dies half-way has no plan and counts as failed.
+
+With --reference FILE (lines "RESULT TEST-ID", as written by
+tests/pyverbs/make-reference), one more TAP test asserts that every test
+the reference lists as "pass" passed here too.
+"""
+
+import os
+import runpy
+import sys
+import unittest
+import unittest.runner
+
+
+class PrefixStream:
+    """A text stream that puts "# " before every line it writes."""
+
+    def __init__(self, out):
+        self.out = out
+        self.bol = True
+
+    def write(self, text):
+        for chunk in text.splitlines(keepends=True):
+            if self.bol:
+                self.out.write('# ')
+            self.out.write(chunk)
+            self.bol = chunk.endswith('\n')
+        return len(text)
+
+    def flush(self):
+        self.out.flush()
+
+    def writeln(self, text=''):
+        self.write(text + '\n')
+
+
+class TapState:
+    count = 0
+    results = {}        # test id -> pass | fail | error | skip | xfail | xpass
+    reference = None
+
+
+def tap_line(ok, name, directive=''):
+    TapState.count += 1
+    line = '%s %d - %s' % ('ok' if ok else 'not ok', TapState.count, name)
+    if directive:
+        line += ' # ' + directive
+    sys.stdout.write(line + '\n')
+    sys.stdout.flush()
+
+
+def one_line(text):
+    return ' '.join(str(text).split())[:200]
+
+
+class TapResult(unittest.TextTestResult):
+    """TextTestResult that also prints one TAP line per test."""
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._outcome = None
+        self._why = ''
+
+    def _set(self, outcome, why=''):
+        # The worst outcome of a test and its subtests wins.
+        order = ['pass', 'skip', 'xfail', 'xpass', 'fail', 'error']
+        if self._outcome is None or order.index(outcome) > order.index(self._outcome):
+            self._outcome = outcome
+            self._why = why
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._set('pass')
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._set('fail', one_line(err[1]))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        if not isinstance(test, unittest.TestCase):
+            # setUpClass/setUpModule and the like: no startTest for it.
+            TapState.results[str(test)] = 'error'
+            tap_line(False, '%s: error: %s' % (test, one_line(err[1])))
+            return
+        self._set('error', one_line(err[1]))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        if not isinstance(test, unittest.TestCase):
+            TapState.results[str(test)] = 'skip'
+            tap_line(True, str(test), 'SKIP ' + one_line(reason))
+            return
+        self._set('skip', one_line(reason))
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._set('xfail', one_line(err[1]))
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._set('xpass', 'unexpected success')
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            if issubclass(err[0], test.failureException):
+                self._set('fail', '%s: %s' % (subtest, one_line(err[1])))
+            else:
+                self._set('error', '%s: %s' % (subtest, one_line(err[1])))
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        outcome = self._outcome or 'pass'
+        name = test.id()
+        TapState.results[name] = outcome
+        if outcome == 'pass':
+            tap_line(True, name)
+        elif outcome == 'skip':
+            tap_line(True, name, 'SKIP ' + self._why)
+        elif outcome == 'xfail':
+            tap_line(False, name, 'TODO expected failure: ' + self._why)
+        else:
+            tap_line(False, '%s: %s: %s' % (name, outcome, self._why))
+
+
+class TapRunner(unittest.TextTestRunner):
+    resultclass = TapResult
+
+    def __init__(self, *args, **kwargs):
+        kwargs['stream'] = PrefixStream(sys.stdout)
+        kwargs['resultclass'] = TapResult
+        super().__init__(*args, **kwargs)
+
+
+def check_reference():
+    """One more TAP test: every test the reference passed passes here."""
+    want = []
+    with open(TapState.reference) as f:
+        for line in f:
+            if line.startswith('#') or not line.strip():
+                continue
+            result, name = line.split(None, 1)
+            if result == 'pass':
+                want.append(name.strip())
+    missing = [n for n in want if TapState.results.get(n) != 'pass']
+    ref = os.path.basename(TapState.reference)
+    if missing:
+        tap_line(False, 'every test that passes in %s passes (%d of %d do not)'
+                 % (ref, len(missing), len(want)))
+        for n in missing:
+            sys.stdout.write('#   %s: %s\n' % (n, TapState.results.get(n, 'not run')))
+    else:
+        tap_line(True, 'every test that passes in %s passes (%d tests)'
+                 % (ref, len(want)))
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) >= 2 and args[0] == '--reference':
+        TapState.reference = args[1]
+        args = args[2:]
+    if not args:
+        sys.exit(__doc__)
+    script = os.path.abspath(args[0])
+    sys.argv = [script] + args[1:]
+    sys.path.insert(0, os.path.dirname(script))
+    unittest.runner.TextTestRunner = TapRunner
+    status = 0
+    try:
+        runpy.run_path(script, run_name='__main__')
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.stdout.flush()
+        if TapState.reference and TapState.count:
+            check_reference()
+        # No plan when nothing ran: a run that never started is a failure.
+        if TapState.count:
+            sys.stdout.write('1..%d\n' % TapState.count)
+        sys.stdout.flush()
+    if TapState.reference and any(
+            r in ('fail', 'error', 'xpass') for r in TapState.results.values()):
+        status = status or 1
+    sys.exit(status)
+
+
+if __name__ == '__main__':
+    main()
