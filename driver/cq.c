@@ -81,6 +81,64 @@ int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
 	return 0;
 }
 
+int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
+{
+	struct frdma_cq *cq = to_fcq(ibcq);
+	struct frdma_resize_cq_resp resp = {};
+	struct frdma_ucontext *uctx;
+	struct frdma_queue nq, oq;
+	unsigned long irqflags;
+	u32 entries, used, cons, i;
+	int err;
+
+	if (!udata)
+		return -EOPNOTSUPP;
+	if (cqe < 1 || cqe > FRDMA_MAX_CQE)
+		return -EINVAL;
+	if (udata->inlen && !ib_is_udata_cleared(udata, 0, udata->inlen))
+		return -EINVAL;
+	if (udata->outlen < sizeof(resp))
+		return -EINVAL;
+
+	uctx = rdma_udata_to_drv_context(udata, struct frdma_ucontext, ibuc);
+	entries = roundup_pow_of_two(cqe);
+	err = frdma_queue_init(&nq, &uctx->ibuc, entries, FRDMA_CQE_SHIFT,
+			       &resp.cq);
+	if (err)
+		return err;
+	/* The response means nothing to user space unless this succeeds. */
+	err = ib_copy_to_udata(udata, &resp, sizeof(resp));
+	if (err)
+		goto err_new;
+
+	spin_lock_irqsave(&cq->lock, irqflags);
+	/* Pairs with the provider's release store of cons. */
+	cons = smp_load_acquire(&cq->q.hdr->cons);
+	used = cq->q.kidx - cons;
+	if (used > cq->q.num_entries || used > entries) {
+		spin_unlock_irqrestore(&cq->lock, irqflags);
+		err = -EINVAL;
+		goto err_new;
+	}
+	for (i = 0; i < used; i++)
+		memcpy(frdma_queue_entry(&nq, i),
+		       frdma_queue_entry(&cq->q, cons + i),
+		       sizeof(struct frdma_cqe));
+	nq.kidx = used;
+	frdma_queue_publish(&nq, true);
+	oq = cq->q;
+	cq->q = nq;
+	ibcq->cqe = entries;
+	spin_unlock_irqrestore(&cq->lock, irqflags);
+
+	frdma_queue_destroy(&oq);
+	return 0;
+
+err_new:
+	frdma_queue_destroy(&nq);
+	return err;
+}
+
 int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags)
 {
 	struct frdma_cq *cq = to_fcq(ibcq);

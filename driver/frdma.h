@@ -171,6 +171,7 @@ void frdma_mmap_free(struct rdma_user_mmap_entry *e);
 int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		    struct uverbs_attr_bundle *attrs);
 int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
+int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata);
 int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
 int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
 		  bool solicited);

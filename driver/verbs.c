@@ -179,6 +179,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.query_pkey = frdma_query_pkey,
 	.query_port = frdma_query_port,
 	.req_notify_cq = frdma_req_notify_cq,
+	.resize_cq = frdma_resize_cq,
 
 	INIT_RDMA_OBJ_SIZE(ib_cq, frdma_cq, ibcq),
 	INIT_RDMA_OBJ_SIZE(ib_pd, frdma_pd, ibpd),

@@ -96,3 +96,35 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 	pthread_spin_unlock(&cq->lock);
 	return n;
 }
+
+int frdma_resize_cq(struct ibv_cq *ibcq, int cqe)
+{
+	struct frdma_cq *cq = to_fcq(ibcq);
+	struct frdma_cmd_resize_cq cmd = {};
+	struct frdma_cmd_resize_cq_resp resp = {};
+	struct frdma_ring nr = {};
+	int ret;
+
+	/*
+	 * Pollers wait: the kernel moves the entries after our published
+	 * consumer index to the start of the new ring.
+	 */
+	pthread_spin_lock(&cq->lock);
+	ret = ibv_cmd_resize_cq(ibcq, cqe, (struct ibv_resize_cq *)&cmd,
+				sizeof(cmd), &resp.core, sizeof(resp));
+	if (ret)
+		goto out;
+	ret = frdma_ring_map(&nr, ibcq->context->cmd_fd, &resp.drv.cq,
+			     sizeof(struct frdma_cqe));
+	if (!ret && resp.drv.cq.entry_shift != FRDMA_CQE_SHIFT) {
+		frdma_ring_unmap(&nr);
+		ret = EPROTO;
+	}
+	if (ret)
+		goto out;	/* the CQ is lost: the kernel left the old ring */
+	frdma_ring_unmap(&cq->ring);
+	cq->ring = nr;
+out:
+	pthread_spin_unlock(&cq->lock);
+	return ret;
+}

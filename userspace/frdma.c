@@ -89,6 +89,7 @@ static const struct verbs_context_ops frdma_ctx_ops = {
 	.query_device_ex = frdma_query_device,
 	.query_port = frdma_query_port,
 	.req_notify_cq = ibv_cmd_req_notify_cq,
+	.resize_cq = frdma_resize_cq,
 };
 
 /* Refuse a kernel whose formats differ from the ones compiled in here. */

@@ -79,6 +79,16 @@ struct frdma_cmd_create_cq_resp {
 	struct frdma_create_cq_resp drv;
 };
 
+struct frdma_cmd_resize_cq {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_resize_cq core;
+};
+
+struct frdma_cmd_resize_cq_resp {
+	struct ib_uverbs_resize_cq_resp core;
+	struct frdma_resize_cq_resp drv;
+};
+
 static_assert(sizeof(struct frdma_cmd_get_context_resp) % 8 == 0,
 	      "driver data keeps 8-byte alignment");
 static_assert(offsetof(struct frdma_cmd_create_cq_resp, drv) ==
@@ -135,5 +145,6 @@ struct ibv_cq *frdma_create_cq(struct ibv_context *ibctx, int cqe,
 			       int comp_vector);
 int frdma_destroy_cq(struct ibv_cq *ibcq);
 int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc);
+int frdma_resize_cq(struct ibv_cq *ibcq, int cqe);
 
 #endif /* FRDMA_PROVIDER_H */

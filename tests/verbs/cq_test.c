@@ -5,6 +5,7 @@
  * CQs of every size up to the device's max_cqe are created with at least
  * the requested entries and map their shared ring (an empty one polls
  * empty without a system call), sizes outside the limits are refused,
+ * resizing maps a new ring,
  * completion channels and notification requests work, and mmap() of the
  * command fd refuses offsets that are no ring's cookie.
  */
@@ -62,6 +63,30 @@ static void test_sizes(struct ibv_context *ctx, int max_cqe)
 	ok(!cq, "0 entries are refused (%s)", strerror(errno));
 	if (cq)
 		ibv_destroy_cq(cq);
+}
+
+static void test_resize(struct ibv_context *ctx, int max_cqe)
+{
+	int sizes[] = { 100, 4, 1, 5000, max_cqe, 16 };
+	struct ibv_wc wc[4];
+	struct ibv_cq *cq;
+	unsigned int i;
+	int ret;
+
+	cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+	if (!ok(cq != NULL, "a CQ to resize"))
+		return;
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		ret = ibv_resize_cq(cq, sizes[i]);
+		ok(!ret && cq->cqe >= sizes[i] && cq->cqe <= max_cqe,
+		   "ibv_resize_cq(%d): %s, %d entries", sizes[i], strerror(ret),
+		   cq->cqe);
+		ok(ibv_poll_cq(cq, 4, wc) == 0, "  the new ring polls empty");
+	}
+	ret = ibv_resize_cq(cq, max_cqe + 1);
+	ok(ret == EINVAL, "resizing beyond max_cqe is refused: %s", strerror(ret));
+	ok(ibv_poll_cq(cq, 4, wc) == 0, "  and the CQ still polls");
+	ok(!ibv_destroy_cq(cq), "destroy the resized CQ");
 }
 
 static void test_channel(struct ibv_context *ctx)
@@ -144,6 +169,7 @@ int main(int argc, char **argv)
 	ret = ibv_query_device(ctx, &da);
 	if (ok(!ret, "ibv_query_device: max_cqe %d", ret ? -1 : da.max_cqe)) {
 		test_sizes(ctx, da.max_cqe);
+		test_resize(ctx, da.max_cqe);
 		test_channel(ctx);
 		test_many(ctx);
 		test_bad_mmap(ctx);
