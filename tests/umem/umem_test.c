@@ -1,0 +1,1149 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * umem_test: user-space tests of the umem library through
+ * frdma_umem_test.ko (/dev/frdma_umem_test).  Runs inside the test VM as
+ * root and prints TAP.
+ *
+ *   umem_test [--ext4-dir DIR] [--thp-size SIZE]   the umem suite
+ *   umem_test --movable                           the ZONE_MOVABLE test
+ *   umem_test --bench SIZE                        pin+release figures
+ *
+ * Every pin's runs are compared with /proc/self/pagemap: expanded page by
+ * page they must give exactly the PFN sequence of the range, and they must
+ * be maximal.  Every test also checks that /proc/vmstat's
+ * nr_foll_pin_acquired and nr_foll_pin_released advanced by the same
+ * amount across it (once the VM's own I/O pins have settled).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+
+#include "umem_test_uapi.h"
+
+#define PG		4096UL
+#define HPAGE		(2UL << 20)
+#define MiB		(1UL << 20)
+#define GiB		(1UL << 30)
+
+static int dev = -1;
+static const char *ext4_dir;
+static unsigned long thp_size;
+static int test_nr, test_failed;
+static bool cur_failed;
+
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+#define FAIL(...) do { cur_failed = true; diag(__VA_ARGS__); } while (0)
+#define EXPECT(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
+
+/* ---- /proc helpers ---- */
+
+static void vmstat_pins(uint64_t *acq, uint64_t *rel)
+{
+	char name[64];
+	unsigned long long v;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	*acq = *rel = 0;
+	if (!f)
+		return;
+	while (fscanf(f, "%63s %llu", name, &v) == 2) {
+		if (!strcmp(name, "nr_foll_pin_acquired"))
+			*acq = v;
+		else if (!strcmp(name, "nr_foll_pin_released"))
+			*rel = v;
+	}
+	fclose(f);
+}
+
+/*
+ * Pins outstanding in the whole system.  The VM's 9p root and output
+ * share pin user buffers for their own I/O, briefly, so a test compares
+ * the outstanding count once background I/O has settled: settle() polls
+ * until the count is back to @want (a bounded number of times).
+ */
+static int64_t pins_outstanding(void)
+{
+	uint64_t a, r;
+
+	vmstat_pins(&a, &r);
+	return (int64_t)(a - r);
+}
+
+static bool settle(int64_t want, int64_t *now)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		*now = pins_outstanding();
+		if (*now == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* VmPin of this process, in kB */
+static long vmpin_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static long meminfo_kb(const char *key)
+{
+	char line[256];
+	long kb = -1;
+	size_t n = strlen(key);
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ':') {
+			kb = atol(line + n + 1);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+/* PFNs of npages pages from addr; 0 for a page that is not present. */
+static int pagemap(unsigned long addr, unsigned long npages, uint64_t *pfn)
+{
+	unsigned long i;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, pfn, npages * 8, (addr / PG) * 8);
+	close(fd);
+	if (n != (ssize_t)(npages * 8))
+		return -EIO;
+	for (i = 0; i < npages; i++)
+		pfn[i] = (pfn[i] >> 63) ? pfn[i] & ((1ULL << 55) - 1) : 0;
+	return 0;
+}
+
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -EIO;
+}
+
+static long read_long(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return atol(buf);
+}
+
+/* ---- the test device ---- */
+
+static int pin(unsigned long addr, unsigned long len, unsigned int flags,
+	       struct fut_pin *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->addr = addr;
+	p->len = len;
+	p->flags = flags;
+	return ioctl(dev, FUT_IOC_PIN, p) ? -errno : 0;
+}
+
+static int release(uint32_t h, bool dirty)
+{
+	struct fut_release r = { .handle = h, .dirty = dirty };
+
+	return ioctl(dev, FUT_IOC_RELEASE, &r) ? -errno : 0;
+}
+
+static struct fut_run *get_runs(uint32_t h, uint32_t nr)
+{
+	struct fut_run *runs = calloc(nr + 1, sizeof(*runs));
+	struct fut_runs a = {
+		.handle = h, .count = nr, .ptr = (uintptr_t)runs,
+	};
+
+	if (!runs || ioctl(dev, FUT_IOC_RUNS, &a) || a.count != nr) {
+		free(runs);
+		return NULL;
+	}
+	return runs;
+}
+
+static int kwrite(uint32_t h, uint32_t seed, uint64_t off, uint64_t len)
+{
+	struct fut_rw a = { .handle = h, .seed = seed, .offset = off,
+			    .len = len };
+
+	return ioctl(dev, FUT_IOC_WRITE, &a) ? -errno : 0;
+}
+
+static int kread(uint32_t h, uint64_t off, uint64_t len, void *buf)
+{
+	struct fut_rw a = { .handle = h, .offset = off, .len = len,
+			    .ptr = (uintptr_t)buf };
+
+	return ioctl(dev, FUT_IOC_READ, &a) ? -errno : 0;
+}
+
+/*
+ * The runs of pin @p over [addr, addr + len) against pagemap: expanded,
+ * they are the PFN sequence; they are maximal and well formed.
+ */
+static void check_runs(const struct fut_pin *p, unsigned long addr,
+		       unsigned long len, const char *what)
+{
+	unsigned long first = addr & ~(PG - 1);
+	unsigned long npages = len ? (addr + len - 1) / PG - addr / PG + 1 : 0;
+	uint64_t *pfn = calloc(npages + 1, 8), pg = 0, k;
+	struct fut_run *runs;
+	uint32_t i, maxr = 0;
+	int err;
+
+	EXPECT(p->npages == npages, "%s: %llu pages pinned, expected %lu", what,
+	       (unsigned long long)p->npages, npages);
+	runs = get_runs(p->handle, p->nr_runs);
+	if (!runs || !pfn) {
+		FAIL("%s: cannot read runs", what);
+		goto out;
+	}
+	err = pagemap(first, npages, pfn);
+	if (err) {
+		FAIL("%s: pagemap: %s", what, strerror(-err));
+		goto out;
+	}
+	for (i = 0; i < p->nr_runs; i++) {
+		EXPECT(runs[i].npages > 0 && runs[i].pgoff == pg,
+		       "%s: run %u malformed", what, i);
+		if (i)
+			EXPECT(runs[i - 1].pfn + runs[i - 1].npages != runs[i].pfn,
+			       "%s: runs %u, %u not maximal", what, i - 1, i);
+		for (k = 0; k < runs[i].npages && pg + k < npages; k++)
+			if (pfn[pg + k] != runs[i].pfn + k) {
+				FAIL("%s: page %llu: run says pfn %#llx, pagemap %#llx",
+				     what, (unsigned long long)(pg + k),
+				     (unsigned long long)(runs[i].pfn + k),
+				     (unsigned long long)pfn[pg + k]);
+				goto out;
+			}
+		pg += runs[i].npages;
+		if (runs[i].npages > maxr)
+			maxr = runs[i].npages;
+	}
+	EXPECT(pg == npages, "%s: runs cover %llu pages of %lu", what,
+	       (unsigned long long)pg, npages);
+	EXPECT(maxr == p->max_run, "%s: max_run %u, runs say %u", what,
+	       p->max_run, maxr);
+out:
+	free(runs);
+	free(pfn);
+}
+
+/* Pin, check the runs against pagemap, release; returns the pin's stats. */
+static int pin_check(unsigned long addr, unsigned long len, unsigned int flags,
+		     const char *what, struct fut_pin *out)
+{
+	struct fut_pin p;
+	int err;
+
+	err = pin(addr, len, flags, &p);
+	if (err) {
+		FAIL("%s: pin: %s", what, strerror(-err));
+		return err;
+	}
+	check_runs(&p, addr, len, what);
+	diag("%s: %lu bytes, %u runs, largest %u pages, %llu folio pins, %llu metadata bytes",
+	     what, len, p.nr_runs, p.max_run,
+	     (unsigned long long)p.nr_folio_pins,
+	     (unsigned long long)p.meta_bytes);
+	if (out)
+		*out = p;
+	EXPECT(!release(p.handle, false), "%s: release", what);
+	return 0;
+}
+
+/* Two pins of the same range give identical runs. */
+static void same_runs(unsigned long addr, unsigned long len, unsigned int fa,
+		      unsigned int fb, const char *what)
+{
+	struct fut_run *ra = NULL, *rb = NULL;
+	struct fut_pin a, b;
+
+	if (pin(addr, len, fa, &a)) {
+		FAIL("%s: first pin failed", what);
+		return;
+	}
+	if (pin(addr, len, fb, &b)) {
+		FAIL("%s: second pin failed", what);
+		release(a.handle, false);
+		return;
+	}
+	EXPECT(a.nr_runs == b.nr_runs, "%s: %u runs vs %u", what, a.nr_runs,
+	       b.nr_runs);
+	if (a.nr_runs == b.nr_runs) {
+		ra = get_runs(a.handle, a.nr_runs);
+		rb = get_runs(b.handle, b.nr_runs);
+		EXPECT(ra && rb && !memcmp(ra, rb, a.nr_runs * sizeof(*ra)),
+		       "%s: the runs differ", what);
+	}
+	EXPECT((a.nr_folio_pins != 0) != (b.nr_folio_pins != 0),
+	       "%s: folio pins %llu and %llu: expected one path each", what,
+	       (unsigned long long)a.nr_folio_pins,
+	       (unsigned long long)b.nr_folio_pins);
+	free(ra);
+	free(rb);
+	release(a.handle, false);
+	release(b.handle, false);
+}
+
+static void *map_aligned(unsigned long size, unsigned long align, int advice)
+{
+	char *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)p + align - 1) & ~(align - 1));
+	if (a > p)
+		munmap(p, a - p);
+	munmap(a + size, p + align - a);
+	if (advice >= 0)
+		madvise(a, size, advice);
+	return a;
+}
+
+static void fill(void *buf, unsigned long len, unsigned char seed)
+{
+	unsigned long i;
+
+	for (i = 0; i < len; i += PG)
+		memset((char *)buf + i, seed + i / PG, len - i < PG ? len - i : PG);
+}
+
+/* ---- tests ---- */
+
+static void t_anon_4k(void)
+{
+	unsigned long len = 32 * MiB;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE), *back;
+	struct fut_pin p;
+	unsigned long i;
+
+	if (!buf) {
+		FAIL("mmap");
+		return;
+	}
+	fill(buf, len, 1);
+	pin_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, "4K anon", &p);
+	pin_check((uintptr_t)buf + 100, len - 300, FUT_WRITE | FUT_LONGTERM,
+		  "4K anon, unaligned", NULL);
+	pin_check((uintptr_t)buf + PG - 1, 2, 0, "4K anon, 2 bytes, short-term",
+		  NULL);
+	pin_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM | FUT_REMOTE,
+		  "4K anon, foreign mm", NULL);
+
+	/* write through the pin from the kernel, read through it */
+	if (!pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
+		back = malloc(3 * PG + 5);
+		EXPECT(!kwrite(p.handle, 7, 1000, 3 * PG + 5), "kernel write");
+		for (i = 0; i < 3 * PG + 5; i++)
+			if ((unsigned char)buf[1000 + i] != fut_pattern(7, 1000 + i)) {
+				FAIL("byte %lu not written through the pin", i);
+				break;
+			}
+		EXPECT(buf[999] == (char)1 && buf[1000 + 3 * PG + 5] == (char)4,
+		       "kernel write went outside its bytes");
+		EXPECT(back && !kread(p.handle, 1000, 3 * PG + 5, back) &&
+		       !memcmp(back, buf + 1000, 3 * PG + 5), "read through the pin");
+		EXPECT(kwrite(p.handle, 7, len - 10, 11) == -EINVAL,
+		       "write past the end accepted");
+		free(back);
+		release(p.handle, true);
+	}
+	munmap(buf, len);
+}
+
+static void t_thp(void)
+{
+	unsigned long len = thp_size, max_runs = len / HPAGE + 1;
+	char *buf = map_aligned(len, HPAGE, MADV_HUGEPAGE);
+	struct fut_pin p;
+
+	if (!buf) {
+		FAIL("mmap %lu", len);
+		return;
+	}
+	fill(buf, len, 3);
+	if (!pin_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, "THP", &p)) {
+		EXPECT(p.nr_runs <= max_runs, "%u runs for %lu MiB of THP, more than %lu",
+		       p.nr_runs, len / MiB, max_runs);
+		EXPECT(p.max_run >= 512, "largest run %u pages: no THP?", p.max_run);
+		EXPECT(p.meta_bytes <= 16384 || len > GiB,
+		       "%llu metadata bytes", (unsigned long long)p.meta_bytes);
+	}
+	pin_check((uintptr_t)buf + 3 * PG + 5, len - 10 * PG, FUT_LONGTERM,
+		  "THP, unaligned start and end, read-only", &p);
+	EXPECT(p.nr_runs <= max_runs, "%u runs", p.nr_runs);
+	munmap(buf, len);
+}
+
+static long hugepages_reserve(long more)
+{
+	const char *path = "/proc/sys/vm/nr_hugepages";
+	long now = read_long(path);
+	char s[32];
+
+	snprintf(s, sizeof(s), "%ld", now + more);
+	write_file(path, s);
+	return read_long(path) - now;
+}
+
+static void hugepages_unreserve(long n)
+{
+	const char *path = "/proc/sys/vm/nr_hugepages";
+	char s[32];
+
+	snprintf(s, sizeof(s), "%ld", read_long(path) - n);
+	write_file(path, s);
+}
+
+static void t_hugetlb(void)
+{
+	unsigned long len = 16 * MiB;
+	long got = hugepages_reserve(8);
+	struct fut_pin p;
+	char *buf;
+
+	if (got < 8) {
+		FAIL("only %ld of 8 huge pages could be reserved", got);
+		goto out;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (buf == MAP_FAILED) {
+		FAIL("mmap MAP_HUGETLB: %s", strerror(errno));
+		goto out;
+	}
+	fill(buf, len, 5);
+	if (!pin_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
+		       "hugetlb 2M", &p))
+		EXPECT(p.nr_runs <= 8 && p.max_run >= 512, "%u runs, max %u",
+		       p.nr_runs, p.max_run);
+	pin_check((uintptr_t)buf + HPAGE - PG + 7, 2 * PG, FUT_WRITE | FUT_LONGTERM,
+		  "hugetlb 2M, across a huge page boundary", NULL);
+	munmap(buf, len);
+out:
+	hugepages_unreserve(got);
+}
+
+static void memfd_case(bool huge)
+{
+	const char *what = huge ? "memfd hugetlb" : "memfd shmem";
+	unsigned long len = 8 * MiB, i;
+	long got = 0;
+	struct fut_pin p;
+	char *buf = MAP_FAILED;
+	int fd;
+
+	if (huge) {
+		got = hugepages_reserve(4);
+		if (got < 4) {
+			FAIL("only %ld of 4 huge pages could be reserved", got);
+			goto out;
+		}
+	}
+	fd = memfd_create("umem_test", huge ? MFD_HUGETLB : 0);
+	if (fd < 0 || ftruncate(fd, len)) {
+		FAIL("memfd: %s", strerror(errno));
+		goto out;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (buf == MAP_FAILED) {
+		FAIL("mmap: %s", strerror(errno));
+		goto out;
+	}
+	fill(buf, len, 9);
+	if (!pin_check((uintptr_t)buf, len,
+		       FUT_WRITE | FUT_LONGTERM | FUT_FOLIO_ONLY, what, &p)) {
+		EXPECT(p.nr_folio_pins == (huge ? 4 : len / PG),
+		       "%s: %llu folio pins", what,
+		       (unsigned long long)p.nr_folio_pins);
+	}
+	same_runs((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM | FUT_FOLIO_ONLY,
+		  FUT_WRITE | FUT_LONGTERM | FUT_NO_FOLIO, what);
+	/* a sub-range entering its first folio at an offset */
+	pin_check((uintptr_t)buf + MiB + 100, 3 * MiB, FUT_LONGTERM | FUT_FOLIO_ONLY,
+		  huge ? "memfd hugetlb, unaligned" : "memfd shmem, unaligned", &p);
+	if (huge)
+		EXPECT(p.nr_folio_pins == 3, "%llu folio pins for 3 MiB from 1 MiB + 100",
+		       (unsigned long long)p.nr_folio_pins);
+	same_runs((uintptr_t)buf + MiB + 100, 3 * MiB, FUT_FOLIO_ONLY,
+		  FUT_NO_FOLIO, "sub-range");
+	pin_check((uintptr_t)buf, len, FUT_WRITE | FUT_FOLIO_ONLY | FUT_REMOTE,
+		  "folio path, foreign mm", NULL);
+
+	/* write through the folio pin, release dirty, the process sees it */
+	if (!pin((uintptr_t)buf, len, FUT_WRITE | FUT_FOLIO_ONLY, &p)) {
+		EXPECT(!kwrite(p.handle, 3, 5, len - 10), "kernel write");
+		EXPECT(!release(p.handle, true), "dirty release");
+		for (i = 5; i < len - 5; i++)
+			if ((unsigned char)buf[i] != fut_pattern(3, i)) {
+				FAIL("%s: byte %lu not written", what, i);
+				break;
+			}
+	} else {
+		FAIL("%s: pin for writing", what);
+	}
+out:
+	if (buf != MAP_FAILED)
+		munmap(buf, len);
+	if (got)
+		hugepages_unreserve(got);
+}
+
+static void t_memfd_shmem(void)
+{
+	memfd_case(false);
+}
+
+static void t_memfd_hugetlb(void)
+{
+	memfd_case(true);
+}
+
+static void t_folio_path_refusals(void)
+{
+	char *anon = map_aligned(MiB, HPAGE, -1);
+	struct fut_pin p;
+	int err;
+
+	fill(anon, MiB, 1);
+	err = pin((uintptr_t)anon, MiB, FUT_FOLIO_ONLY, &p);
+	EXPECT(err == -EINVAL, "folio path on private anon memory: %d", err);
+	if (!err)
+		release(p.handle, false);
+	err = pin((uintptr_t)anon, MiB, FUT_FOLIO_ONLY | FUT_NO_FOLIO, &p);
+	EXPECT(err == -EINVAL, "contradictory flags: %d", err);
+	if (!err)
+		release(p.handle, false);
+	munmap(anon, MiB);
+}
+
+static int set_ipc_lock(bool on)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	if (on)
+		d[0].effective |= 1U << CAP_IPC_LOCK;
+	else
+		d[0].effective &= ~(1U << CAP_IPC_LOCK);
+	return syscall(SYS_capset, &h, d) ? -errno : 0;
+}
+
+static void t_memlock(void)
+{
+	struct rlimit old, lim = { MiB, MiB };
+	unsigned long len = 4 * MiB;
+	int64_t out0, out1;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	struct fut_pin p, q;
+	long pin0;
+	int err;
+
+	fill(buf, len, 2);
+	getrlimit(RLIMIT_MEMLOCK, &old);
+	if (setrlimit(RLIMIT_MEMLOCK, &lim)) {
+		FAIL("setrlimit: %s", strerror(errno));
+		return;
+	}
+	pin0 = vmpin_kb();
+
+	/* CAP_IPC_LOCK is exempt from the limit, but still charged */
+	err = pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p);
+	EXPECT(!err, "over the limit with CAP_IPC_LOCK: %s", strerror(-err));
+	if (!err) {
+		EXPECT(vmpin_kb() == pin0 + (long)(len / 1024), "VmPin %ld kB, expected %ld",
+		       vmpin_kb(), pin0 + (long)(len / 1024));
+		release(p.handle, false);
+	}
+
+	err = set_ipc_lock(false);
+	if (err) {
+		FAIL("dropping CAP_IPC_LOCK: %s", strerror(-err));
+		goto out;
+	}
+	settle(0, &out0);
+	err = pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p);
+	EXPECT(err == -ENOMEM, "4 MiB over a 1 MiB limit: %s", strerror(-err));
+	if (!err)
+		release(p.handle, false);
+	EXPECT(settle(out0, &out1), "pins outstanding after a refused pin: %lld, was %lld",
+	       (long long)out1, (long long)out0);
+	EXPECT(vmpin_kb() == pin0, "VmPin %ld kB after ENOMEM, was %ld", vmpin_kb(),
+	       pin0);
+
+	/* within the limit; then a second pin that would exceed it */
+	err = pin((uintptr_t)buf, 512 * 1024, FUT_WRITE | FUT_LONGTERM, &p);
+	EXPECT(!err, "512 KiB within 1 MiB: %s", strerror(-err));
+	EXPECT(vmpin_kb() == pin0 + 512, "VmPin %ld kB, expected %ld", vmpin_kb(),
+	       pin0 + 512);
+	err = pin((uintptr_t)buf + MiB, 768 * 1024, FUT_WRITE, &q);
+	EXPECT(err == -ENOMEM, "768 KiB more: %s", strerror(-err));
+	if (!err)
+		release(q.handle, false);
+	EXPECT(vmpin_kb() == pin0 + 512, "VmPin %ld kB after refused second pin",
+	       vmpin_kb());
+	release(p.handle, false);
+	EXPECT(vmpin_kb() == pin0, "VmPin %ld kB after release, was %ld",
+	       vmpin_kb(), pin0);
+	EXPECT(!set_ipc_lock(true), "restoring CAP_IPC_LOCK");
+out:
+	setrlimit(RLIMIT_MEMLOCK, &old);
+	munmap(buf, len);
+}
+
+static void efault_case(char *buf, unsigned long len, unsigned int flags,
+			const char *what)
+{
+	long pin0 = vmpin_kb();
+	int64_t out0, out1;
+	struct fut_pin p;
+	int err;
+
+	settle(0, &out0);
+	err = pin((uintptr_t)buf, len, flags, &p);
+	EXPECT(err == -EFAULT, "%s: %s, expected EFAULT", what, strerror(-err));
+	if (!err)
+		release(p.handle, false);
+	EXPECT(settle(out0, &out1), "%s: %lld pins outstanding, was %lld", what,
+	       (long long)out1, (long long)out0);
+	EXPECT(vmpin_kb() == pin0, "%s: VmPin changed", what);
+}
+
+static void t_holes(void)
+{
+	unsigned long len = 2 * MiB;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+
+	fill(buf, len, 1);
+	munmap(buf + MiB, PG);
+	efault_case(buf, len, FUT_WRITE | FUT_LONGTERM, "hole");
+	efault_case(buf, len, FUT_LONGTERM | FUT_REMOTE, "hole, foreign mm");
+	efault_case(buf + MiB, 1, 0, "a single unmapped byte");
+	mmap(buf + MiB, PG, PROT_READ | PROT_WRITE,
+	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	mprotect(buf + MiB + 100 * PG, PG, PROT_NONE);
+	efault_case(buf, len, FUT_WRITE | FUT_LONGTERM, "PROT_NONE page");
+	efault_case(buf, len, 0, "PROT_NONE page, read-only short-term");
+	mprotect(buf + MiB + 100 * PG, PG, PROT_READ);
+	efault_case(buf, len, FUT_WRITE, "read-only page pinned for writing");
+	munmap(buf, len);
+}
+
+static void t_zero_and_overflow(void)
+{
+	struct fut_pin p;
+	long pin0 = vmpin_kb();
+	int err;
+
+	err = pin(0x10000, 0, FUT_WRITE | FUT_LONGTERM, &p);
+	EXPECT(!err && p.nr_runs == 0 && p.npages == 0, "zero length: %s, %u runs",
+	       strerror(-err), p.nr_runs);
+	EXPECT(vmpin_kb() == pin0, "zero length charged");
+	if (!err)
+		release(p.handle, false);
+	err = pin(~0UL - 10, 20, 0, &p);
+	EXPECT(err == -EINVAL, "wrapping range: %s", strerror(-err));
+	err = pin(PG, ~0UL, 0, &p);
+	EXPECT(err == -EINVAL, "huge length: %s", strerror(-err));
+}
+
+static void t_file_longterm_write(void)
+{
+	char path[512];
+	struct fut_bench b = { 0 };
+	struct fut_pin p;
+	char *buf;
+	int fd, err;
+
+	if (!ext4_dir) {
+		FAIL("no --ext4-dir: an ordinary file system is needed");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/longterm", ext4_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, MiB)) {
+		FAIL("%s: %s", path, strerror(errno));
+		return;
+	}
+	buf = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (buf == MAP_FAILED) {
+		FAIL("mmap: %s", strerror(errno));
+		return;
+	}
+	fill(buf, MiB, 4);
+	err = pin((uintptr_t)buf, MiB, FUT_WRITE | FUT_LONGTERM, &p);
+	if (!err)
+		release(p.handle, false);
+	b.addr = (uintptr_t)buf;
+	b.len = MiB;
+	b.flags = FUT_WRITE | FUT_LONGTERM;
+	EXPECT(!ioctl(dev, FUT_IOC_BENCH, &b), "plain pin: %s", strerror(errno));
+	diag("writable long-term pin of an ext4 mapping: umem %d (%s), plain pin_user_pages_fast %d",
+	     err, strerror(-err), b.plain_err);
+	EXPECT(err != 0, "writable long-term pin of a file mapping accepted");
+	EXPECT(err == b.plain_err && b.umem_err == b.plain_err,
+	       "umem says %d, the kernel says %d", err, b.plain_err);
+	/* read-only long-term and writable short-term pins are allowed */
+	pin_check((uintptr_t)buf, MiB, FUT_LONGTERM, "ext4 file, read-only long-term",
+		  NULL);
+	pin_check((uintptr_t)buf, MiB, FUT_WRITE, "ext4 file, writable short-term",
+		  NULL);
+	munmap(buf, MiB);
+}
+
+static void t_coherence_untouched(void)
+{
+	unsigned long len = 64 * PG;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	char *back = malloc(len);
+	struct fut_pin p;
+	int err;
+
+	/* never touched: a read-only long-term pin must not pin the zero page */
+	err = pin((uintptr_t)buf, len, FUT_LONGTERM, &p);
+	if (err) {
+		FAIL("pin: %s", strerror(-err));
+		return;
+	}
+	fill(buf, len, 0x41);
+	check_runs(&p, (uintptr_t)buf, len, "untouched anon, then written");
+	EXPECT(!kread(p.handle, 0, len, back) && !memcmp(back, buf, len),
+	       "the process's writes are not seen through the pin");
+	release(p.handle, false);
+	free(back);
+	munmap(buf, len);
+}
+
+static void fork_case(unsigned int flags, const char *what)
+{
+	unsigned long len = 64 * PG;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	char *back = malloc(len), *want = malloc(len);
+	struct fut_pin p;
+	pid_t pid;
+	int st;
+
+	fill(buf, len, 0x10);
+	memcpy(want, buf, len);
+	if (pin((uintptr_t)buf, len, flags, &p)) {
+		FAIL("%s: pin", what);
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		memset(buf, 'C', len);
+		_exit(buf[len - 1] == 'C' ? 0 : 1);
+	}
+	waitpid(pid, &st, 0);
+	EXPECT(WIFEXITED(st) && !WEXITSTATUS(st), "%s: child failed", what);
+	EXPECT(!kread(p.handle, 0, len, back) && !memcmp(back, want, len),
+	       "%s: the child's writes are seen through the parent's pin", what);
+	memset(buf, 'P', len);
+	EXPECT(!kread(p.handle, 0, len, back) && !memcmp(back, buf, len),
+	       "%s: the parent's writes are not seen through its pin", what);
+	check_runs(&p, (uintptr_t)buf, len, what);
+	release(p.handle, false);
+	free(back);
+	free(want);
+	munmap(buf, len);
+}
+
+static void t_fork(void)
+{
+	fork_case(FUT_WRITE | FUT_LONGTERM, "fork, writable long-term pin");
+	fork_case(FUT_LONGTERM, "fork, read-only long-term pin");
+}
+
+static void t_dirty_release_ext4(void)
+{
+	unsigned long len = 4 * PG, i;
+	char path[512], *buf, *back = calloc(1, len);
+	struct fut_pin p;
+	int fd;
+
+	if (!ext4_dir) {
+		FAIL("no --ext4-dir: an ordinary file system is needed");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/dirty", ext4_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || pwrite(fd, back, len, 0) != (ssize_t)len || fsync(fd)) {
+		FAIL("%s: %s", path, strerror(errno));
+		return;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (buf == MAP_FAILED) {
+		FAIL("mmap: %s", strerror(errno));
+		return;
+	}
+	if (pin((uintptr_t)buf + 10, len - 20, FUT_WRITE, &p)) {
+		FAIL("short-term writable pin: %s", strerror(errno));
+		return;
+	}
+	EXPECT(!kwrite(p.handle, 11, 0, len - 20), "kernel write");
+	EXPECT(!release(p.handle, true), "dirty release");
+	munmap(buf, len);
+	sync();
+	EXPECT(!write_file("/proc/sys/vm/drop_caches", "3"), "drop_caches");
+	fd = open(path, O_RDONLY);
+	EXPECT(fd >= 0 && pread(fd, back, len, 0) == (ssize_t)len, "read back");
+	close(fd);
+	for (i = 10; i < len - 10; i++)
+		if ((unsigned char)back[i] != fut_pattern(11, i - 10)) {
+			FAIL("file byte %lu is %#x after sync and drop_caches", i,
+			     (unsigned char)back[i]);
+			break;
+		}
+	EXPECT(!back[0] && !back[len - 1], "bytes outside the pin changed");
+	free(back);
+}
+
+static void t_munmap_while_pinned(void)
+{
+	unsigned long len = MiB;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE), *back = malloc(len);
+	char *want = malloc(len);
+	struct fut_pin p;
+
+	fill(buf, len, 0x20);
+	memcpy(want, buf, len);
+	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
+		FAIL("pin");
+		return;
+	}
+	munmap(buf, len);
+	EXPECT(!kread(p.handle, 0, len, back) && !memcmp(back, want, len),
+	       "pinned pages changed after munmap");
+	EXPECT(!kwrite(p.handle, 1, 0, len), "write after munmap");
+	EXPECT(!release(p.handle, true), "release after munmap");
+	free(back);
+	free(want);
+}
+
+static void t_exit_with_pins(void)
+{
+	unsigned long len = MiB;
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	if (pid == 0) {
+		char *buf = map_aligned(len, HPAGE, -1);
+		int fd = open(FUT_DEVICE, O_RDWR);
+		struct fut_pin p = { .addr = (uintptr_t)buf, .len = len,
+				     .flags = FUT_WRITE | FUT_LONGTERM };
+
+		fill(buf, len, 1);
+		close(dev);
+		if (fd < 0 || ioctl(fd, FUT_IOC_PIN, &p))
+			_exit(1);
+		p.addr += PG;
+		p.flags = FUT_FOLIO_ONLY;
+		_exit(2 + (ioctl(fd, FUT_IOC_PIN, &p) == 0)); /* exit pinned */
+	}
+	waitpid(pid, &st, 0);
+	EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2, "child: status %#x", st);
+}
+
+struct test {
+	void (*fn)(void);
+	const char *name;
+};
+
+static const struct test tests[] = {
+	{ t_anon_4k, "4 KiB anonymous pages: runs equal pagemap; write and read through the pin" },
+	{ t_thp, "THP: runs equal pagemap, at most one run per 2 MiB plus one" },
+	{ t_hugetlb, "hugetlb 2 MiB pages: runs equal pagemap" },
+	{ t_memfd_shmem, "memfd shmem through the folio path: runs equal pagemap and the generic path's" },
+	{ t_memfd_hugetlb, "memfd hugetlb through the folio path: one pin per folio, same runs" },
+	{ t_folio_path_refusals, "folio path refused where it does not apply" },
+	{ t_memlock, "RLIMIT_MEMLOCK: ENOMEM beyond it, nothing charged or pinned, VmPin restored" },
+	{ t_holes, "holes and PROT_NONE: EFAULT, nothing left pinned" },
+	{ t_zero_and_overflow, "zero length is empty, wrapping lengths are EINVAL" },
+	{ t_file_longterm_write, "writable long-term pin of an ext4 file mapping: the kernel's errno" },
+	{ t_coherence_untouched, "read-only long-term pin of untouched memory sees later writes" },
+	{ t_fork, "after fork the parent's writes are seen through its pin, the child's not" },
+	{ t_dirty_release_ext4, "dirty release to an ext4 MAP_SHARED file survives sync and drop_caches" },
+	{ t_munmap_while_pinned, "munmap while pinned: pages stay pinned until release" },
+	{ t_exit_with_pins, "a process exiting with pins releases them" },
+};
+
+/* Run one test with the pin balance checked around it. */
+static void run(void (*fn)(void), const char *name)
+{
+	int64_t out0, out1;
+
+	cur_failed = false;
+	if (!settle(0, &out0))
+		diag("%lld pins outstanding in the system before the test",
+		     (long long)out0);
+	fn();
+	if (!settle(out0, &out1))
+		FAIL("pin balance: %lld pins outstanding after the test, %lld before",
+		     (long long)out1, (long long)out0);
+	test_nr++;
+	if (cur_failed)
+		test_failed++;
+	printf("%s %d - %s\n", cur_failed ? "not ok" : "ok", test_nr, name);
+	fflush(stdout);
+}
+
+/* ZONE_MOVABLE: [start, end) PFNs of the Movable zone(s) of node 0. */
+static int movable_span(uint64_t *start, uint64_t *end)
+{
+	char line[256];
+	bool in = false;
+	unsigned long long v, spanned = 0, s = 0;
+	FILE *f = fopen("/proc/zoneinfo", "r");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Node", 4)) {
+			in = strstr(line, "zone  Movable") || strstr(line, "zone Movable");
+			continue;
+		}
+		if (!in)
+			continue;
+		if (sscanf(line, " spanned %llu", &v) == 1)
+			spanned = v;
+		if (sscanf(line, " start_pfn: %llu", &v) == 1)
+			s = v;
+	}
+	fclose(f);
+	*start = s;
+	*end = s + spanned;
+	return spanned ? 0 : -ENOENT;
+}
+
+static unsigned long count_in(const uint64_t *pfn, unsigned long n,
+			      uint64_t s, uint64_t e)
+{
+	unsigned long i, c = 0;
+
+	for (i = 0; i < n; i++)
+		c += pfn[i] >= s && pfn[i] < e;
+	return c;
+}
+
+static void t_movable(void)
+{
+	unsigned long len = 256 * MiB, npages = len / PG, before, after = 0, i;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE), *back;
+	uint64_t s = 0, e = 0, *pfn = calloc(npages, 8), k;
+	struct fut_run *runs;
+	struct fut_pin p;
+
+	if (movable_span(&s, &e)) {
+		FAIL("no Movable zone: boot with movablecore=");
+		return;
+	}
+	fill(buf, len, 0x33);
+	pagemap((uintptr_t)buf, npages, pfn);
+	before = count_in(pfn, npages, s, e);
+	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
+		FAIL("long-term pin: %s", strerror(errno));
+		return;
+	}
+	runs = get_runs(p.handle, p.nr_runs);
+	for (i = 0; runs && i < p.nr_runs; i++)
+		for (k = 0; k < runs[i].npages; k++)
+			after += runs[i].pfn + k >= s && runs[i].pfn + k < e;
+	diag("Movable zone PFNs [%#llx, %#llx): %lu of %lu pages there before the long-term pin, %lu after",
+	     (unsigned long long)s, (unsigned long long)e, before, npages, after);
+	EXPECT(before > 0, "no page of the buffer was in ZONE_MOVABLE before the pin");
+	EXPECT(runs && after == 0, "%lu pinned pages in ZONE_MOVABLE", after);
+	check_runs(&p, (uintptr_t)buf, len, "after migration");
+	back = malloc(len);
+	for (i = 0; i < len; i += PG)
+		if (buf[i] != (char)(0x33 + i / PG) ||
+		    buf[i + PG - 1] != (char)(0x33 + i / PG)) {
+			FAIL("data lost in migration at %lu", i);
+			break;
+		}
+	EXPECT(back && !kread(p.handle, 0, len, back) && !memcmp(back, buf, len),
+	       "the pin does not see the process's data");
+	release(p.handle, false);
+	free(back);
+	free(runs);
+	free(pfn);
+	munmap(buf, len);
+}
+
+static unsigned long parse_size(const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 0);
+
+	switch (*end) {
+	case 'G': case 'g':
+		return v << 30;
+	case 'M': case 'm':
+		return v << 20;
+	case 'K': case 'k':
+		return v << 10;
+	}
+	return v;
+}
+
+static int bench_one(unsigned long len, bool thp)
+{
+	char *buf = map_aligned(len, HPAGE, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	struct fut_bench b, best = { 0 };
+	int i;
+
+	if (!buf) {
+		fprintf(stderr, "bench: mmap %lu failed\n", len);
+		return 1;
+	}
+	fill(buf, len, 1);
+	for (i = 0; i < 5; i++) {
+		memset(&b, 0, sizeof(b));
+		b.addr = (uintptr_t)buf;
+		b.len = len;
+		b.flags = FUT_WRITE | FUT_LONGTERM;
+		if (ioctl(dev, FUT_IOC_BENCH, &b) || b.umem_err || b.plain_err) {
+			fprintf(stderr, "bench: %s umem %d plain %d\n",
+				strerror(errno), b.umem_err, b.plain_err);
+			munmap(buf, len);
+			return 1;
+		}
+		if (!i || b.umem_ns < best.umem_ns) {
+			best.umem_ns = b.umem_ns;
+			best.nr_runs = b.nr_runs;
+			best.umem_meta_bytes = b.umem_meta_bytes;
+		}
+		if (!i || b.plain_ns < best.plain_ns)
+			best.plain_ns = b.plain_ns;
+		best.plain_meta_bytes = b.plain_meta_bytes;
+	}
+	printf("umem-bench %s size=%lu runs=%u umem_ns=%llu plain_ns=%llu ratio=%.3f umem_meta_bytes=%llu plain_meta_bytes=%llu\n",
+	       thp ? "thp" : "4k", len, best.nr_runs,
+	       (unsigned long long)best.umem_ns,
+	       (unsigned long long)best.plain_ns,
+	       (double)best.umem_ns / (double)best.plain_ns,
+	       (unsigned long long)best.umem_meta_bytes,
+	       (unsigned long long)best.plain_meta_bytes);
+	fflush(stdout);
+	munmap(buf, len);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long bench = 0;
+	bool movable = false;
+	unsigned int i;
+	long avail;
+
+	for (i = 1; i < (unsigned int)argc; i++) {
+		if (!strcmp(argv[i], "--ext4-dir") && i + 1 < (unsigned int)argc)
+			ext4_dir = argv[++i];
+		else if (!strcmp(argv[i], "--thp-size") && i + 1 < (unsigned int)argc)
+			thp_size = parse_size(argv[++i]);
+		else if (!strcmp(argv[i], "--bench") && i + 1 < (unsigned int)argc)
+			bench = parse_size(argv[++i]);
+		else if (!strcmp(argv[i], "--movable"))
+			movable = true;
+		else {
+			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] | --movable | --bench SIZE\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	dev = open(FUT_DEVICE, O_RDWR);
+	if (dev < 0) {
+		printf("1..1\nnot ok 1 - open %s: %s\n", FUT_DEVICE, strerror(errno));
+		return 1;
+	}
+	if (bench) {
+		bench &= ~(HPAGE - 1);
+		return bench_one(bench, true) | bench_one(bench, false);
+	}
+	if (movable) {
+		run(t_movable, "ZONE_MOVABLE: no long-term pinned page stays there, data intact");
+	} else {
+		if (!thp_size) {
+			/* 1 GiB when the VM has room for it, less otherwise */
+			avail = meminfo_kb("MemAvailable") * 1024;
+			thp_size = GiB;
+			while (thp_size > 64 * MiB && (long)thp_size > avail / 2)
+				thp_size /= 2;
+		}
+		thp_size &= ~(HPAGE - 1);
+		for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+			run(tests[i].fn, tests[i].name);
+	}
+	printf("1..%d\n", test_nr);
+	close(dev);
+	return test_failed ? 1 : 0;
+}

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Interface of frdma_umem_test.ko, the test-only module that exposes the
+ * umem library to user space (like mm/gup_test.c does for GUP).  Shared by
+ * the module and tests/umem/umem_test.c.  Not a stable ABI.
+ */
+#ifndef _FRDMA_UMEM_TEST_UAPI_H
+#define _FRDMA_UMEM_TEST_UAPI_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define FUT_DEVICE	"/dev/frdma_umem_test"
+
+/* fut_pin.flags, fut_bench.flags */
+#define FUT_WRITE	0x01	/* FRDMA_UMEM_WRITE */
+#define FUT_LONGTERM	0x02	/* FRDMA_UMEM_LONGTERM */
+#define FUT_NO_FOLIO	0x04	/* FRDMA_UMEM_NO_FOLIO */
+#define FUT_FOLIO_ONLY	0x08	/* FRDMA_UMEM_FOLIO_ONLY */
+#define FUT_REMOTE	0x10	/* pin from a kernel worker: foreign mm */
+
+/* Pin [addr, addr + len); returns a handle and the umem's statistics. */
+struct fut_pin {
+	__u64 addr;
+	__u64 len;
+	__u32 flags;
+	__u32 handle;		/* out */
+	__u32 nr_runs;		/* out */
+	__u32 max_run;		/* out */
+	__u64 npages;		/* out */
+	__u64 nr_folio_pins;	/* out */
+	__u64 meta_bytes;	/* out */
+};
+
+struct fut_run {
+	__u64 pfn;
+	__u64 pgoff;
+	__u64 npages;
+};
+
+/* Copy runs [first, first + count) of a pin to user memory at ptr. */
+struct fut_runs {
+	__u32 handle;
+	__u32 first;
+	__u32 count;		/* in: room at ptr; out: runs copied */
+	__u32 nr_runs;		/* out: runs in the pin */
+	__u64 ptr;		/* struct fut_run[count] */
+};
+
+struct fut_release {
+	__u32 handle;
+	__u32 dirty;
+};
+
+/*
+ * FUT_IOC_WRITE: write fut_pattern(seed, offset + i) into bytes
+ * [offset, offset + len) of the pin, from the kernel, through the pin.
+ * FUT_IOC_READ: copy bytes [offset, offset + len) of the pin, read
+ * through the pin, to user memory at ptr.
+ */
+struct fut_rw {
+	__u32 handle;
+	__u32 seed;
+	__u64 offset;
+	__u64 len;
+	__u64 ptr;
+};
+
+/*
+ * Pin and release [addr, addr + len) once through umem and once with
+ * plain pin_user_pages_fast() + unpin_user_pages() (page-pointer array
+ * for the whole range); times in ns, errors as negative errno (0: ok).
+ */
+struct fut_bench {
+	__u64 addr;
+	__u64 len;
+	__u32 flags;
+	__u32 nr_runs;		/* out */
+	__s32 umem_err;		/* out */
+	__s32 plain_err;	/* out */
+	__u64 umem_ns;		/* out */
+	__u64 plain_ns;		/* out */
+	__u64 umem_meta_bytes;	/* out */
+	__u64 plain_meta_bytes;	/* out: the page-pointer array */
+};
+
+#define FUT_IOC_PIN	_IOWR('F', 0x60, struct fut_pin)
+#define FUT_IOC_RUNS	_IOWR('F', 0x61, struct fut_runs)
+#define FUT_IOC_RELEASE	_IOW('F', 0x62, struct fut_release)
+#define FUT_IOC_WRITE	_IOW('F', 0x63, struct fut_rw)
+#define FUT_IOC_READ	_IOW('F', 0x64, struct fut_rw)
+#define FUT_IOC_BENCH	_IOWR('F', 0x65, struct fut_bench)
+
+/* The byte FUT_IOC_WRITE puts at pin offset @off. */
+static inline __u8 fut_pattern(__u32 seed, __u64 off)
+{
+	return (__u8)(seed * 31 + off + (off >> 8) * 7 + (off >> 16) * 13);
+}
+
+#endif /* _FRDMA_UMEM_TEST_UAPI_H */
