@@ -30,8 +30,9 @@
  *   mmap(NULL, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, cmd_fd,
  *   mmap_offset), the two values coming from struct frdma_ring_desc in the
  *   object's create response.  The offset is an opaque cookie
- *   (rdma_user_mmap_entry); it is valid for one mapping of exactly that
- *   size and only on the command fd that created the object.  A ring is:
+ *   (rdma_user_mmap_entry): only a shared mapping of exactly mmap_size
+ *   bytes at that offset, on the command fd that created the object, is
+ *   accepted, and only until the object is destroyed.  A ring is:
  *
  *     offset 0                    struct frdma_ring_hdr (FRDMA_RING_HDR_SIZE)
  *     offset FRDMA_RING_HDR_SIZE  num_entries entries of 1 << entry_shift
@@ -73,10 +74,9 @@
  *   .sge_count = 0, .wqe_size = sizeof(struct ib_uverbs_send_wr) } (the
  *   core checks wqe_size even for no work requests).  The kernel's
  *   post_send, called with no work request, consumes the SQ up to the prod
- *   it loads.  Receive queues have no
- *   doorbell: the kernel loads an RQ's prod when a message arrives.
- *   Completion notification is requested with IB_USER_VERBS_CMD_REQ_NOTIFY_CQ
- *   (ibv_cmd_req_notify_cq()).
+ *   it loads.  Receive queues have no doorbell: the kernel loads an RQ's
+ *   prod when a message arrives.  Completion notification is requested
+ *   with IB_USER_VERBS_CMD_REQ_NOTIFY_CQ (ibv_cmd_req_notify_cq()).
  */
 #ifndef FRDMA_ABI_USER_H
 #define FRDMA_ABI_USER_H
@@ -346,12 +346,12 @@ struct frdma_resize_cq_resp {
  * @rq: the receive queue, all zero when the QP uses an SRQ: num_entries
  *	>= max_recv_wr, the stride the smallest power of two holding a
  *	struct frdma_rqe and max_recv_sge SGEs
- *
- * The capabilities in the core response are the QP's actual ones, at least
- * those requested (the kernel may round up to what the strides hold).
  * @max_inline_data: inline bytes the SQ accepts (also reported in the
  *	core response's capabilities)
  * @rsvd: zero
+ *
+ * The capabilities in the core response are the QP's actual ones, at least
+ * those requested (the kernel may round up to what the strides hold).
  */
 struct frdma_create_qp_resp {
 	struct frdma_ring_desc sq;
