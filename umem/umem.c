@@ -91,6 +91,30 @@ static bool frdma_folio_longterm_ok(struct folio *folio)
 	return !folio_is_device_coherent(folio) && !folio_is_zone_movable(folio);
 }
 
+/*
+ * Every folio of a batch of pinned pages is long-term pinnable.  Checked
+ * once per folio: the pages that follow a page within its folio are
+ * skipped by pointer arithmetic, without reading their struct page.
+ */
+static bool frdma_umem_batch_pinnable(struct page **batch, unsigned int nr)
+{
+	unsigned int i = 0, j;
+	struct folio *folio;
+	unsigned long left;
+
+	while (i < nr) {
+		folio = page_folio(batch[i]);
+		if (!frdma_folio_longterm_ok(folio))
+			return false;
+		left = folio_nr_pages(folio) - folio_page_idx(folio, batch[i]);
+		for (j = i + 1; j < nr && j - i < left &&
+		     batch[j] == nth_page(batch[i], j - i); j++)
+			;
+		i = j;
+	}
+	return true;
+}
+
 static int frdma_umem_charge(struct mm_struct *mm, u64 npages)
 {
 	u64 pinned, limit;
@@ -137,8 +161,8 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 {
 	struct frdma_runs *runs = &umem->runs;
 	struct page **batch;
-	unsigned int want, i;
 	u64 before, folded;
+	unsigned int want;
 	long got;
 	int err = 0;
 
@@ -153,15 +177,11 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 			err = got ? got : -EFAULT;
 			break;
 		}
-		if (gup_flags & FOLL_LONGTERM) {
-			for (i = 0; i < got; i++)
-				if (!frdma_folio_longterm_ok(page_folio(batch[i])))
-					break;
-			if (i < got) {
-				unpin_user_pages(batch, got);
-				err = -EBUSY;
-				break;
-			}
+		if ((gup_flags & FOLL_LONGTERM) &&
+		    !frdma_umem_batch_pinnable(batch, got)) {
+			unpin_user_pages(batch, got);
+			err = -EBUSY;
+			break;
 		}
 		before = runs->npages;
 		err = frdma_runs_add_pages(runs, batch, got);
