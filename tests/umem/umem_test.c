@@ -1066,7 +1066,7 @@ static int bench_one(unsigned long len, bool thp)
 		return 1;
 	}
 	fill(buf, len, 1);
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < 9; i++) {
 		memset(&b, 0, sizeof(b));
 		b.addr = (uintptr_t)buf;
 		b.len = len;
