@@ -40,6 +40,7 @@
 #include <linux/sched/signal.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/userfaultfd_k.h>
 
 #include <frdma/umem.h>
 #include "runs.h"
@@ -219,8 +220,12 @@ static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
 	vma = vma_lookup(mm, addr);
 	if (!vma || !vma->vm_file || len > vma->vm_end - addr)
 		goto out;
+	/*
+	 * memfd_pin_folios() fills holes in the file itself, so a VMA whose
+	 * faults userfaultfd must see takes the generic path.
+	 */
 	if ((vma->vm_flags & need) != need ||
-	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
+	    (vma->vm_flags & (VM_IO | VM_PFNMAP)) || userfaultfd_armed(vma))
 		goto out;
 	if (!shmem_mapping(vma->vm_file->f_mapping) && !is_vm_hugetlb_page(vma))
 		goto out;
