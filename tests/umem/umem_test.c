@@ -372,6 +372,35 @@ static void fill(void *buf, unsigned long len, unsigned char seed)
 
 /* ---- tests ---- */
 
+/* 20 pseudo-random sub-ranges of a buffer, each checked against pagemap. */
+static void random_ranges(char *buf, unsigned long len, unsigned int flags,
+			  const char *what)
+{
+	unsigned long long x = 0x2545f4914f6cdd1dULL;
+	unsigned long off, n;
+	char name[128];
+	struct fut_pin p;
+	int i;
+
+	for (i = 0; i < 20 && !cur_failed; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		off = x % len;
+		n = (x >> 20) % (len - off) + 1;
+		if (i % 2)
+			n = n % (4 * MiB) + 1;
+		snprintf(name, sizeof(name), "%s [%lu, +%lu)", what, off, n);
+		if (pin((uintptr_t)buf + off, n, flags | (i % 3 == 0 ? FUT_REMOTE : 0),
+			&p)) {
+			FAIL("%s: pin failed", name);
+			break;
+		}
+		check_runs(&p, (uintptr_t)buf + off, n, name);
+		release(p.handle, false);
+	}
+}
+
 static void t_anon_4k(void)
 {
 	unsigned long len = 32 * MiB;
@@ -434,6 +463,7 @@ static void t_thp(void)
 	pin_check((uintptr_t)buf + 3 * PG + 5, len - 10 * PG, FUT_LONGTERM,
 		  "THP, unaligned start and end, read-only", &p);
 	EXPECT(p.nr_runs <= max_runs, "%u runs", p.nr_runs);
+	random_ranges(buf, len, 0, "THP");
 	munmap(buf, len);
 }
 
@@ -532,6 +562,7 @@ static void memfd_case(bool huge)
 		  FUT_NO_FOLIO, "sub-range");
 	pin_check((uintptr_t)buf, len, FUT_WRITE | FUT_FOLIO_ONLY | FUT_REMOTE,
 		  "folio path, foreign mm", NULL);
+	random_ranges(buf, len, FUT_FOLIO_ONLY, what);
 
 	/* write through the folio pin, release dirty, the process sees it */
 	if (!pin((uintptr_t)buf, len, FUT_WRITE | FUT_FOLIO_ONLY, &p)) {
@@ -693,6 +724,15 @@ static void t_holes(void)
 	efault_case(buf, len, 0, "PROT_NONE page, read-only short-term");
 	mprotect(buf + MiB + 100 * PG, PG, PROT_READ);
 	efault_case(buf, len, FUT_WRITE, "read-only page pinned for writing");
+	munmap(buf, len);
+
+	/* a hole after several whole batches have been pinned and folded */
+	len = 16 * MiB;
+	buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	fill(buf, len, 1);
+	munmap(buf + 13 * MiB + 5 * PG, PG);
+	efault_case(buf, len, FUT_WRITE | FUT_LONGTERM, "hole after 3333 pages");
+	efault_case(buf, len, FUT_REMOTE, "hole after 3333 pages, foreign mm");
 	munmap(buf, len);
 }
 
@@ -1055,17 +1095,28 @@ static unsigned long parse_size(const char *s)
 	return v;
 }
 
-static int bench_one(unsigned long len, bool thp)
+/*
+ * kind: "thp" (MADV_HUGEPAGE), "4k" (MADV_NOHUGEPAGE, touched in address
+ * order), "4k-reverse" (touched from the last page down, which scatters
+ * the PFNs: the worst case for runs).
+ */
+static int bench_one(unsigned long len, const char *kind)
 {
+	bool thp = !strcmp(kind, "thp");
 	char *buf = map_aligned(len, HPAGE, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	struct fut_bench b, best = { 0 };
+	unsigned long pg;
 	int i;
 
 	if (!buf) {
 		fprintf(stderr, "bench: mmap %lu failed\n", len);
 		return 1;
 	}
-	fill(buf, len, 1);
+	if (!strcmp(kind, "4k-reverse"))
+		for (pg = len / PG; pg-- > 0;)
+			buf[pg * PG] = 1;
+	else
+		fill(buf, len, 1);
 	for (i = 0; i < 9; i++) {
 		memset(&b, 0, sizeof(b));
 		b.addr = (uintptr_t)buf;
@@ -1087,7 +1138,7 @@ static int bench_one(unsigned long len, bool thp)
 		best.plain_meta_bytes = b.plain_meta_bytes;
 	}
 	printf("umem-bench %s size=%lu runs=%u umem_ns=%llu plain_ns=%llu ratio=%.3f umem_meta_bytes=%llu plain_meta_bytes=%llu\n",
-	       thp ? "thp" : "4k", len, best.nr_runs,
+	       kind, len, best.nr_runs,
 	       (unsigned long long)best.umem_ns,
 	       (unsigned long long)best.plain_ns,
 	       (double)best.umem_ns / (double)best.plain_ns,
@@ -1127,7 +1178,8 @@ int main(int argc, char **argv)
 	}
 	if (bench) {
 		bench &= ~(HPAGE - 1);
-		return bench_one(bench, true) | bench_one(bench, false);
+		return bench_one(bench, "thp") | bench_one(bench, "4k") |
+		       bench_one(bench, "4k-reverse");
 	}
 	if (movable) {
 		run(t_movable, "ZONE_MOVABLE: no long-term pinned page stays there, data intact");
