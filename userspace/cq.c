@@ -8,6 +8,20 @@
 
 #include "frdma.h"
 
+static int frdma_cq_map(struct frdma_cq *cq, struct ibv_context *ibctx,
+			const struct frdma_ring_desc *desc)
+{
+	int ret;
+
+	ret = frdma_ring_map(&cq->ring, ibctx->cmd_fd, desc,
+			     sizeof(struct frdma_cqe));
+	if (!ret && desc->entry_shift != FRDMA_CQE_SHIFT) {
+		frdma_ring_unmap(&cq->ring);
+		ret = EPROTO;
+	}
+	return ret;
+}
+
 struct ibv_cq *frdma_create_cq(struct ibv_context *ibctx, int cqe,
 			       struct ibv_comp_channel *channel,
 			       int comp_vector)
@@ -28,12 +42,8 @@ struct ibv_cq *frdma_create_cq(struct ibv_context *ibctx, int cqe,
 	if (ret)
 		goto err_free;
 
-	ret = frdma_ring_map(&cq->ring, ibctx->cmd_fd, &resp.drv.cq,
-			     sizeof(struct frdma_cqe));
-	if (!ret && resp.drv.cq.entry_shift != FRDMA_CQE_SHIFT)
-		ret = EPROTO;
+	ret = frdma_cq_map(cq, ibctx, &resp.drv.cq);
 	if (ret) {
-		frdma_ring_unmap(&cq->ring);
 		ibv_cmd_destroy_cq(&cq->vcq.cq);
 		goto err_free;
 	}
@@ -127,4 +137,170 @@ int frdma_resize_cq(struct ibv_cq *ibcq, int cqe)
 out:
 	pthread_spin_unlock(&cq->lock);
 	return ret;
+}
+
+/*
+ * The extended CQ: ibv_start_poll() takes the CQ lock and reads the
+ * oldest CQE, ibv_next_poll() moves on, ibv_end_poll() consumes what was
+ * read and publishes the consumer index.
+ */
+static inline struct frdma_cq *ex_to_fcq(struct ibv_cq_ex *cq_ex)
+{
+	return container_of(cq_ex, struct frdma_cq, vcq.cq_ex);
+}
+
+static int frdma_cq_ex_load(struct frdma_cq *cq)
+{
+	const struct frdma_cqe *cqe;
+
+	if (cq->ring.uidx == frdma_ring_load_prod(&cq->ring)) {
+		cq->cur = NULL;
+		return ENOENT;
+	}
+	cqe = frdma_ring_entry(&cq->ring, cq->ring.uidx);
+	cq->cur = cqe;
+	cq->vcq.cq_ex.wr_id = cqe->wr_id;
+	cq->vcq.cq_ex.status = cqe->status;
+	return 0;
+}
+
+static int frdma_start_poll(struct ibv_cq_ex *cq_ex,
+			    struct ibv_poll_cq_attr *attr)
+{
+	struct frdma_cq *cq = ex_to_fcq(cq_ex);
+	int ret;
+
+	if (attr->comp_mask)
+		return EINVAL;
+	pthread_spin_lock(&cq->lock);
+	ret = frdma_cq_ex_load(cq);
+	if (ret)
+		pthread_spin_unlock(&cq->lock);
+	return ret;
+}
+
+static int frdma_next_poll(struct ibv_cq_ex *cq_ex)
+{
+	struct frdma_cq *cq = ex_to_fcq(cq_ex);
+
+	if (cq->cur)
+		cq->ring.uidx++;
+	return frdma_cq_ex_load(cq);
+}
+
+static void frdma_end_poll(struct ibv_cq_ex *cq_ex)
+{
+	struct frdma_cq *cq = ex_to_fcq(cq_ex);
+
+	if (cq->cur)
+		cq->ring.uidx++;
+	cq->cur = NULL;
+	frdma_ring_store_cons(&cq->ring);
+	pthread_spin_unlock(&cq->lock);
+}
+
+static enum ibv_wc_opcode frdma_read_opcode(struct ibv_cq_ex *cq_ex)
+{
+	return ex_to_fcq(cq_ex)->cur->opcode;
+}
+
+static uint32_t frdma_read_vendor_err(struct ibv_cq_ex *cq_ex)
+{
+	return 0;
+}
+
+static uint32_t frdma_read_byte_len(struct ibv_cq_ex *cq_ex)
+{
+	return ex_to_fcq(cq_ex)->cur->byte_len;
+}
+
+static __be32 frdma_read_imm_data(struct ibv_cq_ex *cq_ex)
+{
+	return ex_to_fcq(cq_ex)->cur->imm_data;
+}
+
+static uint32_t frdma_read_qp_num(struct ibv_cq_ex *cq_ex)
+{
+	return ex_to_fcq(cq_ex)->cur->qp_num;
+}
+
+static uint32_t frdma_read_src_qp(struct ibv_cq_ex *cq_ex)
+{
+	return ex_to_fcq(cq_ex)->cur->src_qp;
+}
+
+static unsigned int frdma_read_wc_flags(struct ibv_cq_ex *cq_ex)
+{
+	return ex_to_fcq(cq_ex)->cur->wc_flags;
+}
+
+static uint32_t frdma_read_slid(struct ibv_cq_ex *cq_ex)
+{
+	return 0;	/* RoCE has no LIDs */
+}
+
+static uint8_t frdma_read_sl(struct ibv_cq_ex *cq_ex)
+{
+	return ex_to_fcq(cq_ex)->cur->sl;
+}
+
+static uint8_t frdma_read_dlid_path_bits(struct ibv_cq_ex *cq_ex)
+{
+	return 0;
+}
+
+struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
+				     struct ibv_cq_init_attr_ex *attr)
+{
+	struct frdma_cmd_create_cq_ex cmd = {};
+	struct frdma_cmd_create_cq_ex_resp resp = {};
+	struct ibv_cq_ex *cq_ex;
+	struct frdma_cq *cq;
+	int ret;
+
+	if (attr->comp_mask & ~(uint32_t)IBV_CQ_INIT_ATTR_MASK_FLAGS ||
+	    attr->wc_flags & ~(uint64_t)IBV_WC_STANDARD_FLAGS ||
+	    ((attr->comp_mask & IBV_CQ_INIT_ATTR_MASK_FLAGS) &&
+	     attr->flags & ~(uint32_t)IBV_CREATE_CQ_ATTR_SINGLE_THREADED)) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+
+	cq = calloc(1, sizeof(*cq));
+	if (!cq)
+		return NULL;
+	pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
+
+	ret = ibv_cmd_create_cq_ex(ibctx, attr, &cq->vcq,
+				   (struct ibv_create_cq_ex *)&cmd, sizeof(cmd),
+				   &resp.core, sizeof(resp), 0);
+	if (ret)
+		goto err_free;
+	ret = frdma_cq_map(cq, ibctx, &resp.drv.cq);
+	if (ret) {
+		ibv_cmd_destroy_cq(&cq->vcq.cq);
+		goto err_free;
+	}
+
+	cq_ex = &cq->vcq.cq_ex;
+	cq_ex->start_poll = frdma_start_poll;
+	cq_ex->next_poll = frdma_next_poll;
+	cq_ex->end_poll = frdma_end_poll;
+	cq_ex->read_opcode = frdma_read_opcode;
+	cq_ex->read_vendor_err = frdma_read_vendor_err;
+	cq_ex->read_wc_flags = frdma_read_wc_flags;
+	cq_ex->read_byte_len = frdma_read_byte_len;
+	cq_ex->read_imm_data = frdma_read_imm_data;
+	cq_ex->read_qp_num = frdma_read_qp_num;
+	cq_ex->read_src_qp = frdma_read_src_qp;
+	cq_ex->read_slid = frdma_read_slid;
+	cq_ex->read_sl = frdma_read_sl;
+	cq_ex->read_dlid_path_bits = frdma_read_dlid_path_bits;
+	return cq_ex;
+
+err_free:
+	pthread_spin_destroy(&cq->lock);
+	free(cq);
+	errno = ret;
+	return NULL;
 }

@@ -82,6 +82,7 @@ static void frdma_free_context(struct ibv_context *ibctx)
 static const struct verbs_context_ops frdma_ctx_ops = {
 	.alloc_pd = frdma_alloc_pd,
 	.create_cq = frdma_create_cq,
+	.create_cq_ex = frdma_create_cq_ex,
 	.dealloc_pd = frdma_dealloc_pd,
 	.destroy_cq = frdma_destroy_cq,
 	.free_context = frdma_free_context,

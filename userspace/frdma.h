@@ -33,6 +33,8 @@ struct frdma_cq {
 	struct verbs_cq vcq;
 	pthread_spinlock_t lock;	/* serialises pollers */
 	struct frdma_ring ring;		/* uidx is the consumer index */
+	/* extended polling: the CQE being read, under the lock */
+	const struct frdma_cqe *cur;
 };
 
 static inline struct frdma_cq *to_fcq(struct ibv_cq *ibcq)
@@ -79,6 +81,17 @@ struct frdma_cmd_create_cq_resp {
 	struct frdma_create_cq_resp drv;
 };
 
+struct frdma_cmd_create_cq_ex {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_ex_cmd_hdr ex_hdr;
+	struct ib_uverbs_ex_create_cq core;
+};
+
+struct frdma_cmd_create_cq_ex_resp {
+	struct ib_uverbs_ex_create_cq_resp core;
+	struct frdma_create_cq_resp drv;
+};
+
 struct frdma_cmd_resize_cq {
 	struct ib_uverbs_cmd_hdr hdr;
 	struct ib_uverbs_resize_cq core;
@@ -91,6 +104,9 @@ struct frdma_cmd_resize_cq_resp {
 
 static_assert(sizeof(struct frdma_cmd_get_context_resp) % 8 == 0,
 	      "driver data keeps 8-byte alignment");
+static_assert(sizeof(struct frdma_cmd_create_cq_ex) % 8 == 0 &&
+	      sizeof(struct frdma_cmd_create_cq_ex_resp) % 8 == 0,
+	      "extended commands keep 8-byte multiples");
 static_assert(offsetof(struct frdma_cmd_create_cq_resp, drv) ==
 	      sizeof(struct ib_uverbs_create_cq_resp),
 	      "driver data follows the core response");
@@ -146,5 +162,7 @@ struct ibv_cq *frdma_create_cq(struct ibv_context *ibctx, int cqe,
 int frdma_destroy_cq(struct ibv_cq *ibcq);
 int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc);
 int frdma_resize_cq(struct ibv_cq *ibcq, int cqe);
+struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
+				     struct ibv_cq_init_attr_ex *attr);
 
 #endif /* FRDMA_PROVIDER_H */

@@ -5,7 +5,7 @@
  * CQs of every size up to the device's max_cqe are created with at least
  * the requested entries and map their shared ring (an empty one polls
  * empty without a system call), sizes outside the limits are refused,
- * resizing maps a new ring,
+ * resizing maps a new ring, extended CQs poll through ibv_start_poll(),
  * completion channels and notification requests work, and mmap() of the
  * command fd refuses offsets that are no ring's cookie.
  */
@@ -89,6 +89,46 @@ static void test_resize(struct ibv_context *ctx, int max_cqe)
 	ok(!ibv_destroy_cq(cq), "destroy the resized CQ");
 }
 
+static void test_cq_ex(struct ibv_context *ctx)
+{
+	struct ibv_cq_init_attr_ex attr = {
+		.cqe = 100,
+		.wc_flags = IBV_WC_STANDARD_FLAGS,
+	};
+	struct ibv_poll_cq_attr pattr = {};
+	struct ibv_cq_ex *cq;
+	struct ibv_wc wc;
+	int ret;
+
+	cq = ibv_create_cq_ex(ctx, &attr);
+	if (!ok(cq != NULL, "ibv_create_cq_ex with the standard wc_flags: %s",
+		cq ? "ok" : strerror(errno)))
+		return;
+	ok(cq->cqe >= 100, "  holds %d >= 100 entries", cq->cqe);
+	ret = ibv_start_poll(cq, &pattr);
+	ok(ret == ENOENT, "  ibv_start_poll on the empty CQ: ENOENT (%s)",
+	   strerror(ret));
+	if (!ret)
+		ibv_end_poll(cq);
+	ok(ibv_poll_cq(ibv_cq_ex_to_cq(cq), 1, &wc) == 0,
+	   "  ibv_poll_cq works on it too");
+	ok(!ibv_resize_cq(ibv_cq_ex_to_cq(cq), 300), "  it resizes");
+	ret = ibv_start_poll(cq, &pattr);
+	ok(ret == ENOENT, "  and still polls empty (%s)", strerror(ret));
+	if (!ret)
+		ibv_end_poll(cq);
+	ok(!ibv_destroy_cq(ibv_cq_ex_to_cq(cq)), "  ibv_destroy_cq");
+
+	attr.wc_flags = IBV_WC_STANDARD_FLAGS | IBV_WC_EX_WITH_COMPLETION_TIMESTAMP;
+	errno = 0;
+	cq = ibv_create_cq_ex(ctx, &attr);
+	ok(!cq && errno == EOPNOTSUPP,
+	   "completion timestamps are refused with EOPNOTSUPP (%s)",
+	   cq ? "created" : strerror(errno));
+	if (cq)
+		ibv_destroy_cq(ibv_cq_ex_to_cq(cq));
+}
+
 static void test_channel(struct ibv_context *ctx)
 {
 	struct ibv_comp_channel *ch;
@@ -170,6 +210,7 @@ int main(int argc, char **argv)
 	if (ok(!ret, "ibv_query_device: max_cqe %d", ret ? -1 : da.max_cqe)) {
 		test_sizes(ctx, da.max_cqe);
 		test_resize(ctx, da.max_cqe);
+		test_cq_ex(ctx);
 		test_channel(ctx);
 		test_many(ctx);
 		test_bad_mmap(ctx);
