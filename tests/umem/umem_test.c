@@ -6,6 +6,7 @@
  *
  *   umem_test [--ext4-dir DIR] [--thp-size SIZE]   the umem suite
  *   umem_test --movable                           the ZONE_MOVABLE test
+ *   umem_test --fault-inject                      allocation failures
  *   umem_test --bench SIZE                        pin+release figures
  *
  * Every pin's runs are compared with /proc/self/pagemap: expanded page by
@@ -45,6 +46,7 @@ static const char *ext4_dir;
 static unsigned long thp_size;
 static int test_nr, test_failed;
 static bool cur_failed;
+static const char *cur_skip;
 
 static void diag(const char *fmt, ...)
 {
@@ -983,6 +985,7 @@ static void run(void (*fn)(void), const char *name)
 	int64_t out0, out1;
 
 	cur_failed = false;
+	cur_skip = NULL;
 	if (!settle(0, &out0))
 		diag("%lld pins outstanding in the system before the test",
 		     (long long)out0);
@@ -993,7 +996,10 @@ static void run(void (*fn)(void), const char *name)
 	test_nr++;
 	if (cur_failed)
 		test_failed++;
-	printf("%s %d - %s\n", cur_failed ? "not ok" : "ok", test_nr, name);
+	if (cur_skip && !cur_failed)
+		printf("ok %d - %s # SKIP %s\n", test_nr, name, cur_skip);
+	else
+		printf("%s %d - %s\n", cur_failed ? "not ok" : "ok", test_nr, name);
 	fflush(stdout);
 }
 
@@ -1079,6 +1085,126 @@ static void t_movable(void)
 	munmap(buf, len);
 }
 
+/*
+ * Fault injection (kernels with CONFIG_FAILSLAB and CONFIG_FAIL_PAGE_ALLOC,
+ * such as the debug kernel): allocations made by this task fail once a
+ * budget of bytes ("space") is used up, so pins fail at many different
+ * points, midway through the range included.  Every pin must either
+ * succeed or fail cleanly: nothing left pinned or charged.
+ */
+static int fi_set(const char *fi, const char *knob, const char *val)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/%s/%s", fi, knob);
+	return write_file(path, val);
+}
+
+static void fi_case(const char *fi, char *buf, unsigned long len,
+		    unsigned int flags, const char *what)
+{
+	/* failslab counts bytes, fail_page_alloc pages */
+	static const long slab_space[] = {
+		0, 64, 200, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000,
+		128000, 256000, 1000000,
+	};
+	static const long page_space[] = {
+		0, 1, 2, 3, 5, 8, 12, 16, 20, 24, 32, 40, 48, 1000,
+	};
+	const long *space = strcmp(fi, "failslab") ? page_space : slab_space;
+	int ok = 0, nomem = 0, other = 0, err, mif;
+	long pin0 = vmpin_kb();
+	int64_t out0, out1;
+	struct fut_pin p;
+	unsigned int i;
+	char v[32];
+
+	/*
+	 * Opened beforehand: once make-it-fail is set, opening a file may be
+	 * one of the allocations that fail.
+	 */
+	mif = open("/proc/self/make-it-fail", O_WRONLY);
+	if (mif < 0) {
+		FAIL("make-it-fail: %s", strerror(errno));
+		return;
+	}
+	for (i = 0; i < sizeof(slab_space) / sizeof(slab_space[0]); i++) {
+		snprintf(v, sizeof(v), "%ld", space[i]);
+		fi_set(fi, "space", v);
+		settle(0, &out0);
+		EXPECT(pwrite(mif, "1", 1, 0) == 1, "make-it-fail: %s", strerror(errno));
+		err = pin((uintptr_t)buf, len, flags, &p);
+		EXPECT(pwrite(mif, "0", 1, 0) == 1, "make-it-fail: %s", strerror(errno));
+		if (!err) {
+			ok++;
+			check_runs(&p, (uintptr_t)buf, len, what);
+			release(p.handle, false);
+		} else if (err == -ENOMEM) {
+			nomem++;
+		} else {
+			other++;
+			diag("%s: space %ld: %s", what, space[i], strerror(-err));
+		}
+		EXPECT(settle(out0, &out1), "%s: space %ld: %lld pins outstanding, was %lld",
+		       what, space[i], (long long)out1, (long long)out0);
+		EXPECT(vmpin_kb() == pin0, "%s: space %ld: VmPin %ld kB, was %ld", what,
+		       space[i], vmpin_kb(), pin0);
+	}
+	close(mif);
+	diag("%s: %d pins succeeded, %d failed with ENOMEM, %d otherwise", what,
+	     ok, nomem, other);
+	EXPECT(nomem > 0 && ok > 0, "%s: injection never failed or never passed",
+	       what);
+}
+
+static void t_fault_inject(void)
+{
+	static const char *const fis[] = { "failslab", "fail_page_alloc" };
+	unsigned long len = 16 * MiB, pg;
+	char *buf, *shm;
+	unsigned int i;
+	int fd;
+
+	if (access("/sys/kernel/debug/failslab/space", W_OK) ||
+	    access("/sys/kernel/debug/fail_page_alloc/space", W_OK) ||
+	    access("/proc/self/make-it-fail", W_OK)) {
+		cur_skip = "this kernel has no slab and page allocator fault injection";
+		return;
+	}
+	/* scattered pages: thousands of runs, so the run array grows often */
+	buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	for (pg = len / PG; pg-- > 0;)
+		buf[pg * PG] = 1;
+	fd = memfd_create("umem_fi", 0);
+	if (fd < 0 || ftruncate(fd, len)) {
+		FAIL("memfd: %s", strerror(errno));
+		return;
+	}
+	shm = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	fill(shm, len, 1);
+
+	for (i = 0; i < 2; i++) {
+		fi_set(fis[i], "probability", "100");
+		fi_set(fis[i], "interval", "1");
+		fi_set(fis[i], "times", "-1");
+		fi_set(fis[i], "verbose", "0");
+		fi_set(fis[i], "task-filter", "Y");
+		fi_set(fis[i], "ignore-gfp-wait", "N");
+		if (i == 1) {
+			fi_set(fis[i], "ignore-gfp-highmem", "N");
+			fi_set(fis[i], "min-order", "0");
+		}
+		fi_case(fis[i], buf, len, FUT_WRITE | FUT_LONGTERM, fis[i]);
+		fi_case(fis[i], shm, len, FUT_WRITE | FUT_FOLIO_ONLY,
+			i ? "fail_page_alloc, folio path" : "failslab, folio path");
+		fi_set(fis[i], "probability", "0");
+		fi_set(fis[i], "times", "0");
+	}
+	munmap(buf, len);
+	munmap(shm, len);
+}
+
 static unsigned long parse_size(const char *s)
 {
 	char *end;
@@ -1152,7 +1278,7 @@ static int bench_one(unsigned long len, const char *kind)
 int main(int argc, char **argv)
 {
 	unsigned long bench = 0;
-	bool movable = false;
+	bool movable = false, fault_inject = false;
 	unsigned int i;
 	long avail;
 
@@ -1165,8 +1291,10 @@ int main(int argc, char **argv)
 			bench = parse_size(argv[++i]);
 		else if (!strcmp(argv[i], "--movable"))
 			movable = true;
+		else if (!strcmp(argv[i], "--fault-inject"))
+			fault_inject = true;
 		else {
-			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] | --movable | --bench SIZE\n",
+			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] | --movable | --fault-inject | --bench SIZE\n",
 				argv[0]);
 			return 2;
 		}
@@ -1181,7 +1309,9 @@ int main(int argc, char **argv)
 		return bench_one(bench, "thp") | bench_one(bench, "4k") |
 		       bench_one(bench, "4k-reverse");
 	}
-	if (movable) {
+	if (fault_inject) {
+		run(t_fault_inject, "allocation failures anywhere in a pin leave nothing pinned or charged");
+	} else if (movable) {
 		run(t_movable, "ZONE_MOVABLE: no long-term pinned page stays there, data intact");
 	} else {
 		if (!thp_size) {
