@@ -302,16 +302,20 @@ static long fut_ioc_bench(void __user *argp)
 		gup_flags |= FOLL_LONGTERM;
 
 	/* plain: one page pointer per page, as most pinning drivers keep */
+	t0 = ktime_get_ns();
 	pages = kvmalloc_array(npages, sizeof(*pages), GFP_KERNEL);
 	if (!pages)
 		return -ENOMEM;
+	arg.plain_alloc_ns = ktime_get_ns() - t0;
 	t0 = ktime_get_ns();
 	arg.plain_err = fut_plain_pin(arg.addr, npages, gup_flags, pages,
 				      &pinned);
 	unpin_user_pages(pages, pinned);
 	arg.plain_ns = ktime_get_ns() - t0;
 	arg.plain_meta_bytes = npages * sizeof(*pages);
+	t0 = ktime_get_ns();
 	kvfree(pages);
+	arg.plain_alloc_ns += ktime_get_ns() - t0;
 
 	t0 = ktime_get_ns();
 	umem = frdma_umem_pin(current->mm, arg.addr, arg.len,

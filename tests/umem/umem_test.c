@@ -1261,13 +1261,18 @@ static int bench_one(unsigned long len, const char *kind)
 		}
 		if (!i || b.plain_ns < best.plain_ns)
 			best.plain_ns = b.plain_ns;
+		if (!i || b.plain_alloc_ns < best.plain_alloc_ns)
+			best.plain_alloc_ns = b.plain_alloc_ns;
 		best.plain_meta_bytes = b.plain_meta_bytes;
 	}
-	printf("umem-bench %s size=%lu runs=%u umem_ns=%llu plain_ns=%llu ratio=%.3f umem_meta_bytes=%llu plain_meta_bytes=%llu\n",
+	printf("umem-bench %s size=%lu runs=%u umem_ns=%llu plain_ns=%llu ratio=%.3f plain_alloc_ns=%llu ratio_with_alloc=%.3f umem_meta_bytes=%llu plain_meta_bytes=%llu\n",
 	       kind, len, best.nr_runs,
 	       (unsigned long long)best.umem_ns,
 	       (unsigned long long)best.plain_ns,
 	       (double)best.umem_ns / (double)best.plain_ns,
+	       (unsigned long long)best.plain_alloc_ns,
+	       (double)best.umem_ns /
+	       (double)(best.plain_ns + best.plain_alloc_ns),
 	       (unsigned long long)best.umem_meta_bytes,
 	       (unsigned long long)best.plain_meta_bytes);
 	fflush(stdout);

@@ -70,6 +70,8 @@ struct fut_rw {
  * Pin and release [addr, addr + len) once through umem and once with
  * plain pin_user_pages_fast() + unpin_user_pages() (page-pointer array
  * for the whole range); times in ns, errors as negative errno (0: ok).
+ * umem_ns includes umem's own allocations; plain_ns does not include the
+ * page-pointer array, whose kvmalloc_array() + kvfree() is plain_alloc_ns.
  */
 struct fut_bench {
 	__u64 addr;
@@ -82,6 +84,7 @@ struct fut_bench {
 	__u64 plain_ns;		/* out */
 	__u64 umem_meta_bytes;	/* out */
 	__u64 plain_meta_bytes;	/* out: the page-pointer array */
+	__u64 plain_alloc_ns;	/* out: allocating and freeing that array */
 };
 
 #define FUT_IOC_PIN	_IOWR('F', 0x60, struct fut_pin)
