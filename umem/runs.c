@@ -12,6 +12,7 @@
  */
 #include <linux/errno.h>
 #include <linux/export.h>
+#include <linux/math64.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/overflow.h>
@@ -55,14 +56,27 @@ void frdma_runs_init(struct frdma_runs *runs)
 	memset(runs, 0, sizeof(*runs));
 }
 
+/*
+ * Doubling, or when the expected page count is known, the run count the
+ * pages folded so far extrapolate to, if that is more: a range whose
+ * pages are all scattered then reallocates its array once or twice
+ * instead of at every doubling.  The estimate never exceeds one run per
+ * expected page, and the array is trimmed to its runs at the end.
+ */
 static int frdma_runs_grow(struct frdma_runs *runs)
 {
 	struct frdma_umem_run *run;
+	u64 est;
 	u32 cap;
 
 	if (runs->cap > U32_MAX / 2)
 		return -ENOMEM;
 	cap = runs->cap ? runs->cap * 2 : FRDMA_RUNS_FIRST;
+	if (runs->expect > runs->npages && runs->npages) {
+		est = div64_u64((u64)runs->nr * runs->expect, runs->npages);
+		est = min_t(u64, est + est / 16, runs->expect);
+		cap = max_t(u64, cap, est);
+	}
 	run = kvrealloc(runs->run, array_size(cap, sizeof(*run)),
 			GFP_KERNEL_ACCOUNT);
 	if (!run)

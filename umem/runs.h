@@ -27,6 +27,7 @@ struct folio;
  * @cap: entries allocated
  * @npages: pages folded so far (== pgidx of the next page)
  * @max_run: pages in the largest run
+ * @expect: pages expected in all (0: unknown), to size growth by
  */
 struct frdma_runs {
 	struct frdma_umem_run *run;
@@ -34,6 +35,7 @@ struct frdma_runs {
 	u32 cap;
 	u64 npages;
 	u32 max_run;
+	u32 expect;
 };
 
 int frdma_runs_span(u64 start, u64 length, u32 *npages, u32 *first_off);

@@ -391,6 +391,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	if (!umem)
 		return ERR_PTR(-ENOMEM);
 	frdma_runs_init(&umem->runs);
+	umem->runs.expect = npages;
 	umem->mm = mm;
 	mmgrab(mm);
 	umem->start = start;

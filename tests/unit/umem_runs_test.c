@@ -266,6 +266,7 @@ static void check_range(const struct layout *l, u64 start, u64 length,
 	check_runs(&rp, l, first, npages, what);
 
 	frdma_runs_init(&rf);
+	rf.expect = npages;	/* as umem.c sets it */
 	err = fold_folios(&rf, l, first, npages, fbatch);
 	CHECK(!err, "%s: fold folios %d", what, err);
 	frdma_runs_trim(&rf);
@@ -607,6 +608,40 @@ static void test_enomem(void)
 	layout_free(&l);
 }
 
+static void test_growth_estimate(void)
+{
+	struct frdma_runs r;
+	struct layout l;
+	long calls;
+	u64 i;
+
+	/* 100000 scattered pages: doubling would take 14 allocations */
+	layout_init(&l);
+	for (i = 0; i < 100000; i++)
+		layout_add(&l, 7 * i, 1);
+	frdma_runs_init(&r);
+	r.expect = l.npages;
+	calls = fake_alloc_calls;
+	CHECK(!fold_pages(&r, &l, 0, l.npages, KBATCH), "fold");
+	calls = fake_alloc_calls - calls;
+	CHECK(calls <= 8, "%ld allocations", calls);
+	CHECK(r.cap <= l.npages, "cap %u beyond one run per page", r.cap);
+	frdma_runs_trim(&r);
+	check_runs(&r, &l, 0, l.npages, "scattered with estimate");
+	frdma_runs_destroy(&r);
+	layout_free(&l);
+
+	/* contiguous: the estimate stays small */
+	layout_init(&l);
+	layout_add(&l, 1000, 100000);
+	frdma_runs_init(&r);
+	r.expect = l.npages;
+	CHECK(!fold_pages(&r, &l, 0, l.npages, KBATCH), "fold");
+	CHECK(r.nr == 1 && r.cap == 8, "%u runs, cap %u", r.nr, r.cap);
+	frdma_runs_destroy(&r);
+	layout_free(&l);
+}
+
 static void test_page_limit(void)
 {
 	struct frdma_runs r;
@@ -636,6 +671,7 @@ int main(void)
 	TEST(test_random, "random layouts: page and folio paths equal reference");
 	TEST(test_seek_many_runs, "seek by binary search among 20000 runs");
 	TEST(test_enomem, "allocation failure leaves a consistent prefix");
+	TEST(test_growth_estimate, "growth sized by the expected page count");
 	TEST(test_page_limit, "2^32 - 1 pages at most");
 	return tap_done();
 }
