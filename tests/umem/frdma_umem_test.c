@@ -279,11 +279,33 @@ static int fut_plain_pin(unsigned long addr, unsigned long npages,
 	return 0;
 }
 
+static void fut_bench_umem(struct fut_bench *arg)
+{
+	struct frdma_umem_stats st;
+	struct frdma_umem *umem;
+	u64 t0;
+
+	t0 = ktime_get_ns();
+	umem = frdma_umem_pin(current->mm, arg->addr, arg->len,
+			      fut_umem_flags(arg->flags));
+	if (IS_ERR(umem)) {
+		arg->umem_err = PTR_ERR(umem);
+		arg->umem_ns = ktime_get_ns() - t0;
+		arg->nr_runs = 0;
+		arg->umem_meta_bytes = 0;
+		return;
+	}
+	frdma_umem_get_stats(umem, &st);
+	frdma_umem_release(umem, false);
+	arg->umem_ns = ktime_get_ns() - t0;
+	arg->umem_err = 0;
+	arg->nr_runs = st.nr_runs;
+	arg->umem_meta_bytes = st.meta_bytes;
+}
+
 static long fut_ioc_bench(void __user *argp)
 {
 	unsigned int gup_flags = 0;
-	struct frdma_umem_stats st;
-	struct frdma_umem *umem;
 	unsigned long npages, pinned;
 	struct fut_bench arg;
 	struct page **pages;
@@ -291,7 +313,8 @@ static long fut_ioc_bench(void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if ((arg.flags & ~FUT_FLAGS) || (arg.flags & FUT_REMOTE) ||
+	if ((arg.flags & ~(FUT_FLAGS | FUT_UMEM_FIRST)) ||
+	    (arg.flags & FUT_REMOTE) ||
 	    !PAGE_ALIGNED(arg.addr) || !PAGE_ALIGNED(arg.len) || !arg.len ||
 	    arg.len > (1ULL << 40))
 		return -EINVAL;
@@ -300,6 +323,9 @@ static long fut_ioc_bench(void __user *argp)
 		gup_flags |= FOLL_WRITE;
 	if (arg.flags & FUT_LONGTERM)
 		gup_flags |= FOLL_LONGTERM;
+
+	if (arg.flags & FUT_UMEM_FIRST)
+		fut_bench_umem(&arg);
 
 	/* plain: one page pointer per page, as most pinning drivers keep */
 	t0 = ktime_get_ns();
@@ -317,22 +343,8 @@ static long fut_ioc_bench(void __user *argp)
 	kvfree(pages);
 	arg.plain_alloc_ns += ktime_get_ns() - t0;
 
-	t0 = ktime_get_ns();
-	umem = frdma_umem_pin(current->mm, arg.addr, arg.len,
-			      fut_umem_flags(arg.flags));
-	if (IS_ERR(umem)) {
-		arg.umem_err = PTR_ERR(umem);
-		arg.umem_ns = ktime_get_ns() - t0;
-		arg.nr_runs = 0;
-		arg.umem_meta_bytes = 0;
-	} else {
-		frdma_umem_get_stats(umem, &st);
-		frdma_umem_release(umem, false);
-		arg.umem_ns = ktime_get_ns() - t0;
-		arg.umem_err = 0;
-		arg.nr_runs = st.nr_runs;
-		arg.umem_meta_bytes = st.meta_bytes;
-	}
+	if (!(arg.flags & FUT_UMEM_FIRST))
+		fut_bench_umem(&arg);
 	if (copy_to_user(argp, &arg, sizeof(arg)))
 		return -EFAULT;
 	return 0;

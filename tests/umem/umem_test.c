@@ -1243,11 +1243,11 @@ static int bench_one(unsigned long len, const char *kind)
 			buf[pg * PG] = 1;
 	else
 		fill(buf, len, 1);
-	for (i = 0; i < 9; i++) {
+	for (i = 0; i < 16; i++) {
 		memset(&b, 0, sizeof(b));
 		b.addr = (uintptr_t)buf;
 		b.len = len;
-		b.flags = FUT_WRITE | FUT_LONGTERM;
+		b.flags = FUT_WRITE | FUT_LONGTERM | (i % 2 ? FUT_UMEM_FIRST : 0);
 		if (ioctl(dev, FUT_IOC_BENCH, &b) || b.umem_err || b.plain_err) {
 			fprintf(stderr, "bench: %s umem %d plain %d\n",
 				strerror(errno), b.umem_err, b.plain_err);

@@ -18,6 +18,7 @@
 #define FUT_NO_FOLIO	0x04	/* FRDMA_UMEM_NO_FOLIO */
 #define FUT_FOLIO_ONLY	0x08	/* FRDMA_UMEM_FOLIO_ONLY */
 #define FUT_REMOTE	0x10	/* pin from a kernel worker: foreign mm */
+#define FUT_UMEM_FIRST	0x20	/* bench only: time umem before plain */
 
 /* Pin [addr, addr + len); returns a handle and the umem's statistics. */
 struct fut_pin {
