@@ -19,9 +19,13 @@ VMRUN := tests/vm/run
 
 export KERNEL_RELEASE KDIR
 
-.PHONY: all modules provider deps unit static check check-vm demo bench clean
+.PHONY: all modules provider progs deps unit static check check-vm demo \
+	bench stress clean
 
-all: modules provider
+# User-space test programs run inside the VM; built on the host.
+PROG_DIRS := tests/verbs tests/umem
+
+all: modules provider progs
 
 deps:
 	scripts/deps build
@@ -32,8 +36,12 @@ modules: deps
 provider: deps
 	$(MAKE) -C userspace
 
+progs: deps
+	for d in $(PROG_DIRS); do $(MAKE) -C $$d || exit 1; done
+
 unit:
 	$(MAKE) -C tests/unit run
+	$(MAKE) -C userspace check
 
 static: modules
 	scripts/deps check
@@ -50,7 +58,13 @@ demo: all
 	scripts/deps vm
 	$(VMRUN) -- tests/vm/demo
 
+# Registration and bandwidth: frdma beside rdma_rxe and memcpy, one boot.
+bench: all
+	scripts/deps vm bench
+	tests/bench/run $(BENCH_ARGS)
+
 clean:
 	$(MAKE) -C $(KDIR) M=$(TOP) clean
+	for d in $(PROG_DIRS); do $(MAKE) -C $$d clean; done
 	$(MAKE) -C userspace clean
 	$(MAKE) -C tests/unit clean
