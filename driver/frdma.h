@@ -24,6 +24,7 @@
 
 #include <linux/list.h>
 #include <linux/netdevice.h>
+#include <linux/xarray.h>
 #include <rdma/ib_verbs.h>
 #include <rdma/frdma-abi.h>
 
@@ -66,6 +67,8 @@
  *	  (ib_device_set_netdev()) and ib_device_get_netdev() gives one out.
  * @port_active: the port state last announced by an event, under RTNL
  * @attr: the device attributes reported by query_device
+ * @mr_table: the MRs by key index (mr.c)
+ * @mr_next: where the next key index search starts (mr.c)
  */
 struct frdma_dev {
 	struct ib_device ibdev;
@@ -73,6 +76,8 @@ struct frdma_dev {
 	struct net_device *ndev;
 	bool port_active;
 	struct ib_device_attr attr;
+	struct xarray mr_table;
+	u32 mr_next;
 };
 
 /**
@@ -175,6 +180,29 @@ int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata);
 int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
 int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
 		  bool solicited);
+
+/*
+ * debugfs.c: module-wide object counters (read by the stress oracle in
+ * /sys/kernel/debug/frdma/) and the fault-injection switch that makes
+ * frdma_should_fail() true at chosen calls, so failure paths can be
+ * exercised on the stock kernel.
+ */
+enum frdma_counter {
+	FRDMA_CNT_PD,
+	FRDMA_CNT_CQ,
+	FRDMA_CNT_QP,
+	FRDMA_CNT_SRQ,
+	FRDMA_CNT_AH,
+	FRDMA_CNT_MR,
+	FRDMA_CNT_RUNS,
+	FRDMA_CNT_PINNED_PAGES,
+	FRDMA_NR_COUNTERS
+};
+
+void frdma_count(enum frdma_counter c, long delta);
+bool frdma_should_fail(void);
+void frdma_debugfs_init(void);
+void frdma_debugfs_exit(void);
 
 /* verbs.c */
 extern const struct ib_device_ops frdma_dev_ops;

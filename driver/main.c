@@ -15,6 +15,7 @@
 #include <rdma/rdma_netlink.h>
 
 #include "frdma.h"
+#include "mr.h"
 
 /*
  * Every frdma_dev from before ib_register_device() to dealloc_driver.
@@ -163,6 +164,7 @@ static void frdma_dealloc_driver(struct ib_device *ibdev)
 {
 	struct frdma_dev *fdev = to_fdev(ibdev);
 
+	frdma_mr_table_destroy(fdev);
 	mutex_lock(&frdma_dev_lock);
 	list_del_rcu(&fdev->list);
 	mutex_unlock(&frdma_dev_lock);
@@ -204,6 +206,7 @@ static int frdma_newlink(const char *ibdev_name, struct net_device *ndev)
 	if (!fdev)
 		return -ENOMEM;
 	ibdev = &fdev->ibdev;
+	frdma_mr_table_init(fdev);
 	fdev->ndev = ndev;
 	err = frdma_list_add(fdev);
 	if (err) {
@@ -306,9 +309,12 @@ static int __init frdma_init(void)
 {
 	int err;
 
+	frdma_debugfs_init();
 	err = register_netdevice_notifier(&frdma_netdev_nb);
-	if (err)
+	if (err) {
+		frdma_debugfs_exit();
 		return err;
+	}
 	rdma_link_register(&frdma_link_ops);
 	return 0;
 }
@@ -319,6 +325,7 @@ static void __exit frdma_exit(void)
 	rdma_link_unregister(&frdma_link_ops);
 	unregister_netdevice_notifier(&frdma_netdev_nb);
 	frdma_remove_all();
+	frdma_debugfs_exit();
 }
 
 module_init(frdma_init);

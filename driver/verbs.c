@@ -10,6 +10,8 @@
 #include <rdma/uverbs_ioctl.h>
 
 #include "frdma.h"
+#include "mr.h"
+#include "qp.h"
 
 /**
  * frdma_init_attr - fill the attributes query_device reports
@@ -167,21 +169,36 @@ const struct ib_device_ops frdma_dev_ops = {
 
 	.alloc_pd = frdma_alloc_pd,
 	.alloc_ucontext = frdma_alloc_ucontext,
+	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
+	.create_qp = frdma_create_qp,
+	.create_user_ah = frdma_create_ah,
 	.dealloc_pd = frdma_dealloc_pd,
 	.dealloc_ucontext = frdma_dealloc_ucontext,
+	.dereg_mr = frdma_dereg_mr,
+	.destroy_ah = frdma_destroy_ah,
 	.destroy_cq = frdma_destroy_cq,
+	.destroy_qp = frdma_destroy_qp,
+	.fill_res_mr_entry = frdma_fill_res_mr_entry,
 	.get_link_layer = frdma_get_link_layer,
 	.get_port_immutable = frdma_get_port_immutable,
 	.mmap = frdma_mmap,
 	.mmap_free = frdma_mmap_free,
+	.modify_qp = frdma_modify_qp,
+	.post_recv = frdma_post_recv,
+	.post_send = frdma_post_send,
+	.query_ah = frdma_query_ah,
 	.query_device = frdma_query_device,
 	.query_pkey = frdma_query_pkey,
 	.query_port = frdma_query_port,
+	.query_qp = frdma_query_qp,
+	.reg_user_mr = frdma_reg_user_mr,
 	.req_notify_cq = frdma_req_notify_cq,
 	.resize_cq = frdma_resize_cq,
 
+	INIT_RDMA_OBJ_SIZE(ib_ah, frdma_ah, ibah),
 	INIT_RDMA_OBJ_SIZE(ib_cq, frdma_cq, ibcq),
 	INIT_RDMA_OBJ_SIZE(ib_pd, frdma_pd, ibpd),
+	INIT_RDMA_OBJ_SIZE(ib_qp, frdma_qp, ibqp),
 	INIT_RDMA_OBJ_SIZE(ib_ucontext, frdma_ucontext, ibuc),
 };

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * frdma memory regions: registration on umem/ and the primitives the data
+ * path uses to reach registered memory.
+ *
+ * Keys
+ *
+ *   An MR's lkey and rkey are equal: the MR's index in its device's key
+ *   table shifted left by 8, ORed with a random key byte.  A lookup
+ *   matches all 32 bits, so a stale key (same index, old key byte) never
+ *   finds a new MR except by a 1-in-256 chance that IBTA accepts.
+ *
+ * Lifetime
+ *
+ *   frdma_mr_get() returns a referenced MR; the data path holds that
+ *   reference while it touches the MR's pages and drops it with
+ *   frdma_mr_put().  dereg_mr removes the key first (no new lookup can
+ *   succeed), then waits for every reference to be dropped, then releases
+ *   the pin.  So the pages an in-flight operation copies to or from stay
+ *   pinned until it is done.
+ */
+#ifndef _FRDMA_MR_H
+#define _FRDMA_MR_H
+
+#include <linux/refcount.h>
+#include <linux/completion.h>
+#include <frdma/umem.h>
+
+#include "frdma.h"
+
+/**
+ * struct frdma_mr - a memory region
+ * @ibmr: the core's MR (lkey, rkey, pd, iova, length)
+ * @umem: the pinned pages, from frdma_umem_pin()
+ * @access: the IB_ACCESS_* flags it was registered with
+ * @ref: references: one for the key table, one per frdma_mr_get()
+ * @free: completed when @ref drops to zero
+ */
+struct frdma_mr {
+	struct ib_mr ibmr;
+	struct frdma_umem *umem;
+	int access;
+	refcount_t ref;
+	struct completion free;
+};
+
+static inline struct frdma_mr *to_fmr(struct ib_mr *ibmr)
+{
+	return container_of(ibmr, struct frdma_mr, ibmr);
+}
+
+/* The verbs (ib_device_ops). */
+struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
+				u64 iova, int access, struct ib_udata *udata);
+int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
+int frdma_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);
+
+/* The key table of a device, set up and torn down with the device. */
+void frdma_mr_table_init(struct frdma_dev *fdev);
+void frdma_mr_table_destroy(struct frdma_dev *fdev);
+
+/*
+ * The data path's primitives.  Addresses are the application's (iova)
+ * addresses inside the MR.
+ *
+ * frdma_mr_get() - the MR with key @key on @fdev, referenced, or NULL.
+ * frdma_mr_check() - whether [@addr, @addr + @len) lies inside @mr, @mr
+ *	belongs to @pd and allows every IB_ACCESS_* bit of @access (0 for
+ *	a local read).  Returns 0, -EACCES (PD or access) or -ERANGE.
+ * frdma_mr_copy() - copy @len bytes between two checked ranges, one
+ *	physically contiguous chunk at a time (never page by page).
+ * frdma_mr_write(), frdma_mr_read() - copy between a checked range and
+ *	kernel memory (inline data, atomics' results).
+ * frdma_mr_atomic() - IB_UVERBS_WR_ATOMIC_CMP_AND_SWP or _FETCH_AND_ADD
+ *	on the 8-byte aligned word at @addr, atomic against every other
+ *	frdma atomic; the original value goes to @orig.
+ */
+struct frdma_mr *frdma_mr_get(struct frdma_dev *fdev, u32 key);
+void frdma_mr_put(struct frdma_mr *mr);
+int frdma_mr_check(struct frdma_mr *mr, struct ib_pd *pd, u64 addr, u64 len,
+		   int access);
+void frdma_mr_copy(struct frdma_mr *dst, u64 dst_addr,
+		   struct frdma_mr *src, u64 src_addr, u64 len);
+void frdma_mr_write(struct frdma_mr *dst, u64 addr, const void *buf,
+		    u64 len);
+void frdma_mr_read(struct frdma_mr *src, u64 addr, void *buf, u64 len);
+int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
+		    u64 compare_add, u64 swap, u64 *orig);
+
+#endif /* _FRDMA_MR_H */
