@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Loopback RC connections for the data-path tests (integrity, security,
+ * hostile, killed): two RC QPs of one process on one device, connected to
+ * each other through the device's own RoCE v2 IPv4 GID, exactly as two
+ * processes would be (destination GID + QPN), so the same program runs on
+ * frdma0 and on rdma_rxe.
+ *
+ * Every wait is bounded (LB_WAIT_MS) so that a lost completion fails the
+ * test instead of hanging it; the bound is a watchdog, not a performance
+ * threshold.
+ */
+#ifndef FRDMA_VERBS_LOOPBACK_H
+#define FRDMA_VERBS_LOOPBACK_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+
+#define LB_PORT		1
+#define LB_WAIT_MS	60000
+
+static inline struct ibv_context *lb_open(const char *name)
+{
+	struct ibv_device **list;
+	struct ibv_context *ctx = NULL;
+	int i, n;
+
+	list = ibv_get_device_list(&n);
+	for (i = 0; list && i < n; i++)
+		if (!strcmp(ibv_get_device_name(list[i]), name))
+			ctx = ibv_open_device(list[i]);
+	if (list)
+		ibv_free_device_list(list);
+	return ctx;
+}
+
+/*
+ * The port's RoCE v2 GID that carries an IPv4 address (::ffff:a.b.c.d).
+ * The core fills the GID table asynchronously: wait for it, about 30 s.
+ */
+static inline int lb_find_gid(struct ibv_context *ctx, int *index,
+			      union ibv_gid *gid)
+{
+	static const uint8_t v4prefix[12] = { [10] = 0xff, [11] = 0xff };
+	struct ibv_port_attr pa;
+	struct ibv_gid_entry e;
+	int tries, i;
+
+	for (tries = 0; tries < 300; tries++) {
+		if (ibv_query_port(ctx, LB_PORT, &pa))
+			return -1;
+		for (i = 0; i < pa.gid_tbl_len; i++) {
+			if (ibv_query_gid_ex(ctx, LB_PORT, i, &e, 0))
+				continue;
+			if (e.gid_type != IBV_GID_TYPE_ROCE_V2 ||
+			    memcmp(e.gid.raw, v4prefix, sizeof(v4prefix)))
+				continue;
+			*index = i;
+			*gid = e.gid;
+			return 0;
+		}
+		usleep(100000);
+	}
+	return -1;
+}
+
+static inline struct ibv_qp *lb_create_qp(struct ibv_pd *pd,
+					  struct ibv_cq *scq,
+					  struct ibv_cq *rcq,
+					  uint32_t wr, uint32_t sge,
+					  uint32_t inline_data)
+{
+	struct ibv_qp_init_attr ia = {
+		.send_cq = scq,
+		.recv_cq = rcq,
+		.qp_type = IBV_QPT_RC,
+		.sq_sig_all = 0,
+		.cap = {
+			.max_send_wr = wr,
+			.max_recv_wr = wr,
+			.max_send_sge = sge,
+			.max_recv_sge = sge,
+			.max_inline_data = inline_data,
+		},
+	};
+
+	return ibv_create_qp(pd, &ia);
+}
+
+/* INIT -> RTR -> RTS towards QPN @dqpn at @dgid; returns 0 or an errno. */
+static inline int lb_connect(struct ibv_qp *qp, uint32_t dqpn,
+			     const union ibv_gid *dgid, int sgid_index,
+			     int rd_atomic)
+{
+	struct ibv_port_attr pa;
+	struct ibv_qp_attr a;
+	int ret;
+
+	ret = ibv_query_port(qp->context, LB_PORT, &pa);
+	if (ret)
+		return ret;
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_INIT;
+	a.pkey_index = 0;
+	a.port_num = LB_PORT;
+	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
+			    IBV_ACCESS_REMOTE_ATOMIC;
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+			    IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+	if (ret)
+		return ret;
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTR;
+	a.path_mtu = pa.active_mtu;
+	a.dest_qp_num = dqpn;
+	a.rq_psn = 0;
+	a.max_dest_rd_atomic = rd_atomic;
+	a.min_rnr_timer = 1;
+	a.ah_attr.is_global = 1;
+	a.ah_attr.grh.dgid = *dgid;
+	a.ah_attr.grh.sgid_index = sgid_index;
+	a.ah_attr.grh.hop_limit = 1;
+	a.ah_attr.port_num = LB_PORT;
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+			    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+			    IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+	if (ret)
+		return ret;
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTS;
+	a.timeout = 14;
+	a.retry_cnt = 7;
+	a.rnr_retry = 7;
+	a.sq_psn = 0;
+	a.max_rd_atomic = rd_atomic;
+	return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT |
+			     IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+			     IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
+}
+
+static inline int lb_connect_pair(struct ibv_qp *a, struct ibv_qp *b,
+				  const union ibv_gid *gid, int gid_index,
+				  int rd_atomic)
+{
+	int ret = lb_connect(a, b->qp_num, gid, gid_index, rd_atomic);
+
+	return ret ? ret : lb_connect(b, a->qp_num, gid, gid_index, rd_atomic);
+}
+
+static inline long lb_ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Poll @cq until @n completions arrived (returns n), the watchdog expired
+ * (returns the number polled so far) or polling failed (-1).
+ */
+static inline int lb_poll(struct ibv_cq *cq, struct ibv_wc *wc, int n)
+{
+	struct timespec t0;
+	int got = 0, r, idle = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (got < n) {
+		r = ibv_poll_cq(cq, n - got, wc + got);
+		if (r < 0)
+			return -1;
+		got += r;
+		if (r)
+			continue;
+		if (++idle > 1000) {
+			if (lb_ms_since(&t0) > LB_WAIT_MS)
+				break;
+			usleep(1000);
+		}
+	}
+	return got;
+}
+
+static inline enum ibv_qp_state lb_qp_state(struct ibv_qp *qp)
+{
+	struct ibv_qp_init_attr ia;
+	struct ibv_qp_attr a;
+
+	if (ibv_query_qp(qp, &a, IBV_QP_STATE, &ia))
+		return (enum ibv_qp_state)-1;
+	return a.qp_state;
+}
+
+static inline const char *lb_state_str(enum ibv_qp_state s)
+{
+	static const char *const names[] = {
+		"RESET", "INIT", "RTR", "RTS", "SQD", "SQE", "ERR",
+	};
+
+	if ((unsigned int)s < sizeof(names) / sizeof(names[0]))
+		return names[s];
+	return "(query failed)";
+}
+
+/*
+ * Parse "-d DEVICE [-s SEED]"; returns the device name.  Exits with usage
+ * on anything else.
+ */
+static inline const char *lb_args(int argc, char **argv, unsigned long *seed)
+{
+	const char *dev = NULL;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "d:s:")) != -1) {
+		switch (opt) {
+		case 'd':
+			dev = optarg;
+			break;
+		case 's':
+			if (seed) {
+				*seed = strtoul(optarg, NULL, 0);
+				break;
+			}
+			/* fall through */
+		default:
+			fprintf(stderr, "usage: %s -d DEVICE%s\n", argv[0],
+				seed ? " [-s SEED]" : "");
+			exit(2);
+		}
+	}
+	if (!dev) {
+		fprintf(stderr, "usage: %s -d DEVICE%s\n", argv[0],
+			seed ? " [-s SEED]" : "");
+		exit(2);
+	}
+	return dev;
+}
+
+#endif /* FRDMA_VERBS_LOOPBACK_H */
