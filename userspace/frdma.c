@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * frdma libibverbs provider: device matching, contexts, device and port
- * queries, protection domains.
+ * queries, protection domains, memory regions, address handles.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -71,6 +71,71 @@ static int frdma_dealloc_pd(struct ibv_pd *pd)
 	return 0;
 }
 
+static struct ibv_mr *frdma_reg_mr(struct ibv_pd *pd, void *addr,
+				   size_t length, uint64_t hca_va, int access)
+{
+	struct frdma_cmd_reg_mr cmd = {};
+	struct ib_uverbs_reg_mr_resp resp = {};
+	struct verbs_mr *vmr;
+	int ret;
+
+	vmr = calloc(1, sizeof(*vmr));
+	if (!vmr)
+		return NULL;
+	ret = ibv_cmd_reg_mr(pd, addr, length, hca_va, access, vmr,
+			     (struct ibv_reg_mr *)&cmd, sizeof(cmd), &resp,
+			     sizeof(resp));
+	if (ret) {
+		free(vmr);
+		errno = ret;
+		return NULL;
+	}
+	return &vmr->ibv_mr;
+}
+
+static int frdma_dereg_mr(struct verbs_mr *vmr)
+{
+	int ret;
+
+	ret = ibv_cmd_dereg_mr(vmr);
+	if (ret)
+		return ret;
+	free(vmr);
+	return 0;
+}
+
+static struct ibv_ah *frdma_create_ah(struct ibv_pd *pd,
+				      struct ibv_ah_attr *attr)
+{
+	struct frdma_cmd_create_ah_resp resp = {};
+	struct frdma_ah *ah;
+	int ret;
+
+	ah = calloc(1, sizeof(*ah));
+	if (!ah)
+		return NULL;
+	ret = ibv_cmd_create_ah(pd, &ah->ibv_ah, attr, &resp.core,
+				sizeof(resp));
+	if (ret) {
+		free(ah);
+		errno = ret;
+		return NULL;
+	}
+	ah->ah_num = resp.drv.ah_num;
+	return &ah->ibv_ah;
+}
+
+static int frdma_destroy_ah(struct ibv_ah *ibah)
+{
+	int ret;
+
+	ret = ibv_cmd_destroy_ah(ibah);
+	if (ret)
+		return ret;
+	free(to_fah(ibah));
+	return 0;
+}
+
 static void frdma_free_context(struct ibv_context *ibctx)
 {
 	struct frdma_context *ctx = to_fctx(ibctx);
@@ -81,14 +146,25 @@ static void frdma_free_context(struct ibv_context *ibctx)
 
 static const struct verbs_context_ops frdma_ctx_ops = {
 	.alloc_pd = frdma_alloc_pd,
+	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
 	.create_cq_ex = frdma_create_cq_ex,
+	.create_qp = frdma_create_qp,
+	.create_qp_ex = frdma_create_qp_ex,
 	.dealloc_pd = frdma_dealloc_pd,
+	.dereg_mr = frdma_dereg_mr,
+	.destroy_ah = frdma_destroy_ah,
 	.destroy_cq = frdma_destroy_cq,
+	.destroy_qp = frdma_destroy_qp,
 	.free_context = frdma_free_context,
+	.modify_qp = frdma_modify_qp,
 	.poll_cq = frdma_poll_cq,
+	.post_recv = frdma_post_recv,
+	.post_send = frdma_post_send,
 	.query_device_ex = frdma_query_device,
 	.query_port = frdma_query_port,
+	.query_qp = frdma_query_qp,
+	.reg_mr = frdma_reg_mr,
 	.req_notify_cq = ibv_cmd_req_notify_cq,
 	.resize_cq = frdma_resize_cq,
 };

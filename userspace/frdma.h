@@ -13,11 +13,7 @@
 
 #include "ring.h"
 #include "verbs_private.h"
-
-#ifndef container_of
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
+#include "wqe.h"
 
 struct frdma_device {
 	struct verbs_device vdev;
@@ -36,6 +32,44 @@ struct frdma_cq {
 	/* extended polling: the CQE being read, under the lock */
 	const struct frdma_cqe *cur;
 };
+
+/*
+ * A work queue of a QP: its ring (hdr NULL when the QP has none, e.g. the
+ * RQ of a QP on an SRQ) and the lock that serialises its producers; uidx
+ * is the producer index.
+ */
+struct frdma_wq {
+	pthread_spinlock_t lock;
+	struct frdma_ring ring;
+	uint32_t max_sge;
+};
+
+struct frdma_qp {
+	struct verbs_qp vqp;
+	struct frdma_wq sq;
+	struct frdma_wq rq;
+	struct frdma_sq_limits sql;
+	/*
+	 * ibv_wr_*(), between wr_start and wr_complete/wr_abort, under the
+	 * SQ lock: the entry being built (NULL once an error is recorded or
+	 * before the first opcode), the index of the next entry, the
+	 * consumer index last loaded, and the first error.
+	 */
+	struct frdma_sqe *wr_cur;
+	uint32_t wr_idx;
+	uint32_t wr_cons;
+	int wr_err;
+};
+
+static inline struct frdma_qp *to_fqp(struct ibv_qp *ibqp)
+{
+	return container_of(ibqp, struct frdma_qp, vqp.qp);
+}
+
+static inline struct frdma_ah *to_fah(struct ibv_ah *ibah)
+{
+	return container_of(ibah, struct frdma_ah, ibv_ah);
+}
 
 static inline struct frdma_cq *to_fcq(struct ibv_cq *ibcq)
 {
@@ -102,6 +136,61 @@ struct frdma_cmd_resize_cq_resp {
 	struct frdma_resize_cq_resp drv;
 };
 
+struct frdma_cmd_reg_mr {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_reg_mr core;
+};
+
+struct frdma_cmd_create_qp {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_create_qp core;
+};
+
+struct frdma_cmd_create_qp_resp {
+	struct ib_uverbs_create_qp_resp core;
+	struct frdma_create_qp_resp drv;
+};
+
+struct frdma_cmd_create_qp_ex {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_ex_cmd_hdr ex_hdr;
+	struct ib_uverbs_ex_create_qp core;
+};
+
+struct frdma_cmd_create_qp_ex_resp {
+	struct ib_uverbs_ex_create_qp_resp core;
+	struct frdma_create_qp_resp drv;
+};
+
+struct frdma_cmd_modify_qp {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_modify_qp core;
+};
+
+struct frdma_cmd_query_qp {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_query_qp core;
+};
+
+struct frdma_cmd_create_ah_resp {
+	struct ib_uverbs_create_ah_resp core;
+	struct frdma_create_ah_resp drv;
+};
+
+/* The doorbell: a POST_SEND with no work request (see the uABI header). */
+struct frdma_cmd_doorbell {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_post_send core;
+};
+
+static_assert(sizeof(struct frdma_cmd_doorbell) % 4 == 0, "doorbell words");
+static_assert(offsetof(struct frdma_cmd_create_qp_resp, drv) ==
+	      sizeof(struct ib_uverbs_create_qp_resp) &&
+	      offsetof(struct frdma_cmd_create_qp_ex_resp, drv) ==
+	      sizeof(struct ib_uverbs_ex_create_qp_resp) &&
+	      offsetof(struct frdma_cmd_create_ah_resp, drv) ==
+	      sizeof(struct ib_uverbs_create_ah_resp),
+	      "driver data follows the core response");
 static_assert(sizeof(struct frdma_cmd_get_context_resp) % 8 == 0,
 	      "driver data keeps 8-byte alignment");
 static_assert(sizeof(struct frdma_cmd_create_cq_ex) % 8 == 0 &&
@@ -164,5 +253,20 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc);
 int frdma_resize_cq(struct ibv_cq *ibcq, int cqe);
 struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 				     struct ibv_cq_init_attr_ex *attr);
+
+/* qp.c */
+struct ibv_qp *frdma_create_qp(struct ibv_pd *pd,
+			       struct ibv_qp_init_attr *attr);
+struct ibv_qp *frdma_create_qp_ex(struct ibv_context *ibctx,
+				  struct ibv_qp_init_attr_ex *attr);
+int frdma_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
+		    int attr_mask);
+int frdma_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
+		   int attr_mask, struct ibv_qp_init_attr *init_attr);
+int frdma_destroy_qp(struct ibv_qp *ibqp);
+int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
+		    struct ibv_send_wr **bad_wr);
+int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
+		    struct ibv_recv_wr **bad_wr);
 
 #endif /* FRDMA_PROVIDER_H */

@@ -264,6 +264,12 @@ struct verbs_mr {
 	int access;
 };
 
+/* struct verbs_qp.comp_mask */
+enum {
+	VERBS_QP_XRCD = 1 << 0,
+	VERBS_QP_EX = 1 << 1,	/* qp_ex is valid: ibv_qp_to_qp_ex() works */
+};
+
 struct verbs_qp {
 	union {
 		struct ibv_qp qp;

@@ -1,0 +1,632 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * frdma provider: queue pairs.
+ *
+ * A QP's send and receive queues are rings shared with the kernel (see
+ * <rdma/frdma-abi.h>).  Posting writes entries into a ring and publishes
+ * the producer index; a batch of sends then costs one doorbell write(), a
+ * batch of receives no system call at all.  Each queue has a spinlock for
+ * its producers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frdma.h"
+
+enum {
+	FRDMA_QP_COMP_MASK = IBV_QP_INIT_ATTR_PD |
+			     IBV_QP_INIT_ATTR_CREATE_FLAGS |
+			     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+	FRDMA_UD_SEND_OPS = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM,
+	FRDMA_RC_SEND_OPS = FRDMA_UD_SEND_OPS |
+			    IBV_QP_EX_WITH_RDMA_WRITE |
+			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
+			    IBV_QP_EX_WITH_RDMA_READ |
+			    IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
+};
+
+/* Ring the SQ's doorbell: the kernel consumes the SQ up to its prod. */
+static int frdma_doorbell(struct frdma_qp *qp)
+{
+	struct ib_uverbs_post_send_resp resp;
+	struct frdma_cmd_doorbell db = {
+		.hdr = {
+			.command = IB_USER_VERBS_CMD_POST_SEND,
+			.in_words = sizeof(db) / 4,
+			.out_words = sizeof(resp) / 4,
+		},
+		.core = {
+			.response = (uintptr_t)&resp,
+			.qp_handle = qp->vqp.qp.handle,
+			.wqe_size = sizeof(struct ib_uverbs_send_wr),
+		},
+	};
+
+	if (write(qp->vqp.qp.context->cmd_fd, &db, sizeof(db)) != sizeof(db))
+		return errno ? errno : EIO;
+	return 0;
+}
+
+/* Work requests may be posted to an SQ only from RTS on (IBTA o10-4.2.1). */
+static bool frdma_sq_postable(struct ibv_qp *ibqp)
+{
+	return ibqp->state != IBV_QPS_RESET && ibqp->state != IBV_QPS_INIT &&
+	       ibqp->state != IBV_QPS_RTR;
+}
+
+/*
+ * The extended send interface.  wr_start takes the SQ lock; each opcode
+ * call claims the next free slot and writes its header; the setters fill
+ * in the body of that slot; wr_complete publishes everything and rings the
+ * doorbell, wr_abort forgets it.  The first error is kept and returned by
+ * wr_complete, and nothing of the batch is posted then.
+ */
+static inline struct frdma_qp *qpx_to_fqp(struct ibv_qp_ex *qpx)
+{
+	return container_of(qpx, struct frdma_qp, vqp.qp_ex);
+}
+
+static void frdma_wr_fail(struct frdma_qp *qp, int err)
+{
+	if (!qp->wr_err)
+		qp->wr_err = err;
+	qp->wr_cur = NULL;
+}
+
+static struct frdma_sqe *frdma_wr_next(struct ibv_qp_ex *qpx,
+				       enum ibv_wr_opcode op)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+	struct frdma_ring *r = &qp->sq.ring;
+	struct frdma_sqe *sqe;
+
+	qp->wr_cur = NULL;
+	if (qp->wr_err)
+		return NULL;
+	if (qpx->wr_flags & ~(unsigned int)FRDMA_SEND_FLAGS) {
+		frdma_wr_fail(qp, EINVAL);
+		return NULL;
+	}
+	if (qp->wr_idx - qp->wr_cons >= r->num_entries) {
+		qp->wr_cons = frdma_ring_load_cons(r);
+		if (qp->wr_idx - qp->wr_cons >= r->num_entries) {
+			frdma_wr_fail(qp, ENOMEM);
+			return NULL;
+		}
+	}
+	sqe = frdma_ring_entry(r, qp->wr_idx++);
+	*sqe = (struct frdma_sqe){
+		.wr_id = qpx->wr_id,
+		.opcode = op,
+		/* inline or not is decided by the setter called */
+		.flags = frdma_sqe_flags(&qp->sql, qpx->wr_flags) &
+			 ~FRDMA_WQE_INLINE,
+	};
+	qp->wr_cur = sqe;
+	return sqe;
+}
+
+static void frdma_wr_send(struct ibv_qp_ex *qpx)
+{
+	frdma_wr_next(qpx, IBV_WR_SEND);
+}
+
+static void frdma_wr_send_imm(struct ibv_qp_ex *qpx, __be32 imm_data)
+{
+	struct frdma_sqe *sqe = frdma_wr_next(qpx, IBV_WR_SEND_WITH_IMM);
+
+	if (sqe)
+		sqe->imm_data = imm_data;
+}
+
+static void frdma_wr_rdma(struct ibv_qp_ex *qpx, enum ibv_wr_opcode op,
+			  uint32_t rkey, uint64_t remote_addr, __be32 imm_data)
+{
+	struct frdma_sqe *sqe = frdma_wr_next(qpx, op);
+
+	if (!sqe)
+		return;
+	sqe->imm_data = imm_data;
+	sqe->rdma.remote_addr = remote_addr;
+	sqe->rdma.rkey = rkey;
+}
+
+static void frdma_wr_rdma_write(struct ibv_qp_ex *qpx, uint32_t rkey,
+				uint64_t remote_addr)
+{
+	frdma_wr_rdma(qpx, IBV_WR_RDMA_WRITE, rkey, remote_addr, 0);
+}
+
+static void frdma_wr_rdma_write_imm(struct ibv_qp_ex *qpx, uint32_t rkey,
+				    uint64_t remote_addr, __be32 imm_data)
+{
+	frdma_wr_rdma(qpx, IBV_WR_RDMA_WRITE_WITH_IMM, rkey, remote_addr,
+		      imm_data);
+}
+
+static void frdma_wr_rdma_read(struct ibv_qp_ex *qpx, uint32_t rkey,
+			       uint64_t remote_addr)
+{
+	frdma_wr_rdma(qpx, IBV_WR_RDMA_READ, rkey, remote_addr, 0);
+}
+
+static void frdma_wr_atomic(struct ibv_qp_ex *qpx, enum ibv_wr_opcode op,
+			    uint32_t rkey, uint64_t remote_addr,
+			    uint64_t compare_add, uint64_t swap)
+{
+	struct frdma_sqe *sqe = frdma_wr_next(qpx, op);
+
+	if (!sqe)
+		return;
+	sqe->atomic.remote_addr = remote_addr;
+	sqe->atomic.compare_add = compare_add;
+	sqe->atomic.swap = swap;
+	sqe->atomic.rkey = rkey;
+}
+
+static void frdma_wr_atomic_cmp_swp(struct ibv_qp_ex *qpx, uint32_t rkey,
+				    uint64_t remote_addr, uint64_t compare,
+				    uint64_t swap)
+{
+	frdma_wr_atomic(qpx, IBV_WR_ATOMIC_CMP_AND_SWP, rkey, remote_addr,
+			compare, swap);
+}
+
+static void frdma_wr_atomic_fetch_add(struct ibv_qp_ex *qpx, uint32_t rkey,
+				      uint64_t remote_addr, uint64_t add)
+{
+	frdma_wr_atomic(qpx, IBV_WR_ATOMIC_FETCH_AND_ADD, rkey, remote_addr,
+			add, 0);
+}
+
+static void frdma_wr_set_ud_addr(struct ibv_qp_ex *qpx, struct ibv_ah *ah,
+				 uint32_t remote_qpn, uint32_t remote_qkey)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+	struct frdma_sqe *sqe = qp->wr_cur;
+
+	if (!sqe)
+		return;
+	if (!ah) {
+		frdma_wr_fail(qp, EINVAL);
+		return;
+	}
+	sqe->ud.ah_num = to_fah(ah)->ah_num;
+	sqe->ud.remote_qpn = remote_qpn;
+	sqe->ud.remote_qkey = remote_qkey;
+}
+
+static void frdma_wr_set_sge_list(struct ibv_qp_ex *qpx, size_t num_sge,
+				  const struct ibv_sge *sg_list)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+	struct frdma_sqe *sqe = qp->wr_cur;
+
+	if (!sqe)
+		return;
+	if (num_sge > qp->sql.max_sge) {
+		frdma_wr_fail(qp, EINVAL);
+		return;
+	}
+	sqe->flags &= ~FRDMA_WQE_INLINE;
+	sqe->inline_len = 0;
+	sqe->num_sge = num_sge;
+	frdma_put_sges(frdma_sqe_sges(sqe), sg_list, num_sge);
+}
+
+static void frdma_wr_set_sge(struct ibv_qp_ex *qpx, uint32_t lkey,
+			     uint64_t addr, uint32_t length)
+{
+	struct ibv_sge sge = { .addr = addr, .length = length, .lkey = lkey };
+
+	frdma_wr_set_sge_list(qpx, 1, &sge);
+}
+
+static void frdma_wr_set_inline_data_list(struct ibv_qp_ex *qpx,
+					  size_t num_buf,
+					  const struct ibv_data_buf *buf_list)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+	struct frdma_sqe *sqe = qp->wr_cur;
+	uint8_t *dst;
+	size_t i, len = 0;
+
+	if (!sqe)
+		return;
+	for (i = 0; i < num_buf; i++) {
+		len += buf_list[i].length;
+		if (len > qp->sql.max_inline)
+			break;
+	}
+	if (len > qp->sql.max_inline ||
+	    !frdma_opcode_inline_ok(sqe->opcode)) {
+		frdma_wr_fail(qp, EINVAL);
+		return;
+	}
+	dst = frdma_sqe_data(sqe);
+	for (i = 0; i < num_buf; i++) {
+		memcpy(dst, buf_list[i].addr, buf_list[i].length);
+		dst += buf_list[i].length;
+	}
+	sqe->flags |= FRDMA_WQE_INLINE;
+	sqe->num_sge = 0;
+	sqe->inline_len = len;
+}
+
+static void frdma_wr_set_inline_data(struct ibv_qp_ex *qpx, void *addr,
+				     size_t length)
+{
+	struct ibv_data_buf buf = { .addr = addr, .length = length };
+
+	frdma_wr_set_inline_data_list(qpx, 1, &buf);
+}
+
+static void frdma_wr_start(struct ibv_qp_ex *qpx)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+
+	pthread_spin_lock(&qp->sq.lock);
+	qp->wr_idx = qp->sq.ring.uidx;
+	qp->wr_cons = qp->sq.ring.hdr ? frdma_ring_load_cons(&qp->sq.ring) :
+					qp->wr_idx;
+	qp->wr_cur = NULL;
+	qp->wr_err = 0;
+	if (!frdma_sq_postable(&qp->vqp.qp))
+		qp->wr_err = EINVAL;
+	else if (!qp->sq.ring.hdr)
+		qp->wr_err = ENOMEM;
+}
+
+static int frdma_wr_complete(struct ibv_qp_ex *qpx)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+	struct frdma_ring *r = &qp->sq.ring;
+	bool posted = false;
+	int ret = qp->wr_err;
+
+	if (!ret && qp->wr_idx != r->uidx) {
+		r->uidx = qp->wr_idx;
+		frdma_ring_store_prod(r);
+		posted = true;
+	}
+	qp->wr_cur = NULL;
+	pthread_spin_unlock(&qp->sq.lock);
+	if (posted)
+		ret = frdma_doorbell(qp);
+	return ret;
+}
+
+static void frdma_wr_abort(struct ibv_qp_ex *qpx)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+
+	qp->wr_cur = NULL;
+	pthread_spin_unlock(&qp->sq.lock);
+}
+
+static void frdma_set_qp_ex_ops(struct frdma_qp *qp, enum ibv_qp_type type)
+{
+	struct ibv_qp_ex *qpx = &qp->vqp.qp_ex;
+
+	qpx->wr_send = frdma_wr_send;
+	qpx->wr_send_imm = frdma_wr_send_imm;
+	if (type == IBV_QPT_UD) {
+		qpx->wr_set_ud_addr = frdma_wr_set_ud_addr;
+	} else {
+		qpx->wr_rdma_write = frdma_wr_rdma_write;
+		qpx->wr_rdma_write_imm = frdma_wr_rdma_write_imm;
+		qpx->wr_rdma_read = frdma_wr_rdma_read;
+		qpx->wr_atomic_cmp_swp = frdma_wr_atomic_cmp_swp;
+		qpx->wr_atomic_fetch_add = frdma_wr_atomic_fetch_add;
+	}
+	qpx->wr_set_sge = frdma_wr_set_sge;
+	qpx->wr_set_sge_list = frdma_wr_set_sge_list;
+	qpx->wr_set_inline_data = frdma_wr_set_inline_data;
+	qpx->wr_set_inline_data_list = frdma_wr_set_inline_data_list;
+	qpx->wr_start = frdma_wr_start;
+	qpx->wr_complete = frdma_wr_complete;
+	qpx->wr_abort = frdma_wr_abort;
+}
+
+static int frdma_check_qp_init_attr(struct ibv_qp_init_attr_ex *attr)
+{
+	uint64_t ops;
+
+	if (attr->comp_mask & ~(uint32_t)FRDMA_QP_COMP_MASK)
+		return EOPNOTSUPP;
+	if ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) &&
+	    attr->create_flags)
+		return EOPNOTSUPP;
+	switch (attr->qp_type) {
+	case IBV_QPT_RC:
+		ops = FRDMA_RC_SEND_OPS;
+		break;
+	case IBV_QPT_UD:
+		ops = FRDMA_UD_SEND_OPS;
+		break;
+	default:
+		return EOPNOTSUPP;
+	}
+	if ((attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) &&
+	    (attr->send_ops_flags & ~ops))
+		return EOPNOTSUPP;
+	return 0;
+}
+
+/*
+ * Map a work queue's ring after checking that it holds what the QP's
+ * capabilities let the application put in it.  A queue with no entries
+ * and no capacity asked for (a QP on an SRQ, a receive-only QP) has no
+ * ring.
+ */
+static int frdma_wq_map(struct frdma_wq *wq, int cmd_fd,
+			const struct frdma_ring_desc *desc, uint32_t max_wr,
+			bool stride_ok, size_t hdr_size)
+{
+	if (!desc->num_entries && !desc->mmap_size)
+		return max_wr ? EPROTO : 0;
+	if (desc->num_entries < max_wr || !stride_ok)
+		return EPROTO;
+	return frdma_ring_map(&wq->ring, cmd_fd, desc, hdr_size);
+}
+
+static struct ibv_qp *frdma_create_qp_common(struct ibv_context *ibctx,
+					     struct ibv_qp_init_attr_ex *attr)
+{
+	struct frdma_cmd_create_qp_ex cmd = {};
+	struct frdma_cmd_create_qp_ex_resp resp = {};
+	const struct frdma_alloc_ucontext_resp *caps = &to_fctx(ibctx)->caps;
+	const struct frdma_create_qp_resp *drv = &resp.drv;
+	struct frdma_qp *qp;
+	int ret;
+
+	ret = frdma_check_qp_init_attr(attr);
+	if (ret)
+		goto err;
+
+	qp = calloc(1, sizeof(*qp));
+	if (!qp) {
+		ret = ENOMEM;
+		goto err;
+	}
+	pthread_spin_init(&qp->sq.lock, PTHREAD_PROCESS_PRIVATE);
+	pthread_spin_init(&qp->rq.lock, PTHREAD_PROCESS_PRIVATE);
+
+	ret = ibv_cmd_create_qp_ex2(ibctx, &qp->vqp, attr,
+				    (struct ibv_create_qp_ex *)&cmd,
+				    sizeof(cmd), &resp.core, sizeof(resp));
+	if (ret)
+		goto err_free;
+
+	/* attr->cap now holds the QP's actual capabilities. */
+	qp->sql.max_sge = attr->cap.max_send_sge;
+	qp->sql.max_inline = drv->max_inline_data;
+	qp->sql.sig_all = !!attr->sq_sig_all;
+	qp->sql.ud = attr->qp_type == IBV_QPT_UD;
+	qp->sq.max_sge = attr->cap.max_send_sge;
+	qp->rq.max_sge = attr->cap.max_recv_sge;
+	if (attr->cap.max_inline_data > drv->max_inline_data ||
+	    drv->max_inline_data > caps->max_inline_data ||
+	    attr->cap.max_send_sge > caps->max_sge ||
+	    attr->cap.max_recv_sge > caps->max_sge) {
+		ret = EPROTO;
+		goto err_destroy;
+	}
+
+	ret = frdma_wq_map(&qp->sq, ibctx->cmd_fd, &drv->sq,
+			   attr->cap.max_send_wr,
+			   frdma_sq_stride_ok(drv->sq.entry_shift,
+					      qp->sql.max_sge,
+					      qp->sql.max_inline),
+			   sizeof(struct frdma_sqe));
+	if (ret)
+		goto err_destroy;
+	if (!attr->srq) {
+		ret = frdma_wq_map(&qp->rq, ibctx->cmd_fd, &drv->rq,
+				   attr->cap.max_recv_wr,
+				   frdma_rq_stride_ok(drv->rq.entry_shift,
+						      qp->rq.max_sge),
+				   sizeof(struct frdma_rqe));
+		if (ret)
+			goto err_unmap;
+	}
+
+	frdma_set_qp_ex_ops(qp, attr->qp_type);
+	qp->vqp.comp_mask |= VERBS_QP_EX;
+	return &qp->vqp.qp;
+
+err_unmap:
+	frdma_ring_unmap(&qp->sq.ring);
+err_destroy:
+	ibv_cmd_destroy_qp(&qp->vqp.qp);
+err_free:
+	pthread_spin_destroy(&qp->sq.lock);
+	pthread_spin_destroy(&qp->rq.lock);
+	free(qp);
+err:
+	errno = ret;
+	return NULL;
+}
+
+struct ibv_qp *frdma_create_qp_ex(struct ibv_context *ibctx,
+				  struct ibv_qp_init_attr_ex *attr)
+{
+	return frdma_create_qp_common(ibctx, attr);
+}
+
+struct ibv_qp *frdma_create_qp(struct ibv_pd *pd,
+			       struct ibv_qp_init_attr *attr)
+{
+	struct ibv_qp_init_attr_ex attr_ex = {
+		.qp_context = attr->qp_context,
+		.send_cq = attr->send_cq,
+		.recv_cq = attr->recv_cq,
+		.srq = attr->srq,
+		.cap = attr->cap,
+		.qp_type = attr->qp_type,
+		.sq_sig_all = attr->sq_sig_all,
+		.comp_mask = IBV_QP_INIT_ATTR_PD,
+		.pd = pd,
+	};
+	struct ibv_qp *qp;
+
+	qp = frdma_create_qp_common(pd->context, &attr_ex);
+	if (qp)
+		attr->cap = attr_ex.cap;
+	return qp;
+}
+
+/*
+ * After a transition to RESET the kernel has emptied the queues and
+ * published its consumer indices: produce from there on.
+ */
+static void frdma_wq_reset(struct frdma_wq *wq)
+{
+	pthread_spin_lock(&wq->lock);
+	if (wq->ring.hdr) {
+		wq->ring.uidx = frdma_ring_load_cons(&wq->ring);
+		frdma_ring_store_prod(&wq->ring);
+	}
+	pthread_spin_unlock(&wq->lock);
+}
+
+int frdma_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
+		    int attr_mask)
+{
+	struct frdma_cmd_modify_qp cmd = {};
+	struct frdma_qp *qp = to_fqp(ibqp);
+	int ret;
+
+	ret = ibv_cmd_modify_qp(ibqp, attr, attr_mask,
+				(struct ibv_modify_qp *)&cmd, sizeof(cmd));
+	if (ret)
+		return ret;
+	if ((attr_mask & IBV_QP_STATE) && attr->qp_state == IBV_QPS_RESET) {
+		frdma_wq_reset(&qp->sq);
+		frdma_wq_reset(&qp->rq);
+	}
+	return 0;
+}
+
+int frdma_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
+		   int attr_mask, struct ibv_qp_init_attr *init_attr)
+{
+	struct frdma_cmd_query_qp cmd = {};
+
+	return ibv_cmd_query_qp(ibqp, attr, attr_mask, init_attr,
+				(struct ibv_query_qp *)&cmd, sizeof(cmd));
+}
+
+int frdma_destroy_qp(struct ibv_qp *ibqp)
+{
+	struct frdma_qp *qp = to_fqp(ibqp);
+	int ret;
+
+	ret = ibv_cmd_destroy_qp(ibqp);
+	if (ret)
+		return ret;
+	frdma_ring_unmap(&qp->sq.ring);
+	frdma_ring_unmap(&qp->rq.ring);
+	pthread_spin_destroy(&qp->sq.lock);
+	pthread_spin_destroy(&qp->rq.lock);
+	free(qp);
+	return 0;
+}
+
+int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
+		    struct ibv_send_wr **bad_wr)
+{
+	struct frdma_qp *qp = to_fqp(ibqp);
+	struct frdma_ring *r = &qp->sq.ring;
+	struct ibv_send_wr *first = wr;
+	uint32_t cons, inline_len;
+	int ret = 0, db;
+	uint32_t n = 0;
+
+	if (!frdma_sq_postable(ibqp)) {
+		*bad_wr = wr;
+		return EINVAL;
+	}
+
+	pthread_spin_lock(&qp->sq.lock);
+	if (!r->hdr) {
+		ret = ENOMEM;
+		goto out;
+	}
+	cons = frdma_ring_load_cons(r);
+	for (; wr; wr = wr->next) {
+		ret = frdma_send_wr_check(&qp->sql, wr, &inline_len);
+		if (ret)
+			break;
+		if (r->uidx - cons >= r->num_entries) {
+			cons = frdma_ring_load_cons(r);
+			if (r->uidx - cons >= r->num_entries) {
+				ret = ENOMEM;
+				break;
+			}
+		}
+		frdma_build_sqe(frdma_ring_entry(r, r->uidx), &qp->sql, wr,
+				inline_len);
+		r->uidx++;
+		n++;
+	}
+	if (n)
+		frdma_ring_store_prod(r);
+out:
+	pthread_spin_unlock(&qp->sq.lock);
+
+	if (n) {
+		db = frdma_doorbell(qp);
+		if (db && !ret) {
+			/* published, but the kernel refused to look */
+			wr = first;
+			ret = db;
+		}
+	}
+	if (ret)
+		*bad_wr = wr;
+	return ret;
+}
+
+int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
+		    struct ibv_recv_wr **bad_wr)
+{
+	struct frdma_qp *qp = to_fqp(ibqp);
+	struct frdma_ring *r = &qp->rq.ring;
+	uint32_t cons;
+	int ret = 0;
+	uint32_t n = 0;
+
+	if (ibqp->state == IBV_QPS_RESET || !r->hdr) {
+		*bad_wr = wr;
+		return EINVAL;
+	}
+
+	pthread_spin_lock(&qp->rq.lock);
+	cons = frdma_ring_load_cons(r);
+	for (; wr; wr = wr->next) {
+		if (r->uidx - cons >= r->num_entries) {
+			cons = frdma_ring_load_cons(r);
+			if (r->uidx - cons >= r->num_entries) {
+				ret = ENOMEM;
+				break;
+			}
+		}
+		ret = frdma_build_rqe(frdma_ring_entry(r, r->uidx),
+				      qp->rq.max_sge, wr);
+		if (ret)
+			break;
+		r->uidx++;
+		n++;
+	}
+	if (n)
+		frdma_ring_store_prod(r);
+	pthread_spin_unlock(&qp->rq.lock);
+
+	if (ret)
+		*bad_wr = wr;
+	return ret;
+}

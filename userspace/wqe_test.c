@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Host unit test of how the provider builds work queue entries (wqe.h):
+ * the entry strides the uABI prescribes, the verbs checks on a send work
+ * request (opcodes per QP type, flags, SGE count, inline length and the
+ * opcodes that may carry inline data), the SQE and RQE images written
+ * into a ring slot, and inline data packed from several buffers.  Needs
+ * no device: built and run by `make -C userspace check`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wqe.h"
+
+static int n, failed;
+
+static void ok(bool cond, const char *what)
+{
+	printf("%s %d - %s\n", cond ? "ok" : "not ok", ++n, what);
+	failed += !cond;
+}
+
+static void test_strides(void)
+{
+	ok(frdma_sq_shift(0, 0) == 6, "an SQE with no body is 64 bytes");
+	ok(frdma_sq_shift(1, 0) == 7, "one SGE needs a 128-byte stride");
+	ok(frdma_sq_shift(4, 0) == 7, "four SGEs fit 128 bytes exactly");
+	ok(frdma_sq_shift(5, 0) == 8, "five SGEs need 256 bytes");
+	ok(frdma_sq_shift(FRDMA_MAX_SGE, 0) == 9 &&
+	   (1U << 9) <= FRDMA_MAX_WQE_SIZE, "the most SGEs fit the largest stride");
+	ok(frdma_sq_shift(1, 64) == 7, "64 inline bytes fit 128 bytes");
+	ok(frdma_sq_shift(1, 65) == 8, "65 inline bytes need 256 bytes");
+	ok(frdma_sq_shift(2, FRDMA_MAX_INLINE_DATA) == 9,
+	   "the most inline data fits the largest stride");
+	ok(frdma_rq_shift(0) == 4 && frdma_rq_shift(1) == 5 &&
+	   frdma_rq_shift(2) == 6 && frdma_rq_shift(3) == 6 &&
+	   frdma_rq_shift(FRDMA_MAX_SGE) == 9, "RQE strides");
+	ok(frdma_sq_stride_ok(8, 5, 100) && !frdma_sq_stride_ok(7, 5, 0) &&
+	   !frdma_sq_stride_ok(7, 1, 100), "an SQ stride too small is refused");
+	ok(frdma_rq_stride_ok(5, 1) && !frdma_rq_stride_ok(5, 2),
+	   "an RQ stride too small is refused");
+	ok(!frdma_sq_stride_ok(16, 1, 0) && !frdma_rq_stride_ok(40, 1),
+	   "absurd strides are refused");
+}
+
+static const struct frdma_sq_limits rc = { .max_sge = 3, .max_inline = 64 };
+static const struct frdma_sq_limits ud = { .max_sge = 2, .max_inline = 32,
+					   .ud = 1 };
+
+static int check(const struct frdma_sq_limits *l, struct ibv_send_wr *wr)
+{
+	uint32_t len;
+
+	return frdma_send_wr_check(l, wr, &len);
+}
+
+static void test_checks(void)
+{
+	char buf[128] = "";
+	struct ibv_sge sg[4] = {
+		{ (uintptr_t)buf, 30, 1 }, { (uintptr_t)buf, 30, 1 },
+		{ (uintptr_t)buf, 4, 1 }, { (uintptr_t)buf, 1, 1 },
+	};
+	struct frdma_ah ah = { .ah_num = 7 };
+	struct ibv_send_wr wr = { .sg_list = sg, .num_sge = 3 };
+	uint32_t len;
+	int op;
+	bool all;
+
+	all = true;
+	for (op = IBV_WR_RDMA_WRITE; op <= IBV_WR_ATOMIC_FETCH_AND_ADD; op++) {
+		wr.opcode = op;
+		all &= check(&rc, &wr) == 0;
+	}
+	ok(all, "RC accepts the seven opcodes with max_send_sge SGEs");
+	wr.opcode = IBV_WR_LOCAL_INV;
+	ok(check(&rc, &wr) == EINVAL, "LOCAL_INV is refused");
+	wr.opcode = IBV_WR_BIND_MW;
+	ok(check(&rc, &wr) == EINVAL, "BIND_MW is refused");
+	wr.opcode = 200;
+	ok(check(&rc, &wr) == EINVAL, "an unknown opcode is refused");
+
+	wr.opcode = IBV_WR_SEND;
+	wr.num_sge = 4;
+	ok(check(&rc, &wr) == EINVAL, "max_send_sge + 1 SGEs are refused");
+	wr.num_sge = -1;
+	ok(check(&rc, &wr) == EINVAL, "a negative SGE count is refused");
+	wr.num_sge = 0;
+	ok(check(&rc, &wr) == 0, "no SGE (a zero-length send) is accepted");
+	wr.send_flags = IBV_SEND_IP_CSUM;
+	ok(check(&rc, &wr) == EINVAL, "IBV_SEND_IP_CSUM is refused");
+	wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_SOLICITED | IBV_SEND_FENCE;
+	ok(check(&rc, &wr) == 0, "signaled, solicited, fence are accepted");
+
+	wr.send_flags = IBV_SEND_INLINE;
+	wr.num_sge = 4;		/* 30 + 30 + 4 = 64 bytes, then 65 */
+	ok(check(&rc, &wr) == EINVAL,
+	   "inline data one byte over max_inline_data is refused");
+	wr.num_sge = 3;
+	ok(frdma_send_wr_check(&rc, &wr, &len) == 0 && len == 64,
+	   "inline data of exactly max_inline_data is accepted");
+	sg[3].length = 0;
+	wr.num_sge = 4;
+	ok(frdma_send_wr_check(&rc, &wr, &len) == 0 && len == 64,
+	   "inline data is not limited by max_send_sge");
+	sg[3].length = 1;
+	wr.opcode = IBV_WR_RDMA_READ;
+	wr.num_sge = 1;
+	ok(check(&rc, &wr) == EINVAL, "inline RDMA READ is refused");
+	wr.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
+	ok(check(&rc, &wr) == EINVAL, "inline atomics are refused");
+	wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+	ok(check(&rc, &wr) == 0, "inline RDMA WRITE with immediate is accepted");
+
+	wr.send_flags = 0;
+	wr.opcode = IBV_WR_RDMA_WRITE;
+	wr.wr.ud.ah = &ah.ibv_ah;
+	ok(check(&ud, &wr) == EINVAL, "UD refuses RDMA WRITE");
+	wr.opcode = IBV_WR_ATOMIC_CMP_AND_SWP;
+	ok(check(&ud, &wr) == EINVAL, "UD refuses atomics");
+	wr.opcode = IBV_WR_SEND_WITH_IMM;
+	ok(check(&ud, &wr) == 0, "UD accepts SEND_WITH_IMM");
+	wr.wr.ud.ah = NULL;
+	ok(check(&ud, &wr) == EINVAL, "UD refuses a send without an AH");
+}
+
+/* A slot as a ring holds it: an SQE followed by its body. */
+union slot {
+	struct frdma_sqe sqe;
+	struct frdma_rqe rqe;
+	uint8_t b[512];
+};
+
+static bool zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	while (len--)
+		if (*b++)
+			return false;
+	return true;
+}
+
+static void test_build(void)
+{
+	char a[] = "0123456789", b[] = "abc", c[] = "XYZW";
+	struct ibv_sge sg[3] = {
+		{ (uintptr_t)a, 10, 11 }, { (uintptr_t)b, 3, 12 },
+		{ (uintptr_t)c, 4, 13 },
+	};
+	struct frdma_sq_limits sig = rc;
+	struct frdma_ah ah = { .ah_num = 0x1234 };
+	struct ibv_send_wr wr = {
+		.wr_id = 0xdeadbeefcafeULL, .sg_list = sg, .num_sge = 3,
+		.opcode = IBV_WR_SEND, .send_flags = IBV_SEND_INLINE,
+	};
+	struct frdma_sqe *q;
+	union slot s;
+	uint32_t len;
+
+	memset(&s, 0xa5, sizeof(s));
+	q = &s.sqe;
+	frdma_send_wr_check(&rc, &wr, &len);
+	frdma_build_sqe(q, &rc, &wr, len);
+	ok(q->wr_id == wr.wr_id && q->opcode == IBV_WR_SEND &&
+	   q->flags == FRDMA_WQE_INLINE && q->num_sge == 0 &&
+	   q->inline_len == 17, "inline SEND header");
+	ok(!memcmp(frdma_sqe_data(q), "0123456789abcXYZW", 17),
+	   "three buffers are packed back to back after the header");
+	ok(q->rsvd0 == 0 && q->rsvd1 == 0 && q->rsvd2 == 0 &&
+	   q->imm_data == 0 && zero(&q->atomic, sizeof(q->atomic)),
+	   "reserved and unused header bytes are zero over a dirty slot");
+
+	memset(&s, 0xa5, sizeof(s));
+	wr.send_flags = IBV_SEND_SOLICITED;
+	wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+	wr.imm_data = htobe32(0x01020304);
+	wr.wr.rdma.remote_addr = 0x1122334455667788ULL;
+	wr.wr.rdma.rkey = 0x99;
+	sig.sig_all = 1;
+	frdma_send_wr_check(&sig, &wr, &len);
+	frdma_build_sqe(q, &sig, &wr, len);
+	ok(q->opcode == IBV_WR_RDMA_WRITE_WITH_IMM && q->num_sge == 3 &&
+	   q->inline_len == 0 && q->imm_data == htobe32(0x01020304) &&
+	   q->rdma.remote_addr == 0x1122334455667788ULL &&
+	   q->rdma.rkey == 0x99 && q->rdma.rsvd == 0,
+	   "RDMA WRITE with immediate header");
+	ok(q->flags == (FRDMA_WQE_SOLICITED | FRDMA_WQE_SIGNALED),
+	   "sq_sig_all signals every entry");
+	ok(frdma_sqe_sges(q)[0].addr == (uintptr_t)a &&
+	   frdma_sqe_sges(q)[0].length == 10 &&
+	   frdma_sqe_sges(q)[0].lkey == 11 &&
+	   frdma_sqe_sges(q)[2].addr == (uintptr_t)c &&
+	   frdma_sqe_sges(q)[2].lkey == 13, "the SGEs follow the header");
+
+	memset(&s, 0xa5, sizeof(s));
+	wr.opcode = IBV_WR_ATOMIC_CMP_AND_SWP;
+	wr.num_sge = 1;
+	wr.send_flags = IBV_SEND_SIGNALED;
+	wr.wr.atomic.remote_addr = 0x1000;
+	wr.wr.atomic.compare_add = 5;
+	wr.wr.atomic.swap = 6;
+	wr.wr.atomic.rkey = 0x42;
+	frdma_send_wr_check(&rc, &wr, &len);
+	frdma_build_sqe(q, &rc, &wr, len);
+	ok(q->atomic.remote_addr == 0x1000 && q->atomic.compare_add == 5 &&
+	   q->atomic.swap == 6 && q->atomic.rkey == 0x42 &&
+	   q->atomic.rsvd == 0 && q->imm_data == 0 && q->num_sge == 1 &&
+	   q->flags == FRDMA_WQE_SIGNALED, "compare and swap header");
+
+	memset(&s, 0xa5, sizeof(s));
+	wr.opcode = IBV_WR_SEND;
+	wr.send_flags = 0;
+	wr.wr.ud.ah = &ah.ibv_ah;
+	wr.wr.ud.remote_qpn = 0x4711;
+	wr.wr.ud.remote_qkey = 0x80010000;
+	frdma_send_wr_check(&ud, &wr, &len);
+	frdma_build_sqe(q, &ud, &wr, len);
+	ok(q->ud.ah_num == 0x1234 && q->ud.remote_qpn == 0x4711 &&
+	   q->ud.remote_qkey == 0x80010000 && q->ud.rsvd == 0 &&
+	   q->rsvd2 == 0, "UD SEND names the AH by its number");
+}
+
+static void test_rqe(void)
+{
+	struct ibv_sge sg[3] = { { 1, 2, 3 }, { 4, 5, 6 }, { 7, 8, 9 } };
+	struct ibv_recv_wr wr = { .wr_id = 77, .sg_list = sg, .num_sge = 3 };
+	union slot s;
+	struct frdma_sge *e = (struct frdma_sge *)(&s.rqe + 1);
+
+	memset(&s, 0xa5, sizeof(s));
+	ok(frdma_build_rqe(&s.rqe, 2, &wr) == EINVAL &&
+	   s.b[0] == 0xa5, "max_recv_sge + 1 SGEs are refused, nothing written");
+	ok(frdma_build_rqe(&s.rqe, 3, &wr) == 0 && s.rqe.wr_id == 77 &&
+	   s.rqe.num_sge == 3 && s.rqe.rsvd == 0 && e[1].addr == 4 &&
+	   e[1].length == 5 && e[1].lkey == 6 && e[2].lkey == 9,
+	   "an RQE with its SGEs");
+	wr.num_sge = 0;
+	ok(frdma_build_rqe(&s.rqe, 3, &wr) == 0 && s.rqe.num_sge == 0,
+	   "an RQE with no SGE (zero-length receives)");
+}
+
+int main(void)
+{
+	test_strides();
+	test_checks();
+	test_build();
+	test_rqe();
+	printf("1..%d\n", n);
+	return failed ? 1 : 0;
+}
