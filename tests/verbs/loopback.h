@@ -167,10 +167,11 @@ static inline long lb_ms_since(const struct timespec *t0)
 }
 
 /*
- * Poll @cq until @n completions arrived (returns n), the watchdog expired
- * (returns the number polled so far) or polling failed (-1).
+ * Poll @cq until @n completions arrived (returns n), @ms milliseconds
+ * passed (returns the number polled so far) or polling failed (-1).
  */
-static inline int lb_poll(struct ibv_cq *cq, struct ibv_wc *wc, int n)
+static inline int lb_poll_ms(struct ibv_cq *cq, struct ibv_wc *wc, int n,
+			     long ms)
 {
 	struct timespec t0;
 	int got = 0, r, idle = 0;
@@ -184,12 +185,18 @@ static inline int lb_poll(struct ibv_cq *cq, struct ibv_wc *wc, int n)
 		if (r)
 			continue;
 		if (++idle > 1000) {
-			if (lb_ms_since(&t0) > LB_WAIT_MS)
+			if (lb_ms_since(&t0) > ms)
 				break;
 			usleep(1000);
 		}
 	}
 	return got;
+}
+
+/* lb_poll_ms() with the watchdog bound, LB_WAIT_MS. */
+static inline int lb_poll(struct ibv_cq *cq, struct ibv_wc *wc, int n)
+{
+	return lb_poll_ms(cq, wc, n, LB_WAIT_MS);
 }
 
 static inline enum ibv_qp_state lb_qp_state(struct ibv_qp *qp)
