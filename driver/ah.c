@@ -1,22 +1,86 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * frdma: address handles (placeholder until implemented).
+ * frdma: address handles.
+ *
+ * An AH stores its address vector (a RoCE v2 GRH: destination GID, source
+ * GID index, traffic class, hop limit, flow label) for UD sends.  User
+ * space names it in a UD SQE by the ah_num of its create response; the
+ * number indexes the device's AH table.
  */
 
+#include <rdma/uverbs_ioctl.h>
+
 #include "qp.h"
+
+#define FRDMA_AH_NUM_MAX	0xffffff
 
 int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 		    struct ib_udata *udata)
 {
-	return -EOPNOTSUPP;
+	struct frdma_dev *fdev = to_fdev(ibah->device);
+	struct frdma_ah *ah = to_fah(ibah);
+	struct frdma_create_ah_resp resp = {};
+	struct rdma_ah_attr *attr = init->ah_attr;
+	unsigned long flags;
+	gfp_t gfp;
+	int err;
+
+	if (attr->type != RDMA_AH_ATTR_TYPE_ROCE ||
+	    !(rdma_ah_get_ah_flags(attr) & IB_AH_GRH))
+		return -EINVAL;
+	if (udata) {
+		if (udata->inlen &&
+		    !ib_is_udata_cleared(udata, 0, udata->inlen))
+			return -EINVAL;
+		if (udata->outlen < sizeof(resp))
+			return -EINVAL;
+	}
+	if (frdma_should_fail())
+		return -ENOMEM;
+
+	ah->attr = *attr;
+	ah->attr.grh.sgid_attr = NULL;
+	gfp = (init->flags & RDMA_CREATE_AH_SLEEPABLE) ? GFP_KERNEL :
+							 GFP_ATOMIC;
+	/* Kernel AHs may be created and destroyed in atomic context. */
+	xa_lock_irqsave(&fdev->ah_table, flags);
+	err = __xa_alloc_cyclic(&fdev->ah_table, &ah->ah_num, ah,
+				XA_LIMIT(1, FRDMA_AH_NUM_MAX), &fdev->ah_next,
+				gfp);
+	xa_unlock_irqrestore(&fdev->ah_table, flags);
+	if (err < 0)
+		return err;
+
+	if (udata) {
+		resp.ah_num = ah->ah_num;
+		err = ib_copy_to_udata(udata, &resp, sizeof(resp));
+		if (err) {
+			xa_erase_irq(&fdev->ah_table, ah->ah_num);
+			return err;
+		}
+	}
+	frdma_count(FRDMA_CNT_AH, 1);
+	return 0;
 }
 
 int frdma_query_ah(struct ib_ah *ibah, struct rdma_ah_attr *attr)
 {
-	return -EOPNOTSUPP;
+	struct frdma_ah *ah = to_fah(ibah);
+
+	*attr = ah->attr;
+	attr->grh.sgid_attr = NULL;
+	return 0;
 }
 
 int frdma_destroy_ah(struct ib_ah *ibah, u32 flags)
 {
+	struct frdma_dev *fdev = to_fdev(ibah->device);
+	struct frdma_ah *ah = to_fah(ibah);
+	unsigned long irqflags;
+
+	xa_lock_irqsave(&fdev->ah_table, irqflags);
+	__xa_erase(&fdev->ah_table, ah->ah_num);
+	xa_unlock_irqrestore(&fdev->ah_table, irqflags);
+	frdma_count(FRDMA_CNT_AH, -1);
 	return 0;
 }

@@ -69,6 +69,11 @@
  * @attr: the device attributes reported by query_device
  * @mr_table: the MRs by key index (mr.c)
  * @mr_next: where the next key index search starts (mr.c)
+ * @qp_table: the QPs by QP number (qp.c)
+ * @qp_next: where the next cyclic QPN search starts (qp.c)
+ * @qp_count: QPs in @qp_table, at most FRDMA_MAX_QP (qp.c)
+ * @ah_table: the AHs by ah_num (ah.c)
+ * @ah_next: where the next cyclic ah_num search starts (ah.c)
  */
 struct frdma_dev {
 	struct ib_device ibdev;
@@ -78,6 +83,11 @@ struct frdma_dev {
 	struct ib_device_attr attr;
 	struct xarray mr_table;
 	u32 mr_next;
+	struct xarray qp_table;
+	u32 qp_next;
+	atomic_t qp_count;
+	struct xarray ah_table;
+	u32 ah_next;
 };
 
 /**

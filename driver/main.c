@@ -16,6 +16,7 @@
 
 #include "frdma.h"
 #include "mr.h"
+#include "qp.h"
 
 /*
  * Every frdma_dev from before ib_register_device() to dealloc_driver.
@@ -165,6 +166,7 @@ static void frdma_dealloc_driver(struct ib_device *ibdev)
 	struct frdma_dev *fdev = to_fdev(ibdev);
 
 	frdma_mr_table_destroy(fdev);
+	frdma_qp_table_destroy(fdev);
 	mutex_lock(&frdma_dev_lock);
 	list_del_rcu(&fdev->list);
 	mutex_unlock(&frdma_dev_lock);
@@ -207,6 +209,7 @@ static int frdma_newlink(const char *ibdev_name, struct net_device *ndev)
 		return -ENOMEM;
 	ibdev = &fdev->ibdev;
 	frdma_mr_table_init(fdev);
+	frdma_qp_table_init(fdev);
 	fdev->ndev = ndev;
 	err = frdma_list_add(fdev);
 	if (err) {

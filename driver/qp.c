@@ -1,41 +1,444 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * frdma: queue pairs and the data path (placeholder until implemented).
+ * frdma: queue pairs.
+ *
+ * A QP is created for user space only.  Its send and receive queues are
+ * rings shared with the provider (see include/uapi/rdma/frdma-abi.h); the
+ * kernel consumes both.  The QP is found by the data path through its
+ * device's QPN table, which holds one reference; every lookup takes
+ * another, and destroy_qp waits until all of them are dropped.
+ *
+ * Attributes are stored as modify_qp gives them and returned by query_qp.
+ * A modify that changes the state takes the send queue's mutex, so the
+ * data path, which runs under it, sees the state and the attributes of
+ * its own QP change only between work requests.
  */
 
+#include <linux/log2.h>
+#include <linux/slab.h>
+#include <rdma/ib_cache.h>
+#include <rdma/uverbs_ioctl.h>
+
 #include "qp.h"
+
+#define FRDMA_QPN_MIN	2
+#define FRDMA_QPN_MAX	0xffffff
+
+void frdma_qp_table_init(struct frdma_dev *fdev)
+{
+	xa_init_flags(&fdev->qp_table, XA_FLAGS_ALLOC);
+	fdev->qp_next = FRDMA_QPN_MIN;
+	atomic_set(&fdev->qp_count, 0);
+	xa_init_flags(&fdev->ah_table, XA_FLAGS_ALLOC1 | XA_FLAGS_LOCK_IRQ);
+	fdev->ah_next = 1;
+}
+
+void frdma_qp_table_destroy(struct frdma_dev *fdev)
+{
+	/* The core destroys every QP and AH before dealloc_driver. */
+	WARN_ON(!xa_empty(&fdev->qp_table));
+	xa_destroy(&fdev->qp_table);
+	WARN_ON(!xa_empty(&fdev->ah_table));
+	xa_destroy(&fdev->ah_table);
+}
+
+/**
+ * frdma_qp_get - look up a QP by number and take a reference on it
+ * @fdev: the device whose table to search
+ * @qpn: the QP number
+ *
+ * Context: any; does not sleep.
+ * Return: the QP, which stays allocated until frdma_qp_put(), or NULL.
+ */
+struct frdma_qp *frdma_qp_get(struct frdma_dev *fdev, u32 qpn)
+{
+	struct frdma_qp *qp;
+
+	/*
+	 * Under the table's lock: destroy_qp erases the entry under it, and
+	 * the QP's memory is freed only after every reference is dropped.
+	 */
+	xa_lock(&fdev->qp_table);
+	qp = xa_load(&fdev->qp_table, qpn);
+	if (qp && !refcount_inc_not_zero(&qp->ref))
+		qp = NULL;
+	xa_unlock(&fdev->qp_table);
+	return qp;
+}
+
+/**
+ * frdma_qp_put - drop a reference taken by frdma_qp_get()
+ * @qp: the QP
+ */
+void frdma_qp_put(struct frdma_qp *qp)
+{
+	if (refcount_dec_and_test(&qp->ref))
+		complete(&qp->free);
+}
+
+/**
+ * frdma_qp_event - report an affiliated asynchronous event on a QP
+ * @qp: the QP
+ * @type: the event
+ */
+void frdma_qp_event(struct frdma_qp *qp, enum ib_event_type type)
+{
+	struct ib_event ev = {
+		.device = qp->ibqp.device,
+		.element.qp = &qp->ibqp,
+		.event = type,
+	};
+
+	if (qp->ibqp.event_handler)
+		qp->ibqp.event_handler(&ev, qp->ibqp.qp_context);
+}
+
+/* log2 of the smallest power-of-two stride holding @bytes, at least 16. */
+static u32 frdma_stride_shift(u32 bytes)
+{
+	return order_base_2(max_t(u32, bytes, 16));
+}
+
+static int frdma_check_cap(struct ib_qp_cap *cap)
+{
+	if (cap->max_send_wr > FRDMA_MAX_QP_WR ||
+	    cap->max_recv_wr > FRDMA_MAX_QP_WR ||
+	    cap->max_send_sge > FRDMA_MAX_SGE ||
+	    cap->max_recv_sge > FRDMA_MAX_SGE ||
+	    cap->max_inline_data > FRDMA_MAX_INLINE_DATA)
+		return -EINVAL;
+	return 0;
+}
 
 int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 		    struct ib_udata *udata)
 {
-	return -EOPNOTSUPP;
+	struct frdma_dev *fdev = to_fdev(ibqp->device);
+	struct frdma_qp *qp = to_fqp(ibqp);
+	struct frdma_create_qp_resp resp = {};
+	struct ib_qp_cap *cap = &init->cap;
+	struct frdma_ucontext *uctx;
+	u32 sq_shift, rq_shift, body, qpn;
+	int err;
+
+	/* Kernel consumers are not supported. */
+	if (!udata)
+		return -EOPNOTSUPP;
+	if (init->qp_type != IB_QPT_RC)
+		return -EOPNOTSUPP;
+	if (init->srq || init->create_flags || init->rwq_ind_tbl)
+		return -EOPNOTSUPP;
+	err = frdma_check_cap(cap);
+	if (err)
+		return err;
+	if (udata->inlen && !ib_is_udata_cleared(udata, 0, udata->inlen))
+		return -EINVAL;
+	if (udata->outlen < sizeof(resp))
+		return -EINVAL;
+	uctx = rdma_udata_to_drv_context(udata, struct frdma_ucontext, ibuc);
+
+	/* The strides, and the capabilities they really hold. */
+	body = max_t(u32, cap->max_send_sge * sizeof(struct frdma_sge),
+		     cap->max_inline_data);
+	sq_shift = frdma_stride_shift(sizeof(struct frdma_sqe) + body);
+	body = (1U << sq_shift) - sizeof(struct frdma_sqe);
+	cap->max_send_sge = min_t(u32, body / sizeof(struct frdma_sge),
+				  FRDMA_MAX_SGE);
+	cap->max_inline_data = min_t(u32, body, FRDMA_MAX_INLINE_DATA);
+	cap->max_send_wr = roundup_pow_of_two(max_t(u32, cap->max_send_wr, 1));
+
+	rq_shift = frdma_stride_shift(sizeof(struct frdma_rqe) +
+				      cap->max_recv_sge *
+				      sizeof(struct frdma_sge));
+	body = (1U << rq_shift) - sizeof(struct frdma_rqe);
+	cap->max_recv_sge = min_t(u32, body / sizeof(struct frdma_sge),
+				  FRDMA_MAX_SGE);
+	cap->max_recv_wr = roundup_pow_of_two(max_t(u32, cap->max_recv_wr, 1));
+
+	qp->fdev = fdev;
+	refcount_set(&qp->ref, 1);
+	init_completion(&qp->free);
+	spin_lock_init(&qp->lock);
+	mutex_init(&qp->sq_mutex);
+	mutex_init(&qp->rq_mutex);
+	INIT_DELAYED_WORK(&qp->retry_work, frdma_sq_retry_work);
+	qp->state = IB_QPS_RESET;
+	qp->attr.cap = *cap;
+	qp->attr.port_num = 1;
+	qp->attr.path_mtu = IB_MTU_1024;
+	qp->attr.path_mig_state = IB_MIG_MIGRATED;
+	qp->sq_sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
+
+	if (atomic_inc_return(&fdev->qp_count) > FRDMA_MAX_QP) {
+		err = -ENOMEM;
+		goto err_count;
+	}
+	if (frdma_should_fail()) {
+		err = -ENOMEM;
+		goto err_count;
+	}
+	err = frdma_queue_init(&qp->sq, &uctx->ibuc, cap->max_send_wr,
+			       sq_shift, &resp.sq);
+	if (err)
+		goto err_count;
+	if (frdma_should_fail()) {
+		err = -ENOMEM;
+		goto err_sq;
+	}
+	err = frdma_queue_init(&qp->rq, &uctx->ibuc, cap->max_recv_wr,
+			       rq_shift, &resp.rq);
+	if (err)
+		goto err_sq;
+	resp.max_inline_data = cap->max_inline_data;
+
+	if (frdma_should_fail()) {
+		err = -ENOMEM;
+		goto err_rq;
+	}
+	err = xa_alloc_cyclic(&fdev->qp_table, &qpn, qp,
+			      XA_LIMIT(FRDMA_QPN_MIN, FRDMA_QPN_MAX),
+			      &fdev->qp_next, GFP_KERNEL);
+	if (err < 0)
+		goto err_rq;
+	ibqp->qp_num = qpn;
+
+	err = ib_copy_to_udata(udata, &resp, sizeof(resp));
+	if (err)
+		goto err_qpn;
+	frdma_count(FRDMA_CNT_QP, 1);
+	return 0;
+
+err_qpn:
+	xa_erase(&fdev->qp_table, qpn);
+err_rq:
+	frdma_queue_destroy(&qp->rq);
+err_sq:
+	frdma_queue_destroy(&qp->sq);
+err_count:
+	atomic_dec(&fdev->qp_count);
+	return err;
+}
+
+/* The attributes modify_qp accepts, beyond what the state table checks. */
+static int frdma_check_attr(struct frdma_qp *qp, struct ib_qp_attr *attr,
+			    int mask)
+{
+	if ((mask & IB_QP_PORT) && attr->port_num != 1)
+		return -EINVAL;
+	if ((mask & IB_QP_PKEY_INDEX) && attr->pkey_index >= FRDMA_PKEY_TBL_LEN)
+		return -EINVAL;
+	if ((mask & IB_QP_PATH_MTU) &&
+	    (attr->path_mtu < IB_MTU_256 || attr->path_mtu > IB_MTU_4096))
+		return -EINVAL;
+	if ((mask & IB_QP_MAX_QP_RD_ATOMIC) &&
+	    attr->max_rd_atomic > FRDMA_MAX_RD_ATOM)
+		return -EINVAL;
+	if ((mask & IB_QP_MAX_DEST_RD_ATOMIC) &&
+	    attr->max_dest_rd_atomic > FRDMA_MAX_RD_ATOM)
+		return -EINVAL;
+	if ((mask & IB_QP_ACCESS_FLAGS) &&
+	    (attr->qp_access_flags & ~(IB_ACCESS_REMOTE_WRITE |
+				       IB_ACCESS_REMOTE_READ |
+				       IB_ACCESS_REMOTE_ATOMIC |
+				       IB_ACCESS_LOCAL_WRITE)))
+		return -EINVAL;
+	if ((mask & IB_QP_AV) &&
+	    !(rdma_ah_get_ah_flags(&attr->ah_attr) & IB_AH_GRH))
+		return -EINVAL;
+	if ((mask & IB_QP_DEST_QPN) && attr->dest_qp_num > FRDMA_QPN_MAX)
+		return -EINVAL;
+	if (mask & (IB_QP_ALT_PATH | IB_QP_PATH_MIG_STATE | IB_QP_RATE_LIMIT))
+		return -EOPNOTSUPP;
+	if ((mask & IB_QP_CAP) &&
+	    (attr->cap.max_send_wr > qp->attr.cap.max_send_wr ||
+	     attr->cap.max_recv_wr > qp->attr.cap.max_recv_wr))
+		return -EINVAL;
+	return 0;
+}
+
+/* Store the attributes of @mask; under qp->lock. */
+static void frdma_store_attr(struct frdma_qp *qp, struct ib_qp_attr *attr,
+			     int mask)
+{
+	struct ib_qp_attr *a = &qp->attr;
+
+	if (mask & IB_QP_ACCESS_FLAGS)
+		a->qp_access_flags = attr->qp_access_flags;
+	if (mask & IB_QP_PKEY_INDEX)
+		a->pkey_index = attr->pkey_index;
+	if (mask & IB_QP_PORT)
+		a->port_num = attr->port_num;
+	if (mask & IB_QP_QKEY)
+		a->qkey = attr->qkey;
+	if (mask & IB_QP_AV) {
+		const struct ib_gid_attr *sgid = attr->ah_attr.grh.sgid_attr;
+
+		a->ah_attr = attr->ah_attr;
+		a->ah_attr.grh.sgid_attr = NULL;
+		if (sgid)
+			qp->sgid = sgid->gid;
+	}
+	if (mask & IB_QP_PATH_MTU)
+		a->path_mtu = attr->path_mtu;
+	if (mask & IB_QP_TIMEOUT)
+		a->timeout = attr->timeout;
+	if (mask & IB_QP_RETRY_CNT)
+		a->retry_cnt = attr->retry_cnt;
+	if (mask & IB_QP_RNR_RETRY)
+		a->rnr_retry = attr->rnr_retry;
+	if (mask & IB_QP_RQ_PSN)
+		a->rq_psn = attr->rq_psn & 0xffffff;
+	if (mask & IB_QP_MAX_QP_RD_ATOMIC)
+		a->max_rd_atomic = attr->max_rd_atomic;
+	if (mask & IB_QP_MIN_RNR_TIMER)
+		a->min_rnr_timer = attr->min_rnr_timer;
+	if (mask & IB_QP_SQ_PSN)
+		a->sq_psn = attr->sq_psn & 0xffffff;
+	if (mask & IB_QP_MAX_DEST_RD_ATOMIC)
+		a->max_dest_rd_atomic = attr->max_dest_rd_atomic;
+	if (mask & IB_QP_DEST_QPN)
+		a->dest_qp_num = attr->dest_qp_num;
+	if (mask & IB_QP_EN_SQD_ASYNC_NOTIFY)
+		a->en_sqd_async_notify = attr->en_sqd_async_notify;
+}
+
+/*
+ * RESET discards whatever is queued: the kernel's consumer indices jump to
+ * the provider's producer indices, so the provider, which owns prod, need
+ * not reset anything.  Under sq_mutex.
+ */
+static void frdma_qp_reset_queues(struct frdma_qp *qp)
+{
+	qp->sqe_held = false;
+	qp->sq.kidx = READ_ONCE(qp->sq.hdr->prod);
+	frdma_queue_publish(&qp->sq, false);
+	mutex_lock(&qp->rq_mutex);
+	qp->rq.kidx = READ_ONCE(qp->rq.hdr->prod);
+	frdma_queue_publish(&qp->rq, false);
+	mutex_unlock(&qp->rq_mutex);
 }
 
 int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		    struct ib_udata *udata)
 {
-	return -EOPNOTSUPP;
+	struct frdma_qp *qp = to_fqp(ibqp);
+	enum ib_qp_state cur, next;
+	bool kick = false;
+	int err;
+
+	if (udata && udata->inlen &&
+	    !ib_is_udata_cleared(udata, 0, udata->inlen))
+		return -EINVAL;
+	if (mask & ~IB_QP_ATTR_STANDARD_BITS)
+		return -EOPNOTSUPP;
+
+	mutex_lock(&qp->sq_mutex);
+	cur = (mask & IB_QP_CUR_STATE) ? attr->cur_qp_state : qp->state;
+	next = (mask & IB_QP_STATE) ? attr->qp_state : cur;
+	if (!ib_modify_qp_is_ok(cur, next, ibqp->qp_type, mask)) {
+		err = -EINVAL;
+		goto out;
+	}
+	err = frdma_check_attr(qp, attr, mask);
+	if (err)
+		goto out;
+
+	spin_lock(&qp->lock);
+	frdma_store_attr(qp, attr, mask);
+	if (mask & IB_QP_STATE)
+		qp->state = next;
+	spin_unlock(&qp->lock);
+
+	if (!(mask & IB_QP_STATE))
+		goto out;
+	switch (next) {
+	case IB_QPS_RESET:
+		cancel_delayed_work(&qp->retry_work);
+		frdma_qp_reset_queues(qp);
+		break;
+	case IB_QPS_ERR:
+		cancel_delayed_work(&qp->retry_work);
+		frdma_flush_sq(qp);
+		frdma_flush_rq(qp);
+		break;
+	case IB_QPS_RTS:
+		/* Work posted before RTS, or held in SQD, runs now. */
+		kick = cur != IB_QPS_RTS;
+		break;
+	default:
+		break;
+	}
+out:
+	mutex_unlock(&qp->sq_mutex);
+	if (kick)
+		mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+	return err;
 }
 
 int frdma_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		   struct ib_qp_init_attr *init)
 {
-	return -EOPNOTSUPP;
+	struct frdma_qp *qp = to_fqp(ibqp);
+
+	memset(attr, 0, sizeof(*attr));
+	memset(init, 0, sizeof(*init));
+	spin_lock(&qp->lock);
+	*attr = qp->attr;
+	attr->qp_state = qp->state;
+	attr->cur_qp_state = qp->state;
+	spin_unlock(&qp->lock);
+	attr->sq_draining = 0;
+
+	init->qp_type = ibqp->qp_type;
+	init->send_cq = ibqp->send_cq;
+	init->recv_cq = ibqp->recv_cq;
+	init->srq = ibqp->srq;
+	init->cap = attr->cap;
+	init->sq_sig_type = qp->sq_sig_all ? IB_SIGNAL_ALL_WR :
+					     IB_SIGNAL_REQ_WR;
+	init->port_num = 1;
+	return 0;
 }
 
 int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 {
+	struct frdma_qp *qp = to_fqp(ibqp);
+	struct frdma_dev *fdev = qp->fdev;
+
+	/* No lookup finds the QP from here on; wait for those that did. */
+	xa_erase(&fdev->qp_table, ibqp->qp_num);
+	frdma_qp_put(qp);
+	wait_for_completion(&qp->free);
+	/* Nobody else can queue the work now. */
+	cancel_delayed_work_sync(&qp->retry_work);
+
+	frdma_queue_destroy(&qp->rq);
+	frdma_queue_destroy(&qp->sq);
+	mutex_destroy(&qp->sq_mutex);
+	mutex_destroy(&qp->rq_mutex);
+	atomic_dec(&fdev->qp_count);
+	frdma_count(FRDMA_CNT_QP, -1);
 	return 0;
 }
 
+/*
+ * The send doorbell: a post_send with no work request from user space.
+ * Kernel consumers, which would pass work requests, are not supported.
+ */
 int frdma_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    const struct ib_send_wr **bad_wr)
 {
-	return -EOPNOTSUPP;
+	if (wr) {
+		*bad_wr = wr;
+		return -EOPNOTSUPP;
+	}
+	return frdma_sq_doorbell(to_fqp(ibqp));
 }
 
+/* Receive queues have no doorbell; kernel consumers are not supported. */
 int frdma_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		    const struct ib_recv_wr **bad_wr)
 {
+	*bad_wr = wr;
 	return -EOPNOTSUPP;
 }

@@ -2,26 +2,113 @@
 /*
  * frdma queue pairs, address handles and the data path that executes
  * their work requests.
+ *
+ * Locks, outermost first (Documentation/driver.rst, "Queue pairs and the
+ * data path"):
+ *
+ *   qp->sq_mutex   the send queue: its consumer index, the held SQE, the
+ *                  RNR/retry state; taken by the doorbell, the retry work,
+ *                  modify_qp and destroy_qp of that QP
+ *   qp->rq_mutex   the receive queue: its consumer index and RQE buffer;
+ *                  taken by whoever delivers to the QP (a sender holding
+ *                  its own sq_mutex) and by flushes
+ *   cq->lock       (cq.c) taken by frdma_cq_post()
+ *   qp->lock       a leaf spinlock: the state and the attributes
+ *
+ * A sender holds its own sq_mutex, then at most one target's rq_mutex,
+ * then CQ locks.  Nobody takes an sq_mutex while holding any other QP
+ * lock, and nobody waits for anything with a QP lock held.
  */
 #ifndef _FRDMA_QP_H
 #define _FRDMA_QP_H
 
+#include <linux/completion.h>
+#include <linux/mutex.h>
+#include <linux/refcount.h>
+#include <linux/workqueue.h>
+
 #include "frdma.h"
+
+struct frdma_mr;
+
+/**
+ * struct frdma_sgl - the memory a work request touches on one side
+ * @n: entries used
+ * @mr: the MR of each entry, referenced (frdma_mr_get())
+ * @addr: the first byte of each entry (iova)
+ * @len: the bytes of each entry, never 0
+ */
+struct frdma_sgl {
+	u32 n;
+	struct frdma_mr *mr[FRDMA_MAX_SGE];
+	u64 addr[FRDMA_MAX_SGE];
+	u32 len[FRDMA_MAX_SGE];
+};
 
 /**
  * struct frdma_qp - a queue pair
  * @ibqp: the core's QP
+ * @fdev: the device
+ * @ref: references: one for the QPN table, one per frdma_qp_get()
+ * @free: completed when @ref drops to zero
+ * @lock: protects @state and the attributes below it (a leaf lock)
+ * @state: the IBTA state; written under @lock (and by modify_qp also under
+ *	   @sq_mutex), read with READ_ONCE() where @lock is not held
+ * @attr: the attributes set by modify_qp (ah_attr without its sgid_attr)
+ * @sgid: the source GID (from the AV's sgid_attr)
+ * @sq_sig_all: every send WR is signalled
+ * @sq_mutex: see the lock order above
+ * @sq: the send queue ring
+ * @sqe: the copy of the SQE being executed (under @sq_mutex)
+ * @sqe_held: @sqe holds the SQE at @sq.kidx, copied before an RNR or
+ *	      transport retry wait; it is not copied again
+ * @retry_left: RNR retries left for the held SQE (7: infinite)
+ * @tretry_left: transport retries left for the held SQE
+ * @lsgl: the local side of the SQE being executed (under @sq_mutex)
+ * @rsgl: its remote side: the target's MR or receive buffers (likewise)
+ * @retry_work: runs the send queue after a retry delay, and flushes it
+ *		when another QP moved this one to the error state
+ * @rq_mutex: see the lock order above
+ * @rq: the receive queue ring
+ * @rqe: the copy of the RQE being consumed (under @rq_mutex)
  */
 struct frdma_qp {
 	struct ib_qp ibqp;
+	struct frdma_dev *fdev;
+	refcount_t ref;
+	struct completion free;
+
+	spinlock_t lock;	/* see above */
+	enum ib_qp_state state;
+	struct ib_qp_attr attr;
+	union ib_gid sgid;
+	bool sq_sig_all;
+
+	struct mutex sq_mutex;	/* see above */
+	struct frdma_queue sq;
+	u64 sqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
+	bool sqe_held;
+	u8 retry_left;
+	u8 tretry_left;
+	struct frdma_sgl lsgl;
+	struct frdma_sgl rsgl;
+	struct delayed_work retry_work;
+
+	struct mutex rq_mutex;	/* see above */
+	struct frdma_queue rq;
+	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
 };
 
 /**
  * struct frdma_ah - an address handle
  * @ibah: the core's AH
+ * @attr: the address vector (without its sgid_attr reference)
+ * @ah_num: the number user space puts in a UD SQE
  */
 struct frdma_ah {
 	struct ib_ah ibah;
+	struct rdma_ah_attr attr;
+	u32 ah_num;
 };
 
 static inline struct frdma_qp *to_fqp(struct ib_qp *ibqp)
@@ -46,6 +133,18 @@ int frdma_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    const struct ib_send_wr **bad_wr);
 int frdma_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		    const struct ib_recv_wr **bad_wr);
+void frdma_qp_table_init(struct frdma_dev *fdev);
+void frdma_qp_table_destroy(struct frdma_dev *fdev);
+struct frdma_qp *frdma_qp_get(struct frdma_dev *fdev, u32 qpn);
+void frdma_qp_put(struct frdma_qp *qp);
+void frdma_qp_event(struct frdma_qp *qp, enum ib_event_type type);
+
+/* exec.c: the data path */
+int frdma_sq_doorbell(struct frdma_qp *qp);
+void frdma_sq_retry_work(struct work_struct *work);
+void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event);
+void frdma_flush_sq(struct frdma_qp *qp);
+void frdma_flush_rq(struct frdma_qp *qp);
 
 /* ah.c */
 int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,

@@ -1,0 +1,801 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * frdma: the data path.
+ *
+ * The provider writes SQEs into a QP's send queue and rings the doorbell (a
+ * post_send with no work request).  The doorbell runs the send queue
+ * synchronously, in the caller's context, under the QP's sq_mutex: it
+ * loads the provider's producer index once, and for each new SQE copies
+ * the whole entry once into qp->sqe, validates that copy and executes it
+ * against the destination QP, which it finds by the destination GID (the
+ * device) and QP number (the QP in that device's table).  Nothing read
+ * from a ring is used before it has been copied and checked.
+ *
+ * Execution touches only registered memory: every SGE and every remote
+ * range is looked up once by key (frdma_mr_get()), checked for PD, access
+ * and bounds (frdma_mr_check()) and then copied run by run
+ * (frdma_mr_copy()).  The receiver's side of a SEND is an RQE consumed
+ * from the target's receive queue under its rq_mutex.
+ *
+ * Outcomes, as IBTA defines them for a reliable connection:
+ *
+ *   - success: a send completion if the SQE is signalled (or the QP
+ *     signals all), a receive completion at the target for SEND and
+ *     RDMA WRITE with immediate;
+ *   - a local error (bad opcode, SGE or length): the SQE completes in
+ *     error and the QP enters the error state;
+ *   - a remote error (access, invalid request, the receiver's own error):
+ *     both QPs enter the error state;
+ *   - receiver not ready (no RQE): the SQE is held and retried after the
+ *     target's min_rnr_timer, rnr_retry times (7: forever), then completes
+ *     with IB_WC_RNR_RETRY_EXC_ERR;
+ *   - target unreachable (no such GID or QP, not connected to us, not
+ *     ready to receive): retried after the QP's timeout, retry_cnt times,
+ *     then IB_WC_RETRY_EXC_ERR.
+ *
+ * While an SQE is held for a retry the send queue does not advance, so
+ * work requests complete in order.  A QP in the error state completes
+ * everything queued with IB_WC_WR_FLUSH_ERR.
+ */
+
+#include <linux/sched.h>
+#include <linux/sizes.h>
+#include <rdma/ib_cache.h>
+
+#include "mr.h"
+#include "qp.h"
+
+/* Copy at most this much between two chances to reschedule. */
+#define FRDMA_COPY_STEP		SZ_4M
+
+enum frdma_outcome {
+	FRDMA_DONE,		/* completed, successfully or not */
+	FRDMA_RNR,		/* receiver not ready: retry later */
+	FRDMA_RETRY,		/* target unreachable: retry later */
+};
+
+/**
+ * struct frdma_dest - the destination of one pass over a send queue
+ * @resolved: the lookup was done (it is done once per pass)
+ * @fdev: the target's device, with a registration reference, or NULL
+ * @qp: the target QP, referenced, or NULL when unreachable
+ * @rnr_delay: jiffies to wait before an RNR retry
+ */
+struct frdma_dest {
+	bool resolved;
+	struct frdma_dev *fdev;
+	struct frdma_qp *qp;
+	unsigned long rnr_delay;
+};
+
+static const u8 frdma_wc_opcode[] = {
+	[IB_UVERBS_WR_RDMA_WRITE] = IB_UVERBS_WC_RDMA_WRITE,
+	[IB_UVERBS_WR_RDMA_WRITE_WITH_IMM] = IB_UVERBS_WC_RDMA_WRITE,
+	[IB_UVERBS_WR_SEND] = IB_UVERBS_WC_SEND,
+	[IB_UVERBS_WR_SEND_WITH_IMM] = IB_UVERBS_WC_SEND,
+	[IB_UVERBS_WR_RDMA_READ] = IB_UVERBS_WC_RDMA_READ,
+	[IB_UVERBS_WR_ATOMIC_CMP_AND_SWP] = IB_UVERBS_WC_COMP_SWAP,
+	[IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD] = IB_UVERBS_WC_FETCH_ADD,
+};
+
+/* IBTA's RNR NAK timer codes, in microseconds (code 0 is the longest). */
+static const u32 frdma_rnr_usecs[32] = {
+	655360, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960,
+	1280, 1920, 2560, 3840, 5120, 7680, 10240, 15360, 20480, 30720,
+	40960, 61440, 81920, 122880, 163840, 245760, 327680, 491520,
+};
+
+static u8 frdma_sqe_wc_opcode(u8 opcode)
+{
+	return opcode < ARRAY_SIZE(frdma_wc_opcode) ?
+	       frdma_wc_opcode[opcode] : IB_UVERBS_WC_SEND;
+}
+
+static void frdma_post_cqe(struct ib_cq *ibcq, u64 wr_id, u32 qpn,
+			   enum ib_wc_status status, u8 opcode)
+{
+	struct frdma_cqe cqe = {
+		.wr_id = wr_id,
+		.qp_num = qpn,
+		.status = status,
+		.opcode = opcode,
+	};
+
+	/* Error completions are solicited events too. */
+	frdma_cq_post(to_fcq(ibcq), &cqe, status != IB_WC_SUCCESS);
+}
+
+/*
+ * Flushing.  Only wr_id and the opcode of a flushed entry are read, from
+ * one copy of its header; nothing else of it is used.
+ */
+
+/**
+ * frdma_flush_sq - complete everything queued on a send queue with
+ *	IB_WC_WR_FLUSH_ERR
+ * @qp: the QP, whose sq_mutex the caller holds
+ */
+void frdma_flush_sq(struct frdma_qp *qp)
+{
+	struct frdma_sqe hdr;
+	int avail;
+
+	lockdep_assert_held(&qp->sq_mutex);
+	avail = frdma_queue_user_avail(&qp->sq);
+	if (avail < 0)		/* a broken ring: nothing to trust */
+		avail = qp->sqe_held;
+	while (avail-- > 0) {
+		if (qp->sqe_held)
+			memcpy(&hdr, qp->sqe, sizeof(hdr));
+		else
+			memcpy(&hdr, frdma_queue_entry(&qp->sq, qp->sq.kidx),
+			       sizeof(hdr));
+		qp->sqe_held = false;
+		qp->sq.kidx++;
+		frdma_queue_publish(&qp->sq, false);
+		frdma_post_cqe(qp->ibqp.send_cq, hdr.wr_id, qp->ibqp.qp_num,
+			       IB_WC_WR_FLUSH_ERR,
+			       frdma_sqe_wc_opcode(hdr.opcode));
+	}
+}
+
+static void frdma_flush_rq_locked(struct frdma_qp *qp)
+{
+	u64 wr_id;
+	int avail;
+
+	lockdep_assert_held(&qp->rq_mutex);
+	avail = frdma_queue_user_avail(&qp->rq);
+	while (avail-- > 0) {
+		memcpy(&wr_id, frdma_queue_entry(&qp->rq, qp->rq.kidx),
+		       sizeof(wr_id));
+		qp->rq.kidx++;
+		frdma_queue_publish(&qp->rq, false);
+		frdma_post_cqe(qp->ibqp.recv_cq, wr_id, qp->ibqp.qp_num,
+			       IB_WC_WR_FLUSH_ERR, FRDMA_WC_RECV);
+	}
+}
+
+/**
+ * frdma_flush_rq - complete every RQE queued on a receive queue with
+ *	IB_WC_WR_FLUSH_ERR
+ * @qp: the QP; the caller holds none of its locks but may hold a
+ *	sq_mutex (its own or another QP's)
+ */
+void frdma_flush_rq(struct frdma_qp *qp)
+{
+	mutex_lock(&qp->rq_mutex);
+	frdma_flush_rq_locked(qp);
+	mutex_unlock(&qp->rq_mutex);
+}
+
+/**
+ * frdma_qp_to_error - move a QP to the error state from the data path
+ * @qp: the QP
+ * @event: the affiliated asynchronous event to report, or 0 for none
+ *
+ * Flushes the receive queue now and has the send queue flushed by the
+ * QP's work, which takes its sq_mutex (the caller may hold another QP's).
+ * The caller holds none of @qp's locks except possibly its sq_mutex.
+ */
+void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event)
+{
+	enum ib_qp_state was;
+
+	spin_lock(&qp->lock);
+	was = qp->state;
+	qp->state = IB_QPS_ERR;
+	spin_unlock(&qp->lock);
+	if (was == IB_QPS_ERR)
+		return;
+	if (event)
+		frdma_qp_event(qp, event);
+	frdma_flush_rq(qp);
+	mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+}
+
+/*
+ * Scatter/gather lists.
+ */
+
+static void frdma_sgl_put(struct frdma_sgl *sgl)
+{
+	while (sgl->n)
+		frdma_mr_put(sgl->mr[--sgl->n]);
+}
+
+/* Add [@addr, @addr + @len) of the MR named @key to @sgl, checked. */
+static int frdma_sgl_add(struct frdma_sgl *sgl, struct frdma_dev *fdev,
+			 struct ib_pd *pd, u32 key, u64 addr, u64 len,
+			 int access)
+{
+	struct frdma_mr *mr;
+
+	mr = frdma_mr_get(fdev, key);
+	if (!mr)
+		return -ENOENT;
+	sgl->mr[sgl->n] = mr;
+	sgl->addr[sgl->n] = addr;
+	sgl->len[sgl->n] = len;
+	sgl->n++;
+	return frdma_mr_check(mr, pd, addr, len, access);
+}
+
+/*
+ * Build @sgl from @n SGEs of a validated WQE copy.  Zero-length SGEs are
+ * skipped without a lookup.  On error the caller still puts @sgl.
+ */
+static int frdma_sgl_get(struct frdma_sgl *sgl, struct frdma_dev *fdev,
+			 struct ib_pd *pd, const struct frdma_sge *sge, u32 n,
+			 int access, u64 *total)
+{
+	u32 i;
+	int err;
+
+	*total = 0;
+	for (i = 0; i < n; i++) {
+		if (!sge[i].length)
+			continue;
+		*total += sge[i].length;
+		err = frdma_sgl_add(sgl, fdev, pd, sge[i].lkey, sge[i].addr,
+				    sge[i].length, access);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Copy the first @len bytes of @src to @dst, both long enough. */
+static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
+			   u64 len)
+{
+	u64 doff = 0, soff = 0, n;
+	u32 di = 0, si = 0;
+
+	while (len) {
+		n = min3(len, dst->len[di] - doff, src->len[si] - soff);
+		n = min_t(u64, n, FRDMA_COPY_STEP);
+		frdma_mr_copy(dst->mr[di], dst->addr[di] + doff,
+			      src->mr[si], src->addr[si] + soff, n);
+		len -= n;
+		doff += n;
+		soff += n;
+		if (doff == dst->len[di]) {
+			di++;
+			doff = 0;
+		}
+		if (soff == src->len[si]) {
+			si++;
+			soff = 0;
+		}
+		if (len && n == FRDMA_COPY_STEP)
+			cond_resched();
+	}
+}
+
+/* Copy @len bytes of kernel memory (inline data) to @dst. */
+static void frdma_sgl_write(struct frdma_sgl *dst, const u8 *buf, u32 len)
+{
+	u32 i, n;
+
+	for (i = 0; len; i++) {
+		n = min(len, dst->len[i]);
+		frdma_mr_write(dst->mr[i], dst->addr[i], buf, n);
+		buf += n;
+		len -= n;
+	}
+}
+
+/*
+ * Destinations.
+ */
+
+/* Is @gid one of @qp's device's GIDs? */
+static bool frdma_gid_is_local(struct frdma_qp *qp, const union ib_gid *gid)
+{
+	const struct ib_gid_attr *attr;
+
+	if (!memcmp(gid, &qp->sgid, sizeof(*gid)))
+		return true;
+	attr = rdma_find_gid(&qp->fdev->ibdev, gid, IB_GID_TYPE_ROCE_UDP_ENCAP,
+			     NULL);
+	if (IS_ERR(attr))
+		return false;
+	rdma_put_gid_attr(attr);
+	return true;
+}
+
+/*
+ * Find the QP @qp is connected to: the QP numbered dest_qp_num on the
+ * device that owns the destination GID, whose own destination is @qp.
+ */
+static void frdma_dest_resolve(struct frdma_qp *qp, struct frdma_dest *d)
+{
+	union ib_gid dgid, tdgid;
+	struct frdma_qp *t;
+	u32 dqpn, tdqpn;
+
+	d->resolved = true;
+	spin_lock(&qp->lock);
+	dgid = qp->attr.ah_attr.grh.dgid;
+	dqpn = qp->attr.dest_qp_num;
+	spin_unlock(&qp->lock);
+
+	d->fdev = frdma_dev_get_by_gid(&dgid);
+	if (!d->fdev)
+		return;
+	t = frdma_qp_get(d->fdev, dqpn);
+	if (!t)
+		return;
+	spin_lock(&t->lock);
+	tdgid = t->attr.ah_attr.grh.dgid;
+	tdqpn = t->attr.dest_qp_num;
+	spin_unlock(&t->lock);
+	if (t->ibqp.qp_type != qp->ibqp.qp_type ||
+	    tdqpn != qp->ibqp.qp_num || !frdma_gid_is_local(qp, &tdgid)) {
+		frdma_qp_put(t);
+		return;
+	}
+	d->qp = t;
+}
+
+static void frdma_dest_release(struct frdma_dest *d)
+{
+	if (d->qp)
+		frdma_qp_put(d->qp);
+	if (d->fdev)
+		ib_device_put(&d->fdev->ibdev);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Whether a QP in @state accepts incoming requests (IBTA: RTR and on). */
+static bool frdma_state_receives(enum ib_qp_state state)
+{
+	return state == IB_QPS_RTR || state == IB_QPS_RTS ||
+	       state == IB_QPS_SQD || state == IB_QPS_SQE;
+}
+
+/*
+ * Execution.
+ */
+
+/**
+ * struct frdma_rx - the receiver's side of a message that consumes an RQE
+ * @status: the receiver's completion status
+ * @rqe_taken: an RQE was consumed (a receive completion is due)
+ * @wr_id: its wr_id
+ */
+struct frdma_rx {
+	enum ib_wc_status status;
+	bool rqe_taken;
+	u64 wr_id;
+};
+
+/*
+ * Take the next RQE of @t, under its rq_mutex, into t->rqe.  Returns 0,
+ * -EAGAIN when there is none, or -EINVAL when the ring is broken.
+ */
+static int frdma_rqe_take(struct frdma_qp *t)
+{
+	int avail = frdma_queue_user_avail(&t->rq);
+
+	if (avail <= 0)
+		return avail ? avail : -EAGAIN;
+	memcpy(t->rqe, frdma_queue_entry(&t->rq, t->rq.kidx),
+	       1U << t->rq.entry_shift);
+	t->rq.kidx++;
+	frdma_queue_publish(&t->rq, false);
+	return 0;
+}
+
+/*
+ * Deliver a SEND (@write false) or the immediate of an RDMA WRITE with
+ * immediate (@write true, the data already written) to @t, whose rq_mutex
+ * the caller holds.  Returns the sender's status, or -EAGAIN through
+ * @rnr when no RQE was posted.
+ */
+static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
+				       const struct frdma_sqe *sqe, u64 len,
+				       bool write, struct frdma_rx *rx,
+				       bool *rnr)
+{
+	const struct frdma_rqe *rqe = (const void *)t->rqe;
+	struct frdma_sgl *rsgl = &qp->rsgl;
+	u64 room;
+	int err;
+
+	err = frdma_rqe_take(t);
+	if (err == -EAGAIN) {
+		*rnr = true;
+		return IB_WC_SUCCESS;
+	}
+	if (err) {
+		rx->status = IB_WC_LOC_QP_OP_ERR;	/* t's ring is broken */
+		return IB_WC_REM_OP_ERR;
+	}
+	rx->rqe_taken = true;
+	rx->wr_id = rqe->wr_id;
+	if (write)
+		return IB_WC_SUCCESS;
+
+	if (rqe->num_sge > t->attr.cap.max_recv_sge) {
+		rx->status = IB_WC_LOC_QP_OP_ERR;
+		return IB_WC_REM_OP_ERR;
+	}
+	err = frdma_sgl_get(rsgl, t->fdev, t->ibqp.pd,
+			    (const struct frdma_sge *)(rqe + 1), rqe->num_sge,
+			    IB_ACCESS_LOCAL_WRITE, &room);
+	if (err) {
+		rx->status = IB_WC_LOC_PROT_ERR;
+		return IB_WC_REM_OP_ERR;
+	}
+	if (room < len) {
+		rx->status = IB_WC_LOC_LEN_ERR;
+		return IB_WC_REM_INV_REQ_ERR;
+	}
+	if (sqe->flags & FRDMA_WQE_INLINE)
+		frdma_sgl_write(rsgl, (const u8 *)(sqe + 1), len);
+	else
+		frdma_sgl_copy(rsgl, &qp->lsgl, len);
+	return IB_WC_SUCCESS;
+}
+
+/* The remote range of an RDMA or atomic operation, checked. */
+static int frdma_remote_get(struct frdma_qp *qp, struct frdma_qp *t,
+			    u32 rkey, u64 addr, u64 len, int access)
+{
+	if (!(READ_ONCE(t->attr.qp_access_flags) & access))
+		return -EACCES;
+	if (!len)	/* IBTA: a zero-length access checks no key */
+		return 0;
+	return frdma_sgl_add(&qp->rsgl, t->fdev, t->ibqp.pd, rkey, addr, len,
+			     access);
+}
+
+/* Execute one validated opcode against the target; fills @cqe's status. */
+static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
+					    struct frdma_dest *d,
+					    const struct frdma_sqe *sqe,
+					    u64 len, struct frdma_cqe *cqe)
+{
+	struct frdma_qp *t = d->qp;
+	struct frdma_rx rx = { .status = IB_WC_SUCCESS };
+	struct frdma_sgl *rsgl = &qp->rsgl;
+	enum ib_wc_status status = IB_WC_SUCCESS;
+	enum ib_event_type event = 0;
+	bool rnr = false, rq_locked = false;
+	u64 orig;
+	int err;
+
+	switch (sqe->opcode) {
+	case IB_UVERBS_WR_SEND:
+	case IB_UVERBS_WR_SEND_WITH_IMM:
+		mutex_lock(&t->rq_mutex);
+		rq_locked = true;
+		status = frdma_deliver(qp, t, sqe, len, false, &rx, &rnr);
+		break;
+	case IB_UVERBS_WR_RDMA_WRITE:
+	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
+		err = frdma_remote_get(qp, t, sqe->rdma.rkey,
+				       sqe->rdma.remote_addr, len,
+				       IB_ACCESS_REMOTE_WRITE);
+		if (err) {
+			status = IB_WC_REM_ACCESS_ERR;
+			break;
+		}
+		if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM) {
+			mutex_lock(&t->rq_mutex);
+			rq_locked = true;
+			status = frdma_deliver(qp, t, sqe, len, true, &rx, &rnr);
+			if (rnr || status != IB_WC_SUCCESS)
+				break;
+		}
+		if (!len)
+			break;
+		if (sqe->flags & FRDMA_WQE_INLINE)
+			frdma_mr_write(rsgl->mr[0], rsgl->addr[0], sqe + 1, len);
+		else
+			frdma_sgl_copy(rsgl, &qp->lsgl, len);
+		break;
+	case IB_UVERBS_WR_RDMA_READ:
+		err = frdma_remote_get(qp, t, sqe->rdma.rkey,
+				       sqe->rdma.remote_addr, len,
+				       IB_ACCESS_REMOTE_READ);
+		if (err) {
+			status = IB_WC_REM_ACCESS_ERR;
+			break;
+		}
+		if (len)
+			frdma_sgl_copy(&qp->lsgl, rsgl, len);
+		cqe->byte_len = len;
+		break;
+	default:	/* the atomics */
+		if (sqe->atomic.remote_addr & (sizeof(u64) - 1)) {
+			status = IB_WC_REM_INV_REQ_ERR;
+			break;
+		}
+		err = frdma_remote_get(qp, t, sqe->atomic.rkey,
+				       sqe->atomic.remote_addr, sizeof(u64),
+				       IB_ACCESS_REMOTE_ATOMIC);
+		if (err ||
+		    frdma_mr_atomic(rsgl->mr[0], sqe->atomic.remote_addr,
+				    sqe->opcode, sqe->atomic.compare_add,
+				    sqe->atomic.swap, &orig)) {
+			status = IB_WC_REM_ACCESS_ERR;
+			break;
+		}
+		frdma_mr_write(qp->lsgl.mr[0], qp->lsgl.addr[0], &orig,
+			       sizeof(orig));
+		cqe->byte_len = sizeof(orig);
+		break;
+	}
+
+	if (rx.rqe_taken) {
+		struct frdma_cqe rcqe = {
+			.wr_id = rx.wr_id,
+			.qp_num = t->ibqp.qp_num,
+			.src_qp = qp->ibqp.qp_num,
+			.status = rx.status,
+			.opcode = FRDMA_WC_RECV,
+		};
+
+		if (status == IB_WC_SUCCESS) {
+			rcqe.byte_len = len;
+			if (sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM ||
+			    sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM) {
+				rcqe.imm_data = sqe->imm_data;
+				rcqe.wc_flags = FRDMA_WC_WITH_IMM;
+			}
+			if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM)
+				rcqe.opcode = FRDMA_WC_RECV_RDMA_WITH_IMM;
+		}
+		frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
+			      rx.status != IB_WC_SUCCESS ||
+			      (sqe->flags & FRDMA_WQE_SOLICITED));
+	}
+	if (rq_locked)
+		mutex_unlock(&t->rq_mutex);
+	frdma_sgl_put(rsgl);
+
+	if (rnr) {
+		u8 timer = READ_ONCE(t->attr.min_rnr_timer) & 31;
+
+		d->rnr_delay = usecs_to_jiffies(frdma_rnr_usecs[timer]);
+		return FRDMA_RNR;
+	}
+	cqe->status = status;
+	if (status == IB_WC_SUCCESS)
+		return FRDMA_DONE;
+
+	/*
+	 * The responder's error: an access violation or an invalid request
+	 * is an affiliated event there; an error the receiver completed an
+	 * RQE with needs none.
+	 */
+	if (status == IB_WC_REM_ACCESS_ERR)
+		event = IB_EVENT_QP_ACCESS_ERR;
+	else if (!rx.rqe_taken)
+		event = status == IB_WC_REM_OP_ERR ? IB_EVENT_QP_FATAL :
+						     IB_EVENT_QP_REQ_ERR;
+	frdma_qp_to_error(t, event);
+	return FRDMA_DONE;
+}
+
+/*
+ * Validate the SQE copy in qp->sqe, resolve its local SGEs and execute it.
+ * Returns how it ended; @cqe has the status when FRDMA_DONE.
+ */
+static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
+				     struct frdma_dest *d,
+				     struct frdma_cqe *cqe)
+{
+	const struct frdma_sqe *sqe = (const void *)qp->sqe;
+	struct frdma_sgl *lsgl = &qp->lsgl;
+	enum frdma_outcome out;
+	int access = 0, err;
+	bool inline_data;
+	u64 len;
+
+	switch (sqe->opcode) {
+	case IB_UVERBS_WR_RDMA_READ:
+		access = IB_ACCESS_LOCAL_WRITE;
+		inline_data = false;
+		break;
+	case IB_UVERBS_WR_ATOMIC_CMP_AND_SWP:
+	case IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD:
+		access = IB_ACCESS_LOCAL_WRITE;
+		inline_data = false;
+		break;
+	case IB_UVERBS_WR_SEND:
+	case IB_UVERBS_WR_SEND_WITH_IMM:
+	case IB_UVERBS_WR_RDMA_WRITE:
+	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
+		inline_data = sqe->flags & FRDMA_WQE_INLINE;
+		break;
+	default:
+		cqe->status = IB_WC_LOC_QP_OP_ERR;
+		return FRDMA_DONE;
+	}
+
+	if (inline_data) {
+		/* max_inline_data fits the stride (frdma_create_qp()). */
+		if (sqe->inline_len > qp->attr.cap.max_inline_data) {
+			cqe->status = IB_WC_LOC_LEN_ERR;
+			return FRDMA_DONE;
+		}
+		len = sqe->inline_len;
+	} else {
+		/* So does max_send_sge. */
+		if (sqe->num_sge > qp->attr.cap.max_send_sge) {
+			cqe->status = IB_WC_LOC_QP_OP_ERR;
+			return FRDMA_DONE;
+		}
+		err = frdma_sgl_get(lsgl, qp->fdev, qp->ibqp.pd,
+				    (const struct frdma_sge *)(sqe + 1),
+				    sqe->num_sge, access, &len);
+		if (err) {
+			frdma_sgl_put(lsgl);
+			cqe->status = IB_WC_LOC_PROT_ERR;
+			return FRDMA_DONE;
+		}
+	}
+	if (len > FRDMA_MAX_MSG_SIZE ||
+	    (access && sqe->opcode != IB_UVERBS_WR_RDMA_READ &&
+	     (len != sizeof(u64) || lsgl->n != 1))) {
+		frdma_sgl_put(lsgl);
+		cqe->status = IB_WC_LOC_LEN_ERR;
+		return FRDMA_DONE;
+	}
+
+	if (!d->resolved)
+		frdma_dest_resolve(qp, d);
+	if (!d->qp || !frdma_state_receives(READ_ONCE(d->qp->state))) {
+		frdma_sgl_put(lsgl);
+		return FRDMA_RETRY;
+	}
+	out = frdma_exec_remote(qp, d, sqe, len, cqe);
+	frdma_sgl_put(lsgl);
+	return out;
+}
+
+/* Wait @delay jiffies before retrying the held SQE. */
+static void frdma_sq_hold(struct frdma_qp *qp, unsigned long delay)
+{
+	qp->sqe_held = true;
+	mod_delayed_work(system_unbound_wq, &qp->retry_work, max(delay, 1UL));
+}
+
+/* The delay of a transport retry: 4.096 us << timeout (0: the longest). */
+static unsigned long frdma_retry_delay(struct frdma_qp *qp)
+{
+	u8 timeout = READ_ONCE(qp->attr.timeout);
+
+	if (!timeout || timeout > 20)
+		timeout = 20;		/* about 4 s */
+	return nsecs_to_jiffies(4096ULL << timeout);
+}
+
+/*
+ * Run the send queue: execute what the provider has posted, in order,
+ * until it is empty, an SQE waits for a retry, or the QP fails.  Under
+ * qp->sq_mutex.  @resume is true when called by the retry work.
+ */
+static int frdma_sq_run(struct frdma_qp *qp, bool resume)
+{
+	struct frdma_dest d = {};
+	struct frdma_cqe cqe;
+	enum frdma_outcome out;
+	struct frdma_sqe *sqe;
+	int avail;
+
+	lockdep_assert_held(&qp->sq_mutex);
+	switch (READ_ONCE(qp->state)) {
+	case IB_QPS_RTS:
+		break;
+	case IB_QPS_ERR:
+		frdma_flush_sq(qp);
+		/* RQEs posted in the error state are flushed here too. */
+		frdma_flush_rq(qp);
+		return 0;
+	case IB_QPS_SQD:
+	case IB_QPS_SQE:
+		return 0;
+	default:	/* nothing may be posted before RTS */
+		return resume ? 0 : -EINVAL;
+	}
+	if (qp->sqe_held && !resume)
+		return 0;	/* the retry work will carry on */
+
+	avail = frdma_queue_user_avail(&qp->sq);
+	if (avail < 0) {
+		frdma_qp_to_error(qp, IB_EVENT_QP_FATAL);
+		return -EINVAL;
+	}
+	sqe = (struct frdma_sqe *)qp->sqe;
+	while (avail-- > 0) {
+		if (!qp->sqe_held) {
+			memcpy(qp->sqe, frdma_queue_entry(&qp->sq, qp->sq.kidx),
+			       1U << qp->sq.entry_shift);
+			qp->retry_left = qp->attr.rnr_retry;
+			qp->tretry_left = qp->attr.retry_cnt;
+		}
+		qp->sqe_held = false;
+
+		memset(&cqe, 0, sizeof(cqe));
+		out = frdma_exec(qp, &d, &cqe);
+		if (out == FRDMA_RNR) {
+			if (!qp->retry_left) {
+				cqe.status = IB_WC_RNR_RETRY_EXC_ERR;
+			} else {
+				if (qp->retry_left != 7)
+					qp->retry_left--;
+				frdma_sq_hold(qp, d.rnr_delay);
+				break;
+			}
+		} else if (out == FRDMA_RETRY) {
+			if (!qp->tretry_left) {
+				cqe.status = IB_WC_RETRY_EXC_ERR;
+			} else {
+				qp->tretry_left--;
+				frdma_sq_hold(qp, frdma_retry_delay(qp));
+				break;
+			}
+		}
+
+		qp->sq.kidx++;
+		frdma_queue_publish(&qp->sq, false);
+		if (cqe.status != IB_WC_SUCCESS || qp->sq_sig_all ||
+		    (sqe->flags & FRDMA_WQE_SIGNALED)) {
+			cqe.wr_id = sqe->wr_id;
+			cqe.qp_num = qp->ibqp.qp_num;
+			cqe.opcode = frdma_sqe_wc_opcode(sqe->opcode);
+			if (cqe.status != IB_WC_SUCCESS)
+				cqe.byte_len = 0;
+			frdma_cq_post(to_fcq(qp->ibqp.send_cq), &cqe,
+				      cqe.status != IB_WC_SUCCESS);
+		}
+		if (cqe.status != IB_WC_SUCCESS) {
+			frdma_qp_to_error(qp, 0);
+			frdma_flush_sq(qp);
+			break;
+		}
+	}
+	frdma_dest_release(&d);
+	return 0;
+}
+
+/**
+ * frdma_sq_doorbell - the provider rang a QP's send doorbell
+ * @qp: the QP
+ *
+ * Context: process; takes qp->sq_mutex.
+ * Return: 0, or -EINVAL if the QP is not ready to send or its send ring
+ * is broken (the QP is then in the error state).
+ */
+int frdma_sq_doorbell(struct frdma_qp *qp)
+{
+	int err;
+
+	mutex_lock(&qp->sq_mutex);
+	err = frdma_sq_run(qp, false);
+	mutex_unlock(&qp->sq_mutex);
+	return err;
+}
+
+/**
+ * frdma_sq_retry_work - run a send queue from a workqueue
+ * @work: qp->retry_work
+ *
+ * Retries the held SQE after an RNR or transport retry delay, resumes the
+ * queue after a transition to RTS, and flushes it after another QP moved
+ * this one to the error state.
+ */
+void frdma_sq_retry_work(struct work_struct *work)
+{
+	struct frdma_qp *qp = container_of(to_delayed_work(work),
+					   struct frdma_qp, retry_work);
+
+	mutex_lock(&qp->sq_mutex);
+	frdma_sq_run(qp, true);
+	mutex_unlock(&qp->sq_mutex);
+}
