@@ -70,6 +70,7 @@ int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		frdma_queue_destroy(&cq->q);
 		return err;
 	}
+	frdma_count(FRDMA_CNT_CQ, 1);
 	return 0;
 }
 
@@ -78,6 +79,7 @@ int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
 	struct frdma_cq *cq = to_fcq(ibcq);
 
 	frdma_queue_destroy(&cq->q);
+	frdma_count(FRDMA_CNT_CQ, -1);
 	return 0;
 }
 

@@ -155,11 +155,13 @@ static void frdma_dealloc_ucontext(struct ib_ucontext *ibuc)
 
 static int frdma_alloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
+	frdma_count(FRDMA_CNT_PD, 1);
 	return 0;
 }
 
 static int frdma_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
+	frdma_count(FRDMA_CNT_PD, -1);
 	return 0;
 }
 
