@@ -1,30 +1,505 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * frdma: memory regions (placeholder until implemented).
+ * frdma: memory regions.
+ *
+ * An MR is a umem (user memory pinned long-term as runs of physically
+ * contiguous pages, see include/frdma/umem.h) plus the access rights it was
+ * registered with, the protection domain it belongs to and the address
+ * range (iova, length) work requests name it by.  The iova need not be the
+ * user virtual address the memory was registered from: the byte at
+ * iova + o is the byte at offset o of the umem.
+ *
+ * Keys
+ *
+ *   lkey == rkey == (index << 8) | key byte, where index (1 ..
+ *   FRDMA_MAX_MR) is the MR's slot in its device's mr_table, handed out
+ *   cyclically so a freed slot is not reused at once, and the key byte is
+ *   random.  frdma_mr_get() matches all 32 bits.
+ *
+ * Publication and lifetime
+ *
+ *   Registration reserves a slot (NULL entry), fills the MR in, then
+ *   stores it: a lookup never sees a half-built MR.  The table holds one
+ *   reference; each frdma_mr_get() takes another, under RCU with
+ *   refcount_inc_not_zero().  Deregistration erases the slot, drops the
+ *   table's reference and waits for the others to go, so the pages stay
+ *   pinned while any operation copies to or from them; the structure itself
+ *   is freed after an RCU grace period, since a lookup may still be reading
+ *   it when its count is already zero.
+ *
+ * Copies
+ *
+ *   Every copy walks the umem with its iterator, which hands out one
+ *   physically contiguous chunk per run: on kernels without highmem the
+ *   chunk is one memmove() through the direct map; otherwise each page is
+ *   mapped with kmap_local_page() in turn.  Nothing here sleeps, so the data
+ *   path may call these functions under its queue spinlocks.
  */
+
+#include <linux/highmem.h>
+#include <linux/random.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <rdma/ib_user_verbs.h>
+#include <rdma/restrack.h>
 
 #include "mr.h"
 
+/* The access bits an MR can be registered with, and checked against. */
+#define FRDMA_MR_ACCESS	(IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
+			 IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC)
+/* Hints a device may ignore (IB_ACCESS_OPTIONAL is defined that way). */
+#define FRDMA_MR_HINTS	(IB_ACCESS_HUGETLB | IB_ACCESS_OPTIONAL)
+/* The access bits that let something write into the MR's memory. */
+#define FRDMA_MR_WRITES	(IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
+			 IB_ACCESS_REMOTE_ATOMIC)
+
+#define FRDMA_MR_KEY_SHIFT	8
+
+/* Serialises every frdma atomic operation against every other. */
+static DEFINE_SPINLOCK(frdma_atomic_lock);
+
+static int frdma_mr_check_access(int access)
+{
+	if ((access & (IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_ATOMIC)) &&
+	    !(access & IB_ACCESS_LOCAL_WRITE))
+		return -EINVAL;
+	if (access & ~(FRDMA_MR_ACCESS | FRDMA_MR_HINTS))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+static void frdma_mr_count(struct frdma_mr *mr, long sign)
+{
+	struct frdma_umem_stats st;
+
+	frdma_umem_get_stats(mr->umem, &st);
+	frdma_count(FRDMA_CNT_MR, sign);
+	frdma_count(FRDMA_CNT_RUNS, sign * st.nr_runs);
+	frdma_count(FRDMA_CNT_PINNED_PAGES, sign * (long)st.npages);
+}
+
+/**
+ * frdma_reg_user_mr() - register user memory (the reg_user_mr verb)
+ * @pd: the protection domain
+ * @start: user virtual address of the first byte
+ * @length: bytes, 1 to FRDMA_MAX_MR_SIZE
+ * @iova: the address work requests use for the first byte
+ * @access: IB_ACCESS_* flags
+ * @udata: the user's command; frdma takes no driver data
+ *
+ * Pins [@start, @start + @length) of the calling process long-term, for
+ * writing if @access allows any write, and gives it a key.
+ *
+ * Context: process context; sleeps.
+ * Return: the MR, or an ERR_PTR(): -EINVAL for a zero or too large length,
+ * an iova range that wraps, or a remote write or atomic right without local
+ * write; -EOPNOTSUPP for access bits frdma does not implement (memory
+ * windows, on-demand paging, zero-based, flush); -ENOMEM when out of memory
+ * or keys, over RLIMIT_MEMLOCK or when fault injection fires; -EFAULT for
+ * memory that is not mapped with the needed protection; or the error of
+ * the pin (see frdma_umem_pin()).
+ */
 struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 				u64 iova, int access, struct ib_udata *udata)
 {
-	return ERR_PTR(-EOPNOTSUPP);
+	struct frdma_dev *fdev = to_fdev(pd->device);
+	unsigned int flags = FRDMA_UMEM_LONGTERM;
+	struct frdma_umem *umem;
+	struct frdma_mr *mr;
+	u32 index, key;
+	u64 last;
+	int err;
+
+	err = frdma_mr_check_access(access);
+	if (err)
+		return ERR_PTR(err);
+	if (!length || length > FRDMA_MAX_MR_SIZE ||
+	    check_add_overflow(iova, length - 1, &last) ||
+	    check_add_overflow(start, length - 1, &last))
+		return ERR_PTR(-EINVAL);
+	if (udata && udata->inlen &&
+	    !ib_is_udata_cleared(udata, 0, udata->inlen))
+		return ERR_PTR(-EINVAL);
+	if (access & FRDMA_MR_WRITES)
+		flags |= FRDMA_UMEM_WRITE;
+
+	if (frdma_should_fail())
+		return ERR_PTR(-ENOMEM);
+	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
+	if (!mr)
+		return ERR_PTR(-ENOMEM);
+
+	if (frdma_should_fail()) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	umem = frdma_umem_pin(current->mm, start, length, flags);
+	if (IS_ERR(umem)) {
+		err = PTR_ERR(umem);
+		goto err_free;
+	}
+	mr->umem = umem;
+	mr->access = access & FRDMA_MR_ACCESS;
+	mr->pd = pd;
+	mr->iova = iova;
+	mr->length = length;
+	refcount_set(&mr->ref, 1);
+	init_completion(&mr->free);
+
+	/* Reserve a slot, then publish the MR once its key is known. */
+	if (frdma_should_fail()) {
+		err = -ENOMEM;
+		goto err_unpin;
+	}
+	err = xa_alloc_cyclic(&fdev->mr_table, &index, NULL,
+			      XA_LIMIT(1, FRDMA_MAX_MR), &fdev->mr_next,
+			      GFP_KERNEL);
+	if (err < 0) {
+		err = err == -EBUSY ? -ENOMEM : err;
+		goto err_unpin;
+	}
+	key = (index << FRDMA_MR_KEY_SHIFT) | get_random_u8();
+	mr->ibmr.lkey = key;
+	mr->ibmr.rkey = key;
+	/* Replaces the reservation: allocates nothing, cannot fail. */
+	xa_store(&fdev->mr_table, index, mr, GFP_KERNEL);
+
+	frdma_mr_count(mr, 1);
+	return &mr->ibmr;
+
+err_unpin:
+	frdma_umem_release(umem, false);
+err_free:
+	kfree(mr);
+	return ERR_PTR(err);
 }
 
+/**
+ * frdma_dereg_mr() - deregister an MR (the dereg_mr verb)
+ * @ibmr: the MR
+ * @udata: the user's command
+ *
+ * The key dies first; then this waits until no data-path operation holds
+ * the MR, and unpins its memory (dirtying it if the MR was writable).
+ *
+ * Context: process context; sleeps.
+ * Return: 0.
+ */
 int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 {
+	struct frdma_dev *fdev = to_fdev(ibmr->device);
+	struct frdma_mr *mr = to_fmr(ibmr);
+
+	xa_erase(&fdev->mr_table, mr->ibmr.lkey >> FRDMA_MR_KEY_SHIFT);
+	frdma_mr_put(mr);
+	wait_for_completion(&mr->free);
+
+	frdma_mr_count(mr, -1);
+	frdma_umem_release(mr->umem, mr->access & FRDMA_MR_WRITES);
+	kfree_rcu(mr, rcu);
 	return 0;
 }
 
+/**
+ * frdma_fill_res_mr_entry() - driver attributes of an MR for netlink
+ * @msg: the message being built
+ * @ibmr: the MR
+ *
+ * Adds "runs", "pinned_pages", "largest_run" (pages) and "meta_bytes" (the
+ * umem's own memory), shown by "rdma res show mr -dd".
+ *
+ * Return: 0, or -EMSGSIZE.
+ */
 int frdma_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr)
 {
+	struct frdma_mr *mr = to_fmr(ibmr);
+	struct frdma_umem_stats st;
+	struct nlattr *table;
+
+	frdma_umem_get_stats(mr->umem, &st);
+	table = nla_nest_start_noflag(msg, RDMA_NLDEV_ATTR_DRIVER);
+	if (!table)
+		return -EMSGSIZE;
+	if (rdma_nl_put_driver_u32(msg, "runs", st.nr_runs) ||
+	    rdma_nl_put_driver_u64(msg, "pinned_pages", st.npages) ||
+	    rdma_nl_put_driver_u32(msg, "largest_run", st.max_run) ||
+	    rdma_nl_put_driver_u64(msg, "meta_bytes", st.meta_bytes)) {
+		nla_nest_cancel(msg, table);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(msg, table);
 	return 0;
 }
 
+/**
+ * frdma_mr_table_init() - set up a device's key table
+ * @fdev: the device
+ */
 void frdma_mr_table_init(struct frdma_dev *fdev)
 {
+	xa_init_flags(&fdev->mr_table, XA_FLAGS_ALLOC);
+	fdev->mr_next = 1;
 }
 
+/**
+ * frdma_mr_table_destroy() - tear down a device's key table
+ * @fdev: the device, whose MRs the core has all deregistered
+ */
 void frdma_mr_table_destroy(struct frdma_dev *fdev)
 {
+	WARN_ON(!xa_empty(&fdev->mr_table));
+	xa_destroy(&fdev->mr_table);
+}
+
+/**
+ * frdma_mr_get() - look an MR up by key
+ * @fdev: the device
+ * @key: an lkey or rkey, all 32 bits of which must match
+ *
+ * Context: any; does not sleep.
+ * Return: the MR with a reference the caller drops with frdma_mr_put(),
+ * or NULL if no live MR has this key.
+ */
+struct frdma_mr *frdma_mr_get(struct frdma_dev *fdev, u32 key)
+{
+	struct frdma_mr *mr;
+
+	rcu_read_lock();
+	mr = xa_load(&fdev->mr_table, key >> FRDMA_MR_KEY_SHIFT);
+	if (mr && (mr->ibmr.lkey != key || !refcount_inc_not_zero(&mr->ref)))
+		mr = NULL;
+	rcu_read_unlock();
+	return mr;
+}
+
+/**
+ * frdma_mr_put() - drop a reference taken by frdma_mr_get()
+ * @mr: the MR
+ *
+ * Context: any; does not sleep.
+ */
+void frdma_mr_put(struct frdma_mr *mr)
+{
+	if (refcount_dec_and_test(&mr->ref))
+		complete(&mr->free);
+}
+
+/**
+ * frdma_mr_check() - may this access touch these bytes of an MR?
+ * @mr: the MR
+ * @pd: the protection domain of the QP asking
+ * @addr: the first byte, an iova address
+ * @len: bytes (0 is allowed anywhere from iova to iova + length)
+ * @access: IB_ACCESS_* bits the access needs; 0 for a local read
+ *
+ * Context: any; does not sleep.
+ * Return: 0, -EACCES if @mr is in another PD or lacks a right in @access,
+ * or -ERANGE if the bytes are not all inside the MR.
+ */
+int frdma_mr_check(struct frdma_mr *mr, struct ib_pd *pd, u64 addr, u64 len,
+		   int access)
+{
+	u64 off;
+
+	if (mr->pd != pd || (access & ~mr->access))
+		return -EACCES;
+	if (addr < mr->iova)
+		return -ERANGE;
+	off = addr - mr->iova;
+	if (off > mr->length || len > mr->length - off)
+		return -ERANGE;
+	return 0;
+}
+
+/*
+ * Copy @len bytes between physically contiguous memory starting at byte
+ * @doff of page @dpage and at byte @soff of page @spage.  Either side may be
+ * NULL for a kernel buffer (@dbuf, @sbuf).  Source and destination may
+ * overlap (an MR copied onto itself, two MRs over the same pages).
+ */
+static void frdma_copy_contig(struct page *dpage, size_t doff, void *dbuf,
+			      struct page *spage, size_t soff, const void *sbuf,
+			      size_t len)
+{
+	size_t n, dpg, spg;
+	void *d, *s;
+
+	if (!IS_ENABLED(CONFIG_HIGHMEM)) {
+		/* The direct map is linear: one call per chunk. */
+		d = dpage ? page_address(dpage) + doff : dbuf;
+		s = spage ? page_address(spage) + soff : (void *)sbuf;
+		memmove(d, s, len);
+		return;
+	}
+
+	while (len) {
+		n = len;
+		dpg = doff & ~PAGE_MASK;
+		spg = soff & ~PAGE_MASK;
+		if (dpage)
+			n = min(n, PAGE_SIZE - dpg);
+		if (spage)
+			n = min(n, PAGE_SIZE - spg);
+		d = dpage ? kmap_local_page(nth_page(dpage, doff >> PAGE_SHIFT)) +
+			    dpg : dbuf + doff;
+		s = spage ? kmap_local_page(nth_page(spage, soff >> PAGE_SHIFT)) +
+			    spg : (void *)sbuf + soff;
+		memmove(d, s, n);
+		if (spage)
+			kunmap_local(s);
+		if (dpage) {
+			flush_dcache_page(nth_page(dpage, doff >> PAGE_SHIFT));
+			kunmap_local(d);
+		}
+		doff += n;
+		soff += n;
+		len -= n;
+	}
+}
+
+/* Start a walk over [@addr, @addr + @len) of @mr, already checked. */
+static bool frdma_mr_iter(struct frdma_mr *mr, struct frdma_umem_iter *it,
+			  u64 addr, u64 len)
+{
+	/* A range frdma_mr_check() passed never fails here. */
+	return !WARN_ON_ONCE(addr < mr->iova ||
+			     frdma_umem_iter_init(it, mr->umem,
+						  addr - mr->iova, len));
+}
+
+/**
+ * frdma_mr_copy() - copy bytes from one MR to another
+ * @dst: the destination MR, writable
+ * @dst_addr: iova address in @dst
+ * @src: the source MR
+ * @src_addr: iova address in @src
+ * @len: bytes; both ranges checked with frdma_mr_check()
+ *
+ * Steps by the smaller of the two current chunks, so each step is one
+ * physically contiguous piece on both sides.
+ *
+ * Context: any; does not sleep.
+ */
+void frdma_mr_copy(struct frdma_mr *dst, u64 dst_addr,
+		   struct frdma_mr *src, u64 src_addr, u64 len)
+{
+	struct frdma_umem_chunk dc, sc;
+	struct frdma_umem_iter di, si;
+	size_t n;
+
+	if (WARN_ON_ONCE(!(dst->access & FRDMA_MR_WRITES)) ||
+	    !frdma_mr_iter(dst, &di, dst_addr, len) ||
+	    !frdma_mr_iter(src, &si, src_addr, len))
+		return;
+	while (frdma_umem_iter_peek(&di, &dc) &&
+	       frdma_umem_iter_peek(&si, &sc)) {
+		n = min(dc.len, sc.len);
+		frdma_copy_contig(dc.page, dc.offset, NULL,
+				  sc.page, sc.offset, NULL, n);
+		frdma_umem_iter_advance(&di, n);
+		frdma_umem_iter_advance(&si, n);
+	}
+}
+
+/**
+ * frdma_mr_write() - copy a kernel buffer into an MR
+ * @dst: the MR, writable
+ * @addr: iova address in @dst
+ * @buf: the bytes
+ * @len: how many; the range checked with frdma_mr_check()
+ *
+ * Context: any; does not sleep.
+ */
+void frdma_mr_write(struct frdma_mr *dst, u64 addr, const void *buf,
+		    u64 len)
+{
+	struct frdma_umem_chunk c;
+	struct frdma_umem_iter it;
+	size_t done = 0;
+
+	if (WARN_ON_ONCE(!(dst->access & FRDMA_MR_WRITES)) ||
+	    !frdma_mr_iter(dst, &it, addr, len))
+		return;
+	while (frdma_umem_iter_next(&it, &c)) {
+		frdma_copy_contig(c.page, c.offset, NULL, NULL, 0, buf + done,
+				  c.len);
+		done += c.len;
+	}
+}
+
+/**
+ * frdma_mr_read() - copy bytes of an MR into a kernel buffer
+ * @src: the MR
+ * @addr: iova address in @src
+ * @buf: where the bytes go
+ * @len: how many; the range checked with frdma_mr_check()
+ *
+ * Context: any; does not sleep.
+ */
+void frdma_mr_read(struct frdma_mr *src, u64 addr, void *buf, u64 len)
+{
+	struct frdma_umem_chunk c;
+	struct frdma_umem_iter it;
+	size_t done = 0;
+
+	if (!frdma_mr_iter(src, &it, addr, len))
+		return;
+	while (frdma_umem_iter_next(&it, &c)) {
+		frdma_copy_contig(NULL, 0, buf + done, c.page, c.offset, NULL,
+				  c.len);
+		done += c.len;
+	}
+}
+
+/**
+ * frdma_mr_atomic() - compare-and-swap or fetch-and-add on an MR
+ * @mr: the MR, registered with IB_ACCESS_REMOTE_ATOMIC
+ * @addr: iova address of the 64-bit word, 8-byte aligned
+ * @opcode: IB_UVERBS_WR_ATOMIC_CMP_AND_SWP or IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD
+ * @compare_add: the value compared (CMP_AND_SWP) or added (FETCH_AND_ADD)
+ * @swap: the value stored if the comparison succeeds (CMP_AND_SWP)
+ * @orig: the word's value before the operation
+ *
+ * The word is in host byte order.  The operation is atomic against every
+ * other frdma atomic on any MR (one global lock), as IB_ATOMIC_HCA
+ * promises, not against CPU accesses.  The iova is aligned, but the user
+ * address behind it need not be when the MR was registered at an iova
+ * that differs from its address by other than a multiple of 8, so the
+ * word is read and written through the copy helpers and may straddle two
+ * pages.
+ *
+ * Context: any; does not sleep.
+ * Return: 0, -EINVAL for a misaligned address or an unknown opcode, or
+ * -ERANGE if the word is not inside the MR.
+ */
+int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
+		    u64 compare_add, u64 swap, u64 *orig)
+{
+	unsigned long irqflags;
+	u64 old, new;
+
+	if (addr & (sizeof(u64) - 1))
+		return -EINVAL;
+	if (opcode != IB_UVERBS_WR_ATOMIC_CMP_AND_SWP &&
+	    opcode != IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD)
+		return -EINVAL;
+	if (addr < mr->iova || addr - mr->iova > mr->length ||
+	    mr->length - (addr - mr->iova) < sizeof(u64))
+		return -ERANGE;
+	if (WARN_ON_ONCE(!(mr->access & FRDMA_MR_WRITES)))
+		return -EINVAL;
+
+	spin_lock_irqsave(&frdma_atomic_lock, irqflags);
+	frdma_mr_read(mr, addr, &old, sizeof(old));
+	if (opcode == IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD)
+		new = old + compare_add;
+	else
+		new = old == compare_add ? swap : old;
+	if (new != old)
+		frdma_mr_write(mr, addr, &new, sizeof(new));
+	spin_unlock_irqrestore(&frdma_atomic_lock, irqflags);
+	*orig = old;
+	return 0;
 }

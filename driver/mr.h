@@ -35,6 +35,11 @@
  * @access: the IB_ACCESS_* flags it was registered with
  * @ref: references: one for the key table, one per frdma_mr_get()
  * @free: completed when @ref drops to zero
+ * @pd: the PD it was registered in (set before the MR is published, unlike
+ *	@ibmr.pd, which the core sets after reg_user_mr returns)
+ * @iova: the address of its first byte in work requests (likewise)
+ * @length: its length in bytes (likewise)
+ * @rcu: frees it after the lookups that may still see it
  */
 struct frdma_mr {
 	struct ib_mr ibmr;
@@ -42,6 +47,10 @@ struct frdma_mr {
 	int access;
 	refcount_t ref;
 	struct completion free;
+	struct ib_pd *pd;
+	u64 iova;
+	u64 length;
+	struct rcu_head rcu;
 };
 
 static inline struct frdma_mr *to_fmr(struct ib_mr *ibmr)
