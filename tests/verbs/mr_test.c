@@ -1,0 +1,693 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * mr_test [-d DEVICE]: memory regions on an frdma device.
+ *
+ * Registration pins exactly the pages a range touches (4 KiB buffers,
+ * ranges starting and ending mid-page, a THP-backed 64 MiB buffer in a few
+ * runs, a memfd) and deregistration releases them; an iova other than the
+ * address is accepted; lkey == rkey, keys are unique and their low (key)
+ * byte is random; the IBTA access rules and the length limits are enforced;
+ * unmapped memory and writable registration of read-only memory fail with
+ * EFAULT; RLIMIT_MEMLOCK is enforced for a process without CAP_IPC_LOCK;
+ * "rdma res show mr -dd" shows each MR's runs; the fault switch in
+ * /sys/kernel/debug/frdma makes registration fail with ENOMEM at each of
+ * its failure points, leaving nothing pinned.  Around everything, frdma's
+ * debugfs counters and the kernel's foll-pin counters come back to where
+ * they started.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/capability.h>
+
+#include <infiniband/verbs.h>
+
+#include "tap.h"
+
+#define KIB		1024UL
+#define MIB		(1024 * KIB)
+#define PAGE		4096UL
+#define DBG		"/sys/kernel/debug/frdma/"
+
+#define RW_ALL	(IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | \
+		 IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_ATOMIC)
+
+static const char *dev_name = "frdma0";
+
+static struct ibv_context *open_dev(const char *name)
+{
+	struct ibv_device **list;
+	struct ibv_context *ctx = NULL;
+	int i, n;
+
+	list = ibv_get_device_list(&n);
+	for (i = 0; list && i < n; i++)
+		if (!strcmp(ibv_get_device_name(list[i]), name))
+			ctx = ibv_open_device(list[i]);
+	if (list)
+		ibv_free_device_list(list);
+	return ctx;
+}
+
+/* A number read from a file, or -1 (with a diagnostic) if unreadable. */
+static long long read_num(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f || fscanf(f, "%lld", &v) != 1) {
+		diag("cannot read %s: %s", path, strerror(errno));
+		v = -1;
+	}
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static bool write_num(const char *path, long long v)
+{
+	FILE *f = fopen(path, "w");
+	bool ret;
+
+	if (!f) {
+		diag("cannot open %s: %s", path, strerror(errno));
+		return false;
+	}
+	ret = fprintf(f, "%lld\n", v) > 0;
+	ret = !fclose(f) && ret;
+	return ret;
+}
+
+static long long vmstat(const char *key)
+{
+	char name[64];
+	long long v, found = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", name, &v) == 2)
+		if (!strcmp(name, key))
+			found = v;
+	fclose(f);
+	return found;
+}
+
+/* What frdma and the kernel say is pinned and registered right now. */
+struct snap {
+	long long mr, runs, pages, pd, acquired, released;
+};
+
+static void snap(struct snap *s)
+{
+	/* Fold the per-CPU vmstat deltas, or small changes stay invisible. */
+	write_num("/proc/sys/vm/stat_refresh", 1);
+	s->mr = read_num(DBG "mr");
+	s->runs = read_num(DBG "runs");
+	s->pages = read_num(DBG "pinned_pages");
+	s->pd = read_num(DBG "pd");
+	s->acquired = vmstat("nr_foll_pin_acquired");
+	s->released = vmstat("nr_foll_pin_released");
+}
+
+/*
+ * Pins taken and not released since @s, in the whole system.  The VM's
+ * 9p root pins user buffers briefly for its own I/O, so this polls (a
+ * bounded number of times) until the count is @want, and returns the last
+ * count seen.
+ */
+static long long pins_held(const struct snap *s, long long want)
+{
+	struct snap now;
+	long long held = 0;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		snap(&now);
+		held = (now.acquired - s->acquired) -
+		       (now.released - s->released);
+		if (held == want)
+			break;
+		usleep(10000);
+	}
+	return held;
+}
+
+static bool same_counters(const struct snap *a, const struct snap *b)
+{
+	return a->mr == b->mr && a->runs == b->runs && a->pages == b->pages;
+}
+
+static void *map_anon(size_t len, int prot)
+{
+	void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Register [addr, addr + len) and check the counters moved by one MR and
+ * @pages pages; deregister and check they moved back.
+ */
+static void reg_dereg(struct ibv_pd *pd, void *addr, size_t len, int access,
+		      long long pages, const char *what)
+{
+	struct snap before, during, after;
+	struct ibv_mr *mr;
+	long long held;
+
+	snap(&before);
+	mr = ibv_reg_mr(pd, addr, len, access);
+	if (!ok(mr != NULL, "%s: ibv_reg_mr(%zu bytes, access %#x): %s", what,
+		len, access, mr ? "ok" : strerror(errno)))
+		return;
+	snap(&during);
+	ok(mr->lkey == mr->rkey, "  lkey %#x == rkey %#x", mr->lkey, mr->rkey);
+	ok(mr->addr == addr && mr->length == len, "  addr and length reported");
+	ok(during.mr == before.mr + 1 && during.pages == before.pages + pages &&
+	   during.runs > before.runs && during.runs - before.runs <= pages,
+	   "  debugfs: mr +%lld, pinned_pages +%lld (want %lld), runs +%lld",
+	   during.mr - before.mr, during.pages - before.pages, pages,
+	   during.runs - before.runs);
+	held = pins_held(&before, pages);
+	ok(held == pages,
+	   "  vmstat: %lld pins held (want %lld)", held, pages);
+	ok(!ibv_dereg_mr(mr), "  ibv_dereg_mr");
+	snap(&after);
+	held = pins_held(&before, 0);
+	ok(same_counters(&before, &after) && !held,
+	   "  after dereg: counters back, %lld pins held", held);
+}
+
+static void test_basic(struct ibv_pd *pd)
+{
+	int access[] = { 0, IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_REMOTE_READ,
+			 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE,
+			 RW_ALL, RW_ALL | IBV_ACCESS_RELAXED_ORDERING };
+	char *buf = map_anon(16 * PAGE, PROT_READ | PROT_WRITE);
+	unsigned int i;
+
+	if (!ok(buf != NULL, "map 64 KiB"))
+		return;
+	memset(buf, 0x5a, 16 * PAGE);
+	for (i = 0; i < sizeof(access) / sizeof(access[0]); i++)
+		reg_dereg(pd, buf, PAGE, access[i], 1, "4 KiB");
+	reg_dereg(pd, buf + 100, 3 * PAGE, RW_ALL, 4,
+		  "start mid-page, end mid-page");
+	reg_dereg(pd, buf + PAGE - 1, 2, RW_ALL, 2, "2 bytes across a page edge");
+	reg_dereg(pd, buf + 5 * PAGE + 17, 1, RW_ALL, 1, "1 byte");
+	reg_dereg(pd, buf + PAGE, 7 * PAGE - 9, IBV_ACCESS_LOCAL_WRITE, 7,
+		  "page start, end mid-page");
+	munmap(buf, 16 * PAGE);
+}
+
+/* The line of "rdma res show mr -dd" for the MR with @lkey. */
+static bool rdma_res_line(uint32_t lkey, char *line, size_t size)
+{
+	char want[32];
+	bool found = false;
+	FILE *p;
+
+	p = popen("rdma res show mr -dd 2>&1", "r");
+	if (!p)
+		return false;
+	snprintf(want, sizeof(want), "lkey 0x%x ", lkey);
+	while (fgets(line, size, p))
+		if (strstr(line, want)) {
+			found = true;
+			break;
+		}
+	while (!found && fgetc(p) != EOF)
+		;
+	pclose(p);
+	line[strcspn(line, "\n")] = 0;
+	return found;
+}
+
+/* A driver attribute, which rdma(8) prints with a "drv_" prefix. */
+static long long attr_of(const char *line, const char *name)
+{
+	char key[40];
+	const char *p;
+
+	snprintf(key, sizeof(key), " drv_%s ", name);
+	p = strstr(line, key);
+	return p ? strtoll(p + strlen(key), NULL, 0) : -1;
+}
+
+static void test_thp(struct ibv_pd *pd)
+{
+	size_t len = 64 * MIB, huge = 2 * MIB;
+	struct snap before, during, after;
+	long long runs, thp_kb = -1;
+	char line[1024], name[64];
+	struct ibv_mr *mr;
+	char *raw, *buf;
+	long long v;
+	FILE *f;
+
+	raw = map_anon(len + huge, PROT_READ | PROT_WRITE);
+	if (!ok(raw != NULL, "map 66 MiB"))
+		return;
+	buf = (char *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	madvise(buf, len, MADV_HUGEPAGE);
+	memset(buf, 1, len);
+	f = fopen("/proc/self/smaps_rollup", "r");
+	while (f && fscanf(f, "%63s", name) == 1)
+		if (!strcmp(name, "AnonHugePages:") && fscanf(f, "%lld", &v) == 1)
+			thp_kb = v;
+	if (f)
+		fclose(f);
+	diag("AnonHugePages: %lld kB", thp_kb);
+
+	snap(&before);
+	mr = ibv_reg_mr(pd, buf, len, RW_ALL);
+	if (!ok(mr != NULL, "64 MiB THP buffer: ibv_reg_mr: %s",
+		mr ? "ok" : strerror(errno))) {
+		munmap(raw, len + huge);
+		return;
+	}
+	snap(&during);
+	runs = during.runs - before.runs;
+	ok(during.pages - before.pages == (long long)(len / PAGE),
+	   "  pinned_pages +%lld", during.pages - before.pages);
+	if (thp_kb >= (long long)(len / KIB))
+		ok(runs >= 1 && runs <= (long long)(len / huge),
+		   "  all THP: %lld runs, at most one per 2 MiB folio", runs);
+	else
+		diag("  not all THP (%lld kB): %lld runs", thp_kb, runs);
+
+	if (ok(rdma_res_line(mr->lkey, line, sizeof(line)),
+	       "  rdma res show mr -dd lists it")) {
+		diag("  %s", line);
+		ok(attr_of(line, "runs") == runs &&
+		   attr_of(line, "pinned_pages") == (long long)(len / PAGE) &&
+		   attr_of(line, "largest_run") >= (runs == 1 ? (long long)(len / PAGE) : 1) &&
+		   attr_of(line, "meta_bytes") > 0 &&
+		   attr_of(line, "meta_bytes") < 64 * (long long)KIB,
+		   "  runs %lld, pinned_pages %lld, largest_run %lld, meta_bytes %lld",
+		   attr_of(line, "runs"), attr_of(line, "pinned_pages"),
+		   attr_of(line, "largest_run"), attr_of(line, "meta_bytes"));
+	}
+	ok(!ibv_dereg_mr(mr), "  ibv_dereg_mr");
+	snap(&after);
+	v = pins_held(&before, 0);
+	ok(same_counters(&before, &after) && !v,
+	   "  after dereg: counters back, %lld pins held", v);
+	munmap(raw, len + huge);
+}
+
+static void test_memfd(struct ibv_pd *pd)
+{
+	size_t len = MIB;
+	char *buf;
+	int fd;
+
+	fd = memfd_create("mr_test", 0);
+	if (!ok(fd >= 0 && !ftruncate(fd, len), "memfd of 1 MiB"))
+		return;
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (ok(buf != MAP_FAILED, "  mmap it shared")) {
+		memset(buf, 3, len);
+		reg_dereg(pd, buf, len, RW_ALL, len / PAGE, "memfd");
+		reg_dereg(pd, buf + 3 * PAGE + 5, 5 * PAGE, IBV_ACCESS_LOCAL_WRITE,
+			  6, "memfd, mid-page");
+		munmap(buf, len);
+	}
+	close(fd);
+}
+
+static void test_iova(struct ibv_pd *pd)
+{
+	char *buf = map_anon(8 * PAGE, PROT_READ | PROT_WRITE);
+	uint64_t iova = 0x7f0000000000ULL + 123;
+	struct ibv_mr *mr;
+
+	if (!ok(buf != NULL, "map 32 KiB"))
+		return;
+	mr = ibv_reg_mr_iova(pd, buf + 123, 4 * PAGE, iova, RW_ALL);
+	ok(mr != NULL, "ibv_reg_mr_iova with iova %#" PRIx64 " != address %p: %s",
+	   iova, (void *)(buf + 123), mr ? "ok" : strerror(errno));
+	if (mr)
+		ok(!ibv_dereg_mr(mr), "  ibv_dereg_mr");
+	/* iova 0, a common choice for zero-based addressing */
+	mr = ibv_reg_mr_iova(pd, buf, 4 * PAGE, 0, IBV_ACCESS_LOCAL_WRITE);
+	ok(mr != NULL, "ibv_reg_mr_iova with iova 0: %s",
+	   mr ? "ok" : strerror(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+	/* an iova range that wraps around */
+	errno = 0;
+	mr = ibv_reg_mr_iova(pd, buf, 4 * PAGE, UINT64_MAX - PAGE + 1,
+			     IBV_ACCESS_LOCAL_WRITE);
+	ok(!mr && errno == EINVAL, "an iova range past 2^64 is EINVAL (%s)",
+	   strerror(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+	munmap(buf, 8 * PAGE);
+}
+
+static void expect_fail(struct ibv_pd *pd, void *addr, size_t len, int access,
+			int err, const char *what)
+{
+	struct ibv_mr *mr;
+	struct snap before;
+
+	snap(&before);
+	errno = 0;
+	mr = ibv_reg_mr(pd, addr, len, access);
+	ok(!mr && errno == err, "%s: %s (want %s)", what,
+	   mr ? "registered" : strerror(errno), strerror(err));
+	if (mr)
+		ibv_dereg_mr(mr);
+	ok(pins_held(&before, 0) == 0, "  nothing left pinned");
+}
+
+static void test_errors(struct ibv_pd *pd)
+{
+	char *buf = map_anon(8 * PAGE, PROT_READ | PROT_WRITE);
+	char *ro = map_anon(4 * PAGE, PROT_READ);
+	char *hole = map_anon(8 * PAGE, PROT_READ | PROT_WRITE);
+	struct ibv_mr *mr;
+
+	if (!ok(buf && ro && hole, "map test buffers"))
+		return;
+	memset(buf, 1, 8 * PAGE);
+	memset(hole, 1, 8 * PAGE);
+	munmap(hole + 4 * PAGE, PAGE);
+
+	expect_fail(pd, buf, PAGE, IBV_ACCESS_REMOTE_WRITE, EINVAL,
+		    "REMOTE_WRITE without LOCAL_WRITE");
+	expect_fail(pd, buf, PAGE, IBV_ACCESS_REMOTE_ATOMIC, EINVAL,
+		    "REMOTE_ATOMIC without LOCAL_WRITE");
+	expect_fail(pd, buf, PAGE, IBV_ACCESS_REMOTE_WRITE |
+		    IBV_ACCESS_REMOTE_READ, EINVAL,
+		    "REMOTE_WRITE | REMOTE_READ without LOCAL_WRITE");
+	expect_fail(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND,
+		    EOPNOTSUPP, "ON_DEMAND");
+	expect_fail(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND,
+		    EOPNOTSUPP, "MW_BIND (no memory windows)");
+	expect_fail(pd, buf, 0, IBV_ACCESS_LOCAL_WRITE, EINVAL, "length 0");
+	expect_fail(pd, hole, 8 * PAGE, 0, EFAULT,
+		    "a range with an unmapped page");
+	expect_fail(pd, hole + 4 * PAGE, PAGE, IBV_ACCESS_LOCAL_WRITE, EFAULT,
+		    "an unmapped page");
+	expect_fail(pd, ro, 4 * PAGE, IBV_ACCESS_LOCAL_WRITE, EFAULT,
+		    "a read-only mapping with LOCAL_WRITE");
+	expect_fail(pd, ro, 4 * PAGE, IBV_ACCESS_LOCAL_WRITE |
+		    IBV_ACCESS_REMOTE_WRITE, EFAULT,
+		    "a read-only mapping with REMOTE_WRITE");
+
+	/* A read-only mapping is fine for read-only access. */
+	mr = ibv_reg_mr(pd, ro, 4 * PAGE, IBV_ACCESS_REMOTE_READ);
+	ok(mr != NULL, "a read-only mapping with REMOTE_READ only: %s",
+	   mr ? "ok" : strerror(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+
+	munmap(buf, 8 * PAGE);
+	munmap(ro, 4 * PAGE);
+	munmap(hole, 8 * PAGE);
+}
+
+#define NKEYS 256
+
+static void test_keys(struct ibv_pd *pd)
+{
+	static struct ibv_mr *mr[NKEYS];
+	struct snap before, after;
+	unsigned int bytes[256] = { 0 };
+	int i, j, n = 0, distinct = 0, dup = 0, unequal = 0;
+	char *buf = map_anon(PAGE, PROT_READ | PROT_WRITE);
+
+	if (!ok(buf != NULL, "map 4 KiB"))
+		return;
+	snap(&before);
+	for (i = 0; i < NKEYS; i++) {
+		mr[i] = ibv_reg_mr(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE);
+		if (!mr[i])
+			break;
+		n++;
+		if (mr[i]->lkey != mr[i]->rkey)
+			unequal++;
+		if (!bytes[mr[i]->lkey & 0xff]++)
+			distinct++;
+		for (j = 0; j < i; j++)
+			if (mr[j]->lkey == mr[i]->lkey)
+				dup++;
+	}
+	ok(n == NKEYS, "%d MRs over the same page", n);
+	ok(!unequal, "  lkey == rkey for each");
+	ok(!dup, "  no two keys equal");
+	/* 256 random bytes take fewer than 100 values with p < 1e-40. */
+	ok(distinct >= 100, "  the key byte varies: %d distinct values", distinct);
+	snap(&after);
+	ok(after.mr == before.mr + n && after.pages == before.pages + n &&
+	   pins_held(&before, n) == n, "  %d pins and MRs counted", n);
+	for (i = 0; i < n; i++)
+		ibv_dereg_mr(mr[i]);
+	snap(&after);
+	ok(same_counters(&before, &after) && pins_held(&before, 0) == 0,
+	   "  all deregistered: counters back");
+
+	/* A key is not reused at once: the next MR gets a new index. */
+	mr[0] = ibv_reg_mr(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE);
+	mr[1] = ibv_reg_mr(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE);
+	if (ok(mr[0] && mr[1], "two more MRs")) {
+		uint32_t k0 = mr[0]->lkey;
+
+		ibv_dereg_mr(mr[0]);
+		mr[0] = ibv_reg_mr(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE);
+		ok(mr[0] && mr[0]->lkey >> 8 != k0 >> 8,
+		   "  re-registering after dereg gives a new index (%#x, was %#x)",
+		   mr[0] ? mr[0]->lkey : 0, k0);
+	}
+	for (i = 0; i < 2; i++)
+		if (mr[i])
+			ibv_dereg_mr(mr[i]);
+	munmap(buf, PAGE);
+}
+
+/*
+ * In a child without CAP_IPC_LOCK and with RLIMIT_MEMLOCK at 64 KiB:
+ * 16 pages register, 17 do not, with ENOMEM; after a dereg they do.
+ * Returns 0 or the number of the step that went wrong.
+ */
+static int memlock_child(void)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct cap[2];
+	struct rlimit rl = { 64 * KIB, 64 * KIB };
+	struct ibv_mr *a, *b, *c;
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	char *buf;
+
+	if (syscall(SYS_capget, &hdr, cap))
+		return 1;
+	cap[CAP_IPC_LOCK / 32].effective &= ~(1U << (CAP_IPC_LOCK % 32));
+	cap[CAP_IPC_LOCK / 32].permitted &= ~(1U << (CAP_IPC_LOCK % 32));
+	cap[CAP_IPC_LOCK / 32].inheritable &= ~(1U << (CAP_IPC_LOCK % 32));
+	if (syscall(SYS_capset, &hdr, cap) || setrlimit(RLIMIT_MEMLOCK, &rl))
+		return 2;
+	buf = map_anon(64 * PAGE, PROT_READ | PROT_WRITE);
+	ctx = open_dev(dev_name);
+	pd = ctx ? ibv_alloc_pd(ctx) : NULL;
+	if (!buf || !pd)
+		return 3;
+	memset(buf, 1, 64 * PAGE);
+	a = ibv_reg_mr(pd, buf, 8 * PAGE, IBV_ACCESS_LOCAL_WRITE);
+	b = ibv_reg_mr(pd, buf + 8 * PAGE, 8 * PAGE, IBV_ACCESS_LOCAL_WRITE);
+	if (!a || !b) {
+		diag("child: 16 pages within the limit: %s", strerror(errno));
+		return 4;
+	}
+	errno = 0;
+	c = ibv_reg_mr(pd, buf + 16 * PAGE, PAGE, IBV_ACCESS_LOCAL_WRITE);
+	if (c || errno != ENOMEM) {
+		diag("child: page 17: %s", c ? "registered" : strerror(errno));
+		return 5;
+	}
+	/* 16 pages over memory already registered count again: still over. */
+	errno = 0;
+	c = ibv_reg_mr(pd, buf, PAGE, 0);
+	if (c || errno != ENOMEM) {
+		diag("child: page 17 (already pinned by a): %s",
+		     c ? "registered" : strerror(errno));
+		return 6;
+	}
+	if (ibv_dereg_mr(a))
+		return 7;
+	c = ibv_reg_mr(pd, buf + 16 * PAGE, 8 * PAGE, IBV_ACCESS_LOCAL_WRITE);
+	if (!c) {
+		diag("child: after a dereg: %s", strerror(errno));
+		return 8;
+	}
+	if (ibv_dereg_mr(b) || ibv_dereg_mr(c) || ibv_dealloc_pd(pd) ||
+	    ibv_close_device(ctx))
+		return 9;
+	return 0;
+}
+
+static void test_memlock(void)
+{
+	struct snap before, after;
+	int status;
+	pid_t pid;
+
+	snap(&before);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(memlock_child());
+	if (!ok(pid > 0, "fork"))
+		return;
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "without CAP_IPC_LOCK, RLIMIT_MEMLOCK 64 KiB: 16 pages register, the 17th is ENOMEM, a dereg makes room (child status %#x)",
+	   status);
+	snap(&after);
+	ok(same_counters(&before, &after) && pins_held(&before, 0) == 0,
+	   "  counters back, nothing pinned");
+}
+
+/* Registration with the fault switch armed at its Nth call. */
+static void test_faults(struct ibv_pd *pd)
+{
+	char *buf = map_anon(64 * PAGE, PROT_READ | PROT_WRITE);
+	long long injected, left, held;
+	struct snap before, after;
+	struct ibv_mr *mr;
+	int nth, i, k, calls, fails, want;
+
+	if (!ok(buf != NULL, "map 256 KiB"))
+		return;
+	memset(buf, 1, 64 * PAGE);
+	if (!ok(access(DBG "fail_nth", W_OK) == 0, "fault switch " DBG "fail_nth"))
+		return;
+
+	/*
+	 * One registration asks the switch three times: before allocating
+	 * the MR, before pinning, and before taking a key (with the pages
+	 * pinned).  Each failure leaves nothing behind.
+	 */
+	for (nth = 1; nth <= 3; nth++) {
+		injected = read_num(DBG "injected");
+		snap(&before);
+		if (!ok(write_num(DBG "fail_nth", nth), "fail_nth = %d", nth))
+			continue;
+		errno = 0;
+		mr = ibv_reg_mr(pd, buf, 64 * PAGE, IBV_ACCESS_LOCAL_WRITE);
+		ok(!mr && errno == ENOMEM, "  ibv_reg_mr of 64 pages: %s",
+		   mr ? "registered" : strerror(errno));
+		if (mr)
+			ibv_dereg_mr(mr);
+		left = read_num(DBG "fail_nth");
+		ok(left == 0 && read_num(DBG "injected") == injected + 1,
+		   "  fired once (%lld calls left, %lld injected)", left,
+		   read_num(DBG "injected") - injected);
+		held = pins_held(&before, 0);
+		snap(&after);
+		ok(same_counters(&before, &after) && !held &&
+		   (nth < 3 || after.acquired - before.acquired >= 64),
+		   "  %s; counters unchanged (foll_pin +%lld/-%lld)",
+		   nth == 3 ? "the 64 pages pinned were unpinned" :
+		   "nothing left pinned",
+		   after.acquired - before.acquired,
+		   after.released - before.released);
+	}
+	write_num(DBG "fail_nth", 0);
+
+	/* fail_every */
+	snap(&before);
+	ok(write_num(DBG "fail_every", 1), "fail_every = 1");
+	errno = 0;
+	mr = ibv_reg_mr(pd, buf, PAGE, 0);
+	ok(!mr && errno == ENOMEM, "  every registration fails: %s",
+	   mr ? "registered" : strerror(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+	ok(write_num(DBG "fail_every", 7), "fail_every = 7");
+	/* Each registration calls the switch up to 3 times, to its failure. */
+	for (i = 0, calls = 0, want = 0; i < 21; i++)
+		for (k = 0; k < 3; k++)
+			if (++calls % 7 == 0) {
+				want++;
+				break;
+			}
+	fails = 0;
+	for (i = 0; i < 21; i++) {
+		mr = ibv_reg_mr(pd, buf + (i % 64) * PAGE, PAGE,
+				IBV_ACCESS_LOCAL_WRITE);
+		if (mr)
+			ibv_dereg_mr(mr);
+		else if (errno == ENOMEM)
+			fails++;
+	}
+	ok(fails == want, "  21 registrations: %d fail (want %d)", fails, want);
+	ok(write_num(DBG "fail_every", 0), "fail_every = 0");
+	mr = ibv_reg_mr(pd, buf, PAGE, 0);
+	ok(mr != NULL, "  registration works again");
+	if (mr)
+		ibv_dereg_mr(mr);
+	snap(&after);
+	ok(same_counters(&before, &after) && pins_held(&before, 0) == 0,
+	   "  counters back, nothing pinned");
+	munmap(buf, 64 * PAGE);
+}
+
+int main(int argc, char **argv)
+{
+	struct snap start, end;
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "d:")) != -1) {
+		if (opt != 'd') {
+			fprintf(stderr, "usage: %s [-d DEVICE]\n", argv[0]);
+			return 2;
+		}
+		dev_name = optarg;
+	}
+
+	snap(&start);
+	if (!ok(start.mr >= 0 && start.pd >= 0 && start.acquired >= 0,
+		"debugfs counters and vmstat foll_pin counters readable"))
+		return tap_done();
+	ctx = open_dev(dev_name);
+	if (!ok(ctx != NULL, "open %s", dev_name))
+		return tap_done();
+	pd = ibv_alloc_pd(ctx);
+	if (!ok(pd != NULL, "ibv_alloc_pd"))
+		return tap_done();
+	ok(read_num(DBG "pd") == start.pd + 1, "  debugfs pd counts it");
+
+	test_basic(pd);
+	test_memfd(pd);
+	test_thp(pd);
+	test_iova(pd);
+	test_errors(pd);
+	test_keys(pd);
+	test_memlock();
+	test_faults(pd);
+
+	ok(!ibv_dealloc_pd(pd), "ibv_dealloc_pd");
+	ok(!ibv_close_device(ctx), "ibv_close_device");
+	snap(&end);
+	ok(same_counters(&start, &end) && end.pd == start.pd &&
+	   end.acquired - start.acquired == end.released - start.released,
+	   "at the end: debugfs mr %lld runs %lld pinned_pages %lld pd %lld as at the start; foll_pin balanced",
+	   end.mr, end.runs, end.pages, end.pd);
+	return tap_done();
+}
