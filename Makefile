@@ -5,6 +5,7 @@
 #   make            modules (umem/, driver/, tests/umem/) and the provider
 #   make check      every test: host unit tests, static checks, VM suites
 #   make demo       the main job: boot the test VM, create frdma0, show it
+#                   and run a perftest bandwidth pair on it
 #   make bench      registration and bandwidth figures (see issue tracker)
 #
 # The kernel version is pinned in config/kernel.mk and nowhere else.
