@@ -440,16 +440,24 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	return IB_WC_SUCCESS;
 }
 
-/* The remote range of an RDMA or atomic operation, checked. */
-static int frdma_remote_get(struct frdma_qp *qp, struct frdma_qp *t,
-			    u32 rkey, u64 addr, u64 len, int access)
+/*
+ * The remote range of an RDMA or atomic operation, checked: the sender's
+ * status, IB_WC_REM_INV_REQ_ERR for an operation the responder QP does not
+ * allow (as rxe), IB_WC_REM_ACCESS_ERR for a key, PD, access or bounds
+ * violation.
+ */
+static enum ib_wc_status frdma_remote_get(struct frdma_qp *qp,
+					  struct frdma_qp *t, u32 rkey,
+					  u64 addr, u64 len, int access)
 {
 	if (!(READ_ONCE(t->attr.qp_access_flags) & access))
-		return -EACCES;
+		return IB_WC_REM_INV_REQ_ERR;
 	if (!len)	/* IBTA: a zero-length access checks no key */
-		return 0;
-	return frdma_sgl_add(&qp->rsgl, t->fdev, t->ibqp.pd, rkey, addr, len,
-			     access);
+		return IB_WC_SUCCESS;
+	if (frdma_sgl_add(&qp->rsgl, t->fdev, t->ibqp.pd, rkey, addr, len,
+			  access))
+		return IB_WC_REM_ACCESS_ERR;
+	return IB_WC_SUCCESS;
 }
 
 /* Execute one validated opcode against the target; fills @cqe's status. */
@@ -465,7 +473,6 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	enum ib_event_type event = 0;
 	bool rnr = false, rq_locked = false;
 	u64 orig;
-	int err;
 
 	switch (sqe->opcode) {
 	case IB_UVERBS_WR_SEND:
@@ -476,13 +483,11 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		break;
 	case IB_UVERBS_WR_RDMA_WRITE:
 	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
-		err = frdma_remote_get(qp, t, sqe->rdma.rkey,
-				       sqe->rdma.remote_addr, len,
-				       IB_ACCESS_REMOTE_WRITE);
-		if (err) {
-			status = IB_WC_REM_ACCESS_ERR;
+		status = frdma_remote_get(qp, t, sqe->rdma.rkey,
+					  sqe->rdma.remote_addr, len,
+					  IB_ACCESS_REMOTE_WRITE);
+		if (status != IB_WC_SUCCESS)
 			break;
-		}
 		if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM) {
 			mutex_lock(&t->rq_mutex);
 			rq_locked = true;
@@ -498,13 +503,11 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			frdma_sgl_copy(rsgl, &qp->lsgl, len);
 		break;
 	case IB_UVERBS_WR_RDMA_READ:
-		err = frdma_remote_get(qp, t, sqe->rdma.rkey,
-				       sqe->rdma.remote_addr, len,
-				       IB_ACCESS_REMOTE_READ);
-		if (err) {
-			status = IB_WC_REM_ACCESS_ERR;
+		status = frdma_remote_get(qp, t, sqe->rdma.rkey,
+					  sqe->rdma.remote_addr, len,
+					  IB_ACCESS_REMOTE_READ);
+		if (status != IB_WC_SUCCESS)
 			break;
-		}
 		if (len)
 			frdma_sgl_copy(&qp->lsgl, rsgl, len);
 		cqe->byte_len = len;
@@ -514,11 +517,12 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			status = IB_WC_REM_INV_REQ_ERR;
 			break;
 		}
-		err = frdma_remote_get(qp, t, sqe->atomic.rkey,
-				       sqe->atomic.remote_addr, sizeof(u64),
-				       IB_ACCESS_REMOTE_ATOMIC);
-		if (err ||
-		    frdma_mr_atomic(rsgl->mr[0], sqe->atomic.remote_addr,
+		status = frdma_remote_get(qp, t, sqe->atomic.rkey,
+					  sqe->atomic.remote_addr, sizeof(u64),
+					  IB_ACCESS_REMOTE_ATOMIC);
+		if (status != IB_WC_SUCCESS)
+			break;
+		if (frdma_mr_atomic(rsgl->mr[0], sqe->atomic.remote_addr,
 				    sqe->opcode, sqe->atomic.compare_add,
 				    sqe->atomic.swap, &orig)) {
 			status = IB_WC_REM_ACCESS_ERR;

@@ -323,7 +323,7 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 {
 	struct frdma_qp *qp = to_fqp(ibqp);
 	enum ib_qp_state cur, next;
-	bool kick = false;
+	bool kick = false, drained = false;
 	int err;
 
 	if (udata && udata->inlen &&
@@ -365,6 +365,10 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		/* Work posted before RTS, or held in SQD, runs now. */
 		kick = cur != IB_QPS_RTS;
 		break;
+	case IB_QPS_SQD:
+		/* Execution is synchronous: nothing is in flight. */
+		drained = cur != IB_QPS_SQD && qp->attr.en_sqd_async_notify;
+		break;
 	default:
 		break;
 	}
@@ -372,6 +376,8 @@ out:
 	mutex_unlock(&qp->sq_mutex);
 	if (kick)
 		mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+	if (drained)
+		frdma_qp_event(qp, IB_EVENT_SQ_DRAINED);
 	return err;
 }
 
