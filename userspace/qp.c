@@ -20,9 +20,10 @@ enum {
 			     IBV_QP_INIT_ATTR_CREATE_FLAGS |
 			     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
 	FRDMA_UD_SEND_OPS = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM,
-	FRDMA_RC_SEND_OPS = FRDMA_UD_SEND_OPS |
+	FRDMA_UC_SEND_OPS = FRDMA_UD_SEND_OPS |
 			    IBV_QP_EX_WITH_RDMA_WRITE |
-			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
+			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM,
+	FRDMA_RC_SEND_OPS = FRDMA_UC_SEND_OPS |
 			    IBV_QP_EX_WITH_RDMA_READ |
 			    IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
 			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
@@ -313,11 +314,13 @@ static void frdma_set_qp_ex_ops(struct frdma_qp *qp, enum ibv_qp_type type)
 
 	qpx->wr_send = frdma_wr_send;
 	qpx->wr_send_imm = frdma_wr_send_imm;
-	if (type == IBV_QPT_UD) {
+	if (type == IBV_QPT_UD)
 		qpx->wr_set_ud_addr = frdma_wr_set_ud_addr;
-	} else {
+	if (type == IBV_QPT_RC || type == IBV_QPT_UC) {
 		qpx->wr_rdma_write = frdma_wr_rdma_write;
 		qpx->wr_rdma_write_imm = frdma_wr_rdma_write_imm;
+	}
+	if (type == IBV_QPT_RC) {
 		qpx->wr_rdma_read = frdma_wr_rdma_read;
 		qpx->wr_atomic_cmp_swp = frdma_wr_atomic_cmp_swp;
 		qpx->wr_atomic_fetch_add = frdma_wr_atomic_fetch_add;
@@ -343,6 +346,9 @@ static int frdma_check_qp_init_attr(struct ibv_qp_init_attr_ex *attr)
 	switch (attr->qp_type) {
 	case IBV_QPT_RC:
 		ops = FRDMA_RC_SEND_OPS;
+		break;
+	case IBV_QPT_UC:
+		ops = FRDMA_UC_SEND_OPS;
 		break;
 	case IBV_QPT_UD:
 		ops = FRDMA_UD_SEND_OPS;
@@ -405,7 +411,7 @@ static struct ibv_qp *frdma_create_qp_common(struct ibv_context *ibctx,
 	qp->sql.max_sge = attr->cap.max_send_sge;
 	qp->sql.max_inline = drv->max_inline_data;
 	qp->sql.sig_all = !!attr->sq_sig_all;
-	qp->sql.ud = attr->qp_type == IBV_QPT_UD;
+	qp->sql.qp_type = attr->qp_type;
 	qp->sq.max_sge = attr->cap.max_send_sge;
 	qp->rq.max_sge = attr->cap.max_recv_sge;
 	if (attr->cap.max_inline_data > drv->max_inline_data ||

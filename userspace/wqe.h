@@ -48,7 +48,7 @@ struct frdma_sq_limits {
 	uint32_t max_sge;
 	uint32_t max_inline;
 	uint8_t sig_all;	/* sq_sig_all: every entry is signaled */
-	uint8_t ud;		/* a UD QP: SEND and SEND_WITH_IMM only */
+	uint8_t qp_type;	/* enum ibv_qp_type: RC, UC or UD */
 };
 
 #define FRDMA_SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | \
@@ -105,10 +105,11 @@ static inline bool frdma_opcode_ok(const struct frdma_sq_limits *l,
 		return true;
 	case IBV_WR_RDMA_WRITE:
 	case IBV_WR_RDMA_WRITE_WITH_IMM:
+		return l->qp_type == IBV_QPT_RC || l->qp_type == IBV_QPT_UC;
 	case IBV_WR_RDMA_READ:
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		return !l->ud;
+		return l->qp_type == IBV_QPT_RC;
 	default:
 		return false;
 	}
@@ -135,7 +136,7 @@ static inline int frdma_send_wr_check(const struct frdma_sq_limits *l,
 	*inline_len = 0;
 	if (!frdma_opcode_ok(l, wr->opcode) ||
 	    (wr->send_flags & ~(unsigned int)FRDMA_SEND_FLAGS) ||
-	    wr->num_sge < 0 || (l->ud && !wr->wr.ud.ah))
+	    wr->num_sge < 0 || (l->qp_type == IBV_QPT_UD && !wr->wr.ud.ah))
 		return EINVAL;
 	if (!(wr->send_flags & IBV_SEND_INLINE))
 		return (uint32_t)wr->num_sge <= l->max_sge ? 0 : EINVAL;
@@ -218,7 +219,7 @@ static inline void frdma_build_sqe(struct frdma_sqe *sqe,
 		sqe->imm_data = wr->imm_data;
 		/* fall through */
 	case IBV_WR_SEND:
-		if (l->ud) {
+		if (l->qp_type == IBV_QPT_UD) {
 			sqe->ud.ah_num = container_of(wr->wr.ud.ah,
 						      struct frdma_ah,
 						      ibv_ah)->ah_num;

@@ -44,9 +44,12 @@ static void test_strides(void)
 	   "absurd strides are refused");
 }
 
-static const struct frdma_sq_limits rc = { .max_sge = 3, .max_inline = 64 };
+static const struct frdma_sq_limits rc = { .max_sge = 3, .max_inline = 64,
+					   .qp_type = IBV_QPT_RC };
+static const struct frdma_sq_limits uc = { .max_sge = 3, .max_inline = 64,
+					   .qp_type = IBV_QPT_UC };
 static const struct frdma_sq_limits ud = { .max_sge = 2, .max_inline = 32,
-					   .ud = 1 };
+					   .qp_type = IBV_QPT_UD };
 
 static int check(const struct frdma_sq_limits *l, struct ibv_send_wr *wr)
 {
@@ -114,6 +117,12 @@ static void test_checks(void)
 	ok(check(&rc, &wr) == 0, "inline RDMA WRITE with immediate is accepted");
 
 	wr.send_flags = 0;
+	wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+	ok(check(&uc, &wr) == 0, "UC accepts RDMA WRITE with immediate");
+	wr.opcode = IBV_WR_RDMA_READ;
+	ok(check(&uc, &wr) == EINVAL, "UC refuses RDMA READ");
+	wr.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
+	ok(check(&uc, &wr) == EINVAL, "UC refuses atomics");
 	wr.opcode = IBV_WR_RDMA_WRITE;
 	wr.wr.ud.ah = &ah.ibv_ah;
 	ok(check(&ud, &wr) == EINVAL, "UD refuses RDMA WRITE");
