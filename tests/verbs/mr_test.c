@@ -30,6 +30,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "loopback.h"
 #include "tap.h"
 
 #define KIB		1024UL
@@ -355,6 +356,131 @@ static void test_iova(struct ibv_pd *pd)
 	munmap(buf, 8 * PAGE);
 }
 
+/* Post one work request on @qp and wait for its completion. */
+static int post_wait(struct ibv_qp *qp, struct ibv_cq *cq,
+		     struct ibv_send_wr *wr)
+{
+	struct ibv_send_wr *bad;
+	struct ibv_wc wc;
+
+	wr->send_flags = IBV_SEND_SIGNALED;
+	if (ibv_post_send(qp, wr, &bad))
+		return -1;
+	if (lb_poll(cq, &wc, 1) != 1)
+		return -2;
+	return wc.status == IBV_WC_SUCCESS ? 0 : 1000 + wc.status;
+}
+
+/*
+ * The data path addresses an MR by iova: register a buffer at an iova
+ * unrelated to its address (same page offset, as the core requires) and
+ * write, read and update it through a loopback connection.
+ */
+static void test_iova_data(struct ibv_context *ctx, struct ibv_pd *pd)
+{
+	size_t len = 16 * PAGE, off = 3 * PAGE - 40, n = 5 * PAGE + 80;
+	struct ibv_mr *lmr = NULL, *rmr = NULL;
+	struct ibv_qp *a = NULL, *b = NULL;
+	struct ibv_cq *cq = NULL;
+	struct ibv_send_wr wr;
+	struct ibv_sge sge;
+	char *lbuf, *rbuf, *want;
+	uint64_t iova, v, *res;
+	union ibv_gid gid;
+	int gidx = 0, ret;
+	size_t i;
+
+	lbuf = map_anon(len, PROT_READ | PROT_WRITE);
+	rbuf = map_anon(len, PROT_READ | PROT_WRITE);
+	want = malloc(len);
+	if (!ok(lbuf && rbuf && want, "iova data path: buffers"))
+		return;
+	for (i = 0; i < len; i++) {
+		lbuf[i] = (char)(i * 7 + 1);
+		rbuf[i] = (char)0xee;
+	}
+	memcpy(want, rbuf, len);
+	iova = 0x100000000000ULL + 0x5000;	/* page offset 0, like rbuf */
+
+	if (!ok(!lb_find_gid(ctx, &gidx, &gid), "  an IPv4 RoCE GID"))
+		goto out;
+	cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+	a = cq ? lb_create_qp(pd, cq, cq, 8, 1, 0) : NULL;
+	b = cq ? lb_create_qp(pd, cq, cq, 8, 1, 0) : NULL;
+	if (!ok(a && b && !lb_connect_pair(a, b, &gid, gidx, 1),
+		"  a connected pair of RC QPs"))
+		goto out;
+	lmr = ibv_reg_mr(pd, lbuf, len, IBV_ACCESS_LOCAL_WRITE);
+	rmr = ibv_reg_mr_iova(pd, rbuf, len, iova, RW_ALL);
+	if (!ok(lmr && rmr, "  local MR, and remote MR at iova %#" PRIx64,
+		iova))
+		goto out;
+
+	memset(&wr, 0, sizeof(wr));
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	sge.addr = (uintptr_t)lbuf + 100;
+	sge.length = n;
+	sge.lkey = lmr->lkey;
+	wr.opcode = IBV_WR_RDMA_WRITE;
+	wr.wr.rdma.remote_addr = iova + off;
+	wr.wr.rdma.rkey = rmr->rkey;
+	ret = post_wait(a, cq, &wr);
+	memcpy(want + off, lbuf + 100, n);
+	ok(!ret && !memcmp(rbuf, want, len),
+	   "  RDMA WRITE of %zu bytes to iova + %zu lands at address + %zu, nothing else changes (%d)",
+	   n, off, off, ret);
+
+	memset(lbuf, 0, len);
+	sge.addr = (uintptr_t)lbuf + 1;
+	wr.opcode = IBV_WR_RDMA_READ;
+	ret = post_wait(a, cq, &wr);
+	ok(!ret && !memcmp(lbuf + 1, rbuf + off, n),
+	   "  RDMA READ from iova + %zu reads address + %zu (%d)", off, off,
+	   ret);
+
+	res = (uint64_t *)lbuf;
+	*(uint64_t *)(rbuf + 4 * PAGE + 8) = 1000;
+	sge.addr = (uintptr_t)res;
+	sge.length = 8;
+	wr.opcode = IBV_WR_ATOMIC_FETCH_AND_ADD;
+	wr.wr.atomic.remote_addr = iova + 4 * PAGE + 8;
+	wr.wr.atomic.rkey = rmr->rkey;
+	wr.wr.atomic.compare_add = 234;
+	ret = post_wait(a, cq, &wr);
+	v = *(uint64_t *)(rbuf + 4 * PAGE + 8);
+	ok(!ret && *res == 1000 && v == 1234,
+	   "  FETCH_AND_ADD at an iova: returned %" PRIu64 ", now %" PRIu64 " (%d)",
+	   *res, v, ret);
+	wr.opcode = IBV_WR_ATOMIC_CMP_AND_SWP;
+	wr.wr.atomic.compare_add = 1234;
+	wr.wr.atomic.swap = 42;
+	ret = post_wait(a, cq, &wr);
+	v = *(uint64_t *)(rbuf + 4 * PAGE + 8);
+	ok(!ret && *res == 1234 && v == 42,
+	   "  CMP_AND_SWP at an iova (equal): returned %" PRIu64 ", now %" PRIu64 " (%d)",
+	   *res, v, ret);
+	ret = post_wait(a, cq, &wr);
+	v = *(uint64_t *)(rbuf + 4 * PAGE + 8);
+	ok(!ret && *res == 42 && v == 42,
+	   "  CMP_AND_SWP at an iova (different): returned %" PRIu64 ", still %" PRIu64 " (%d)",
+	   *res, v, ret);
+out:
+	if (lmr)
+		ibv_dereg_mr(lmr);
+	if (rmr)
+		ibv_dereg_mr(rmr);
+	if (a)
+		ibv_destroy_qp(a);
+	if (b)
+		ibv_destroy_qp(b);
+	if (cq)
+		ibv_destroy_cq(cq);
+	free(want);
+	munmap(lbuf, len);
+	munmap(rbuf, len);
+}
+
 static void expect_fail(struct ibv_pd *pd, void *addr, size_t len, int access,
 			int err, const char *what)
 {
@@ -677,6 +803,7 @@ int main(int argc, char **argv)
 	test_memfd(pd);
 	test_thp(pd);
 	test_iova(pd);
+	test_iova_data(ctx, pd);
 	test_errors(pd);
 	test_keys(pd);
 	test_memlock();
