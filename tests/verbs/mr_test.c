@@ -102,9 +102,24 @@ static long long vmstat(const char *key)
 	return found;
 }
 
+/* This process's pinned_vm, in kB ("VmPin:" in /proc/self/status). */
+static long long vmpin_kb(void)
+{
+	long long v = -1;
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %lld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
 /* What frdma and the kernel say is pinned and registered right now. */
 struct snap {
-	long long mr, runs, pages, pd, acquired, released;
+	long long mr, runs, pages, pd, acquired, released, vmpin;
 };
 
 static void snap(struct snap *s)
@@ -117,6 +132,7 @@ static void snap(struct snap *s)
 	s->pd = read_num(DBG "pd");
 	s->acquired = vmstat("nr_foll_pin_acquired");
 	s->released = vmstat("nr_foll_pin_released");
+	s->vmpin = vmpin_kb();
 }
 
 /*
@@ -144,7 +160,8 @@ static long long pins_held(const struct snap *s, long long want)
 
 static bool same_counters(const struct snap *a, const struct snap *b)
 {
-	return a->mr == b->mr && a->runs == b->runs && a->pages == b->pages;
+	return a->mr == b->mr && a->runs == b->runs && a->pages == b->pages &&
+	       a->vmpin == b->vmpin;
 }
 
 static void *map_anon(size_t len, int prot)
@@ -181,6 +198,8 @@ static void reg_dereg(struct ibv_pd *pd, void *addr, size_t len, int access,
 	held = pins_held(&before, pages);
 	ok(held == pages,
 	   "  vmstat: %lld pins held (want %lld)", held, pages);
+	ok(during.vmpin - before.vmpin == pages * (long long)(PAGE / KIB),
+	   "  VmPin +%lld kB", during.vmpin - before.vmpin);
 	ok(!ibv_dereg_mr(mr), "  ibv_dereg_mr");
 	snap(&after);
 	held = pins_held(&before, 0);
