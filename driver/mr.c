@@ -389,6 +389,8 @@ void frdma_mr_copy(struct frdma_mr *dst, u64 dst_addr,
 	struct frdma_umem_iter di, si;
 	size_t n;
 
+	if (!len)
+		return;
 	if (WARN_ON_ONCE(!(dst->access & FRDMA_MR_WRITES)) ||
 	    !frdma_mr_iter(dst, &di, dst_addr, len) ||
 	    !frdma_mr_iter(src, &si, src_addr, len))
@@ -419,6 +421,8 @@ void frdma_mr_write(struct frdma_mr *dst, u64 addr, const void *buf,
 	struct frdma_umem_iter it;
 	size_t done = 0;
 
+	if (!len)
+		return;
 	if (WARN_ON_ONCE(!(dst->access & FRDMA_MR_WRITES)) ||
 	    !frdma_mr_iter(dst, &it, addr, len))
 		return;
