@@ -14,7 +14,8 @@
  * ibv_post_recv() and the ibv_wr_*() interface.  Then two QPs of this
  * process, connected through the device's RoCE v2 GID, move data with
  * every opcode through both posting interfaces, and a QP reset to RESET
- * forgets its queued receives.
+ * forgets its queued receives.  UD QPs, where the kernel has them, send
+ * through an address handle and receive behind a GRH.
  */
 #include <endian.h>
 #include <errno.h>
@@ -953,6 +954,130 @@ out:
 			ibv_destroy_qp(x.qp[i]);
 }
 
+/*
+ * UD, where the kernel has it: two UD QPs exchange a SEND through an AH
+ * for the device's own GID; the receive holds the 40-byte GRH and then
+ * the payload.
+ */
+static void test_ud(struct env *e)
+{
+	struct ibv_qp_init_attr_ex ia = {
+		.cap = { 16, 16, 2, 2, 64 }, .qp_type = IBV_QPT_UD,
+		.comp_mask = IBV_QP_INIT_ATTR_PD |
+			     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.pd = e->pd,
+		.send_ops_flags = IBV_QP_EX_WITH_SEND |
+				  IBV_QP_EX_WITH_SEND_WITH_IMM,
+	};
+	struct ibv_ah_attr aha = {
+		.is_global = 1, .port_num = PORT,
+		.grh = { .dgid = e->gid, .sgid_index = e->gid_index,
+			 .hop_limit = 64 },
+	};
+	const uint32_t qkey = 0x11111111;
+	struct ibv_qp *qp[2] = {};
+	struct ibv_send_wr wr, *bad;
+	struct ibv_qp_attr a;
+	struct ibv_sge sge;
+	struct ibv_ah *ah = NULL;
+	struct ibv_qp_ex *qpx;
+	struct ibv_wc wc;
+	uint8_t *a0 = e->buf[0], *b1 = e->buf[1];
+	bool good;
+	int i, ret;
+
+	drain(e->cq[0]);
+	drain(e->cq[1]);
+	for (i = 0; i < 2; i++) {
+		ia.send_cq = ia.recv_cq = e->cq[i];
+		qp[i] = ibv_create_qp_ex(e->ctx, &ia);
+		if (!qp[i])
+			break;
+	}
+	if (!qp[0] && (errno == EOPNOTSUPP || errno == EINVAL)) {
+		ok(true, "UD QPs # SKIP the kernel has no UD QPs (%s)",
+		   strerror(errno));
+		return;
+	}
+	if (!ok(qp[0] && qp[1], "two UD QPs: %s", strerror(errno)))
+		goto out;
+	for (i = 0; i < 2; i++) {
+		a = (struct ibv_qp_attr){
+			.qp_state = IBV_QPS_INIT, .port_num = PORT,
+			.qkey = qkey,
+		};
+		ret = ibv_modify_qp(qp[i], &a, IBV_QP_STATE |
+				    IBV_QP_PKEY_INDEX | IBV_QP_PORT |
+				    IBV_QP_QKEY);
+		a.qp_state = IBV_QPS_RTR;
+		ret = ret ? ret : ibv_modify_qp(qp[i], &a, IBV_QP_STATE);
+		a.qp_state = IBV_QPS_RTS;
+		a.sq_psn = 0;
+		ret = ret ? ret : ibv_modify_qp(qp[i], &a, IBV_QP_STATE |
+						IBV_QP_SQ_PSN);
+		if (!ok(!ret, "UD QP %u to RTS (%s)", qp[i]->qp_num,
+			strerror(ret)))
+			goto out;
+	}
+	ah = ibv_create_ah(e->pd, &aha);
+	if (!ok(ah != NULL, "an AH for the device's own GID: %s",
+		strerror(errno)))
+		goto out;
+
+	memset(b1, 0, 4096);
+	fill(a0 + 1000, 200, 9);
+	good = !post_recv(e, qp[1], 1, 31, 0, 40 + 256) &&
+	       !post_recv(e, qp[1], 1, 32, 1024, 40 + 256);
+	sge = (struct ibv_sge){ (uintptr_t)a0 + 1000, 200, e->mr[0]->lkey };
+	wr = (struct ibv_send_wr){
+		.wr_id = 30, .sg_list = &sge, .num_sge = 1,
+		.opcode = IBV_WR_SEND, .send_flags = IBV_SEND_SIGNALED,
+		.wr.ud = { .ah = ah, .remote_qpn = qp[1]->qp_num,
+			   .remote_qkey = qkey },
+	};
+	ret = ibv_post_send(qp[0], &wr, &bad);
+	good = good && !ret && poll_n(e->cq[0], &wc, 1) == 1 &&
+	       wc.status == IBV_WC_SUCCESS && wc.wr_id == 30 &&
+	       wc.opcode == IBV_WC_SEND;
+	ok(good, "post_send: a UD SEND completes (%s)", strerror(ret));
+	good = poll_n(e->cq[1], &wc, 1) == 1 &&
+	       wc.status == IBV_WC_SUCCESS && wc.wr_id == 31 &&
+	       wc.opcode == IBV_WC_RECV && wc.byte_len == 40 + 200 &&
+	       (wc.wc_flags & IBV_WC_GRH) && wc.src_qp == qp[0]->qp_num;
+	ok(good && !memcmp(b1 + 40, a0 + 1000, 200),
+	   "  received after the 40-byte GRH, from QP %u (len %u, src %u)",
+	   qp[0]->qp_num, wc.byte_len, wc.src_qp);
+
+	qpx = ibv_qp_to_qp_ex(qp[0]);
+	ibv_wr_start(qpx);
+	qpx->wr_id = 33;
+	qpx->wr_flags = IBV_SEND_SIGNALED;
+	ibv_wr_send_imm(qpx, htobe32(0xabcd));
+	ibv_wr_set_ud_addr(qpx, ah, qp[1]->qp_num, qkey);
+	ibv_wr_set_inline_data(qpx, a0 + 1000, 50);
+	ret = ibv_wr_complete(qpx);
+	good = !ret && poll_n(e->cq[0], &wc, 1) == 1 &&
+	       wc.status == IBV_WC_SUCCESS && wc.wr_id == 33;
+	ok(good, "ibv_wr: an inline UD SEND_WITH_IMM completes (%s)",
+	   strerror(ret));
+	good = poll_n(e->cq[1], &wc, 1) == 1 &&
+	       wc.status == IBV_WC_SUCCESS && wc.wr_id == 32 &&
+	       wc.byte_len == 40 + 50 && (wc.wc_flags & IBV_WC_WITH_IMM) &&
+	       wc.imm_data == htobe32(0xabcd);
+	ok(good && !memcmp(b1 + 1024 + 40, a0 + 1000, 50),
+	   "  received with its immediate data");
+
+	wr.opcode = IBV_WR_RDMA_WRITE;
+	ret = ibv_post_send(qp[0], &wr, &bad);
+	ok(ret == EINVAL && bad == &wr, "UD refuses RDMA WRITE: EINVAL");
+out:
+	if (ah)
+		ibv_destroy_ah(ah);
+	for (i = 0; i < 2; i++)
+		if (qp[i])
+			ibv_destroy_qp(qp[i]);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dev = "frdma0";
@@ -992,6 +1117,7 @@ int main(int argc, char **argv)
 	test_states(&e);
 	test_posting(&e);
 	test_data(&e);
+	test_ud(&e);
 
 	for (i = 0; i < 2; i++) {
 		ibv_dereg_mr(e.mr[i]);
