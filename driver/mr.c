@@ -145,6 +145,7 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	mr->pd = pd;
 	mr->iova = iova;
 	mr->length = length;
+	mr->writable = flags & FRDMA_UMEM_WRITE;
 	refcount_set(&mr->ref, 1);
 	init_completion(&mr->free);
 
@@ -177,6 +178,55 @@ err_free:
 }
 
 /**
+ * frdma_rereg_user_mr() - change an MR (the rereg_mr verb)
+ * @ibmr: the MR
+ * @flags: IB_MR_REREG_PD, IB_MR_REREG_ACCESS and/or IB_MR_REREG_TRANS
+ * @start: with IB_MR_REREG_TRANS, the new user address
+ * @length: with IB_MR_REREG_TRANS, the new length
+ * @iova: with IB_MR_REREG_TRANS, the new iova
+ * @access: with IB_MR_REREG_ACCESS, the new IB_ACCESS_* flags
+ * @pd: the PD the MR is to be in (its own unless IB_MR_REREG_PD)
+ * @udata: the user's command
+ *
+ * A new PD or new rights are set in place, keeping the keys and the pin:
+ * an operation already past frdma_mr_check() finishes under the old ones.
+ * New rights that write need memory pinned for writing (-EACCES if it was
+ * not, as the core's umem rule says).  A new translation is a new
+ * registration, with new keys, which the core swaps in for the old MR
+ * (and then deregisters the old one); if it fails the old MR stays.
+ *
+ * Context: process context; sleeps.
+ * Return: NULL when changed in place, the new MR, or an ERR_PTR() as for
+ * frdma_reg_user_mr().
+ */
+struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
+				  u64 length, u64 iova, int access,
+				  struct ib_pd *pd, struct ib_udata *udata)
+{
+	struct frdma_mr *mr = to_fmr(ibmr);
+	int err;
+
+	if (flags & ~(IB_MR_REREG_PD | IB_MR_REREG_ACCESS | IB_MR_REREG_TRANS))
+		return ERR_PTR(-EOPNOTSUPP);
+	if (!(flags & IB_MR_REREG_ACCESS))
+		access = mr->access;
+	if (flags & IB_MR_REREG_TRANS)
+		return frdma_reg_user_mr(pd, start, length, iova, access, udata);
+
+	err = frdma_mr_check_access(access);
+	if (err)
+		return ERR_PTR(err);
+	if ((access & FRDMA_MR_WRITES) && !mr->writable)
+		return ERR_PTR(-EACCES);
+	if (udata && udata->inlen &&
+	    !ib_is_udata_cleared(udata, 0, udata->inlen))
+		return ERR_PTR(-EINVAL);
+	WRITE_ONCE(mr->pd, pd);
+	WRITE_ONCE(mr->access, access & FRDMA_MR_ACCESS);
+	return NULL;
+}
+
+/**
  * frdma_dereg_mr() - deregister an MR (the dereg_mr verb)
  * @ibmr: the MR
  * @udata: the user's command
@@ -197,7 +247,7 @@ int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 	wait_for_completion(&mr->free);
 
 	frdma_mr_count(mr, -1);
-	frdma_umem_release(mr->umem, mr->access & FRDMA_MR_WRITES);
+	frdma_umem_release(mr->umem, mr->writable);
 	kfree_rcu(mr, rcu);
 	return 0;
 }
@@ -303,7 +353,8 @@ int frdma_mr_check(struct frdma_mr *mr, struct ib_pd *pd, u64 addr, u64 len,
 {
 	u64 off;
 
-	if (mr->pd != pd || (access & ~mr->access))
+	/* rereg_mr may change both at any time; either value is fine. */
+	if (READ_ONCE(mr->pd) != pd || (access & ~READ_ONCE(mr->access)))
 		return -EACCES;
 	if (addr < mr->iova)
 		return -ERANGE;
@@ -391,7 +442,7 @@ void frdma_mr_copy(struct frdma_mr *dst, u64 dst_addr,
 
 	if (!len)
 		return;
-	if (WARN_ON_ONCE(!(dst->access & FRDMA_MR_WRITES)) ||
+	if (WARN_ON_ONCE(!dst->writable) ||
 	    !frdma_mr_iter(dst, &di, dst_addr, len) ||
 	    !frdma_mr_iter(src, &si, src_addr, len))
 		return;
@@ -423,7 +474,7 @@ void frdma_mr_write(struct frdma_mr *dst, u64 addr, const void *buf,
 
 	if (!len)
 		return;
-	if (WARN_ON_ONCE(!(dst->access & FRDMA_MR_WRITES)) ||
+	if (WARN_ON_ONCE(!dst->writable) ||
 	    !frdma_mr_iter(dst, &it, addr, len))
 		return;
 	while (frdma_umem_iter_next(&it, &c)) {
@@ -492,7 +543,7 @@ int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
 	if (addr < mr->iova || addr - mr->iova > mr->length ||
 	    mr->length - (addr - mr->iova) < sizeof(u64))
 		return -ERANGE;
-	if (WARN_ON_ONCE(!(mr->access & FRDMA_MR_WRITES)))
+	if (WARN_ON_ONCE(!mr->writable))
 		return -EINVAL;
 
 	spin_lock_irqsave(&frdma_atomic_lock, irqflags);

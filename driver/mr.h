@@ -40,6 +40,8 @@
  * @iova: the address of its first byte in work requests (likewise)
  * @length: its length in bytes (likewise)
  * @rcu: frees it after the lookups that may still see it
+ * @writable: its pages are pinned for writing (so @access may grant
+ *	      writes; rereg_mr may change @access but not this)
  */
 struct frdma_mr {
 	struct ib_mr ibmr;
@@ -51,6 +53,7 @@ struct frdma_mr {
 	u64 iova;
 	u64 length;
 	struct rcu_head rcu;
+	bool writable;
 };
 
 static inline struct frdma_mr *to_fmr(struct ib_mr *ibmr)
@@ -61,6 +64,9 @@ static inline struct frdma_mr *to_fmr(struct ib_mr *ibmr)
 /* The verbs (ib_device_ops). */
 struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 				u64 iova, int access, struct ib_udata *udata);
+struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
+				  u64 length, u64 iova, int access,
+				  struct ib_pd *pd, struct ib_udata *udata);
 int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
 int frdma_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);
 

@@ -195,6 +195,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.query_port = frdma_query_port,
 	.query_qp = frdma_query_qp,
 	.reg_user_mr = frdma_reg_user_mr,
+	.rereg_user_mr = frdma_rereg_user_mr,
 	.req_notify_cq = frdma_req_notify_cq,
 	.resize_cq = frdma_resize_cq,
 
