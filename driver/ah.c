@@ -40,6 +40,8 @@ int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 
 	ah->attr = *attr;
 	ah->attr.grh.sgid_attr = NULL;
+	if (attr->grh.sgid_attr)
+		ah->sgid = attr->grh.sgid_attr->gid;
 	gfp = (init->flags & RDMA_CREATE_AH_SLEEPABLE) ? GFP_KERNEL :
 							 GFP_ATOMIC;
 	/* Kernel AHs may be created and destroyed in atomic context. */
@@ -61,6 +63,36 @@ int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 	}
 	frdma_count(FRDMA_CNT_AH, 1);
 	return 0;
+}
+
+/**
+ * frdma_ah_lookup - copy the address vector of an AH named by number
+ * @fdev: the device
+ * @ah_num: the number, from a UD SQE
+ * @pd: the PD the AH must belong to (the sending QP's)
+ * @attr: receives the address vector
+ * @sgid: receives the source GID
+ *
+ * Context: any; does not sleep.
+ * Return: true if an AH of @pd has that number.
+ */
+bool frdma_ah_lookup(struct frdma_dev *fdev, u32 ah_num, struct ib_pd *pd,
+		     struct rdma_ah_attr *attr, union ib_gid *sgid)
+{
+	unsigned long irqflags;
+	struct frdma_ah *ah;
+	bool found = false;
+
+	/* destroy_ah erases under the lock before the AH is freed. */
+	xa_lock_irqsave(&fdev->ah_table, irqflags);
+	ah = xa_load(&fdev->ah_table, ah_num);
+	if (ah && ah->ibah.pd == pd) {
+		*attr = ah->attr;
+		*sgid = ah->sgid;
+		found = true;
+	}
+	xa_unlock_irqrestore(&fdev->ah_table, irqflags);
+	return found;
 }
 
 int frdma_query_ah(struct ib_ah *ibah, struct rdma_ah_attr *attr)

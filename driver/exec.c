@@ -38,8 +38,11 @@
  * everything queued with IB_WC_WR_FLUSH_ERR.
  */
 
+#include <linux/ip.h>
 #include <linux/sched.h>
 #include <linux/sizes.h>
+#include <net/checksum.h>
+#include <net/ipv6.h>
 #include <rdma/ib_cache.h>
 
 #include "mr.h"
@@ -60,9 +63,12 @@ enum frdma_outcome {
  * @fdev: the target's device, with a registration reference, or NULL
  * @qp: the target QP, referenced, or NULL when unreachable
  * @rnr_delay: jiffies to wait before an RNR retry
+ * @gid: the destination GID (UD: to tell whether the next datagram goes
+ *	 to the same place)
  */
 struct frdma_dest {
 	bool resolved;
+	union ib_gid gid;
 	struct frdma_dev *fdev;
 	struct frdma_qp *qp;
 	unsigned long rnr_delay;
@@ -245,6 +251,22 @@ static int frdma_sgl_get(struct frdma_sgl *sgl, struct frdma_dev *fdev,
 	return 0;
 }
 
+/*
+ * Drop the first @n bytes of @sgl (the room a UD receive leaves for the
+ * GRH), keeping every entry's MR reference; entries may become empty.
+ */
+static void frdma_sgl_skip(struct frdma_sgl *sgl, u32 n)
+{
+	u32 i, k;
+
+	for (i = 0; i < sgl->n && n; i++) {
+		k = min(n, sgl->len[i]);
+		sgl->addr[i] += k;
+		sgl->len[i] -= k;
+		n -= k;
+	}
+}
+
 /* Copy the first @len bytes of @src to @dst, both long enough. */
 static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
 			   u64 len)
@@ -255,8 +277,9 @@ static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
 	while (len) {
 		n = min3(len, dst->len[di] - doff, src->len[si] - soff);
 		n = min_t(u64, n, FRDMA_COPY_STEP);
-		frdma_mr_copy(dst->mr[di], dst->addr[di] + doff,
-			      src->mr[si], src->addr[si] + soff, n);
+		if (n)
+			frdma_mr_copy(dst->mr[di], dst->addr[di] + doff,
+				      src->mr[si], src->addr[si] + soff, n);
 		len -= n;
 		doff += n;
 		soff += n;
@@ -280,7 +303,8 @@ static void frdma_sgl_write(struct frdma_sgl *dst, const u8 *buf, u32 len)
 
 	for (i = 0; len; i++) {
 		n = min(len, dst->len[i]);
-		frdma_mr_write(dst->mr[i], dst->addr[i], buf, n);
+		if (n)
+			frdma_mr_write(dst->mr[i], dst->addr[i], buf, n);
 		buf += n;
 		len -= n;
 	}
@@ -586,6 +610,152 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 }
 
 /*
+ * UD.  A datagram goes to the QP named by the SQE's remote_qpn on the
+ * device of its AH's destination GID.  Like a lost packet, a datagram
+ * that finds no such UD QP, a Q_Key mismatch or no RQE is dropped and the
+ * send completes successfully.  The receive buffer gets the 40-byte GRH
+ * first: for an IPv4 destination GID its last 20 bytes are the IPv4
+ * header (as RoCE v2 delivers it), else an IPv6 header.
+ */
+
+#define FRDMA_GRH_SIZE		40
+#define FRDMA_UD_MAX_MSG	4096	/* the largest IB MTU */
+
+static void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
+			    const union ib_gid *sgid, u32 len)
+{
+	const struct ib_global_route *g = &ah->grh;
+
+	memset(grh, 0, FRDMA_GRH_SIZE);
+	if (ipv6_addr_v4mapped((const struct in6_addr *)g->dgid.raw)) {
+		struct iphdr *ip = (struct iphdr *)(grh + 20);
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = g->traffic_class;
+		ip->tot_len = htons(sizeof(*ip) + 8 + 12 + len + 4);
+		ip->ttl = g->hop_limit;
+		ip->protocol = IPPROTO_UDP;
+		memcpy(&ip->saddr, sgid->raw + 12, 4);
+		memcpy(&ip->daddr, g->dgid.raw + 12, 4);
+		ip->check = ip_fast_csum(ip, ip->ihl);
+	} else {
+		struct ib_grh *h = (struct ib_grh *)grh;
+
+		h->version_tclass_flow = cpu_to_be32(6 << 28 |
+						     g->traffic_class << 20 |
+						     (g->flow_label & 0xfffff));
+		h->paylen = cpu_to_be16(8 + 12 + len + 4);
+		h->next_hdr = IPPROTO_UDP;
+		h->hop_limit = g->hop_limit;
+		h->sgid = *sgid;
+		h->dgid = g->dgid;
+	}
+}
+
+static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
+			  const struct frdma_sqe *sqe, u64 len,
+			  struct frdma_cqe *cqe)
+{
+	struct frdma_sgl *rsgl = &qp->rsgl;
+	struct rdma_ah_attr ah;
+	struct frdma_cqe rcqe = {};
+	enum ib_qp_state tstate;
+	union ib_gid sgid;
+	u8 grh[FRDMA_GRH_SIZE];
+	struct frdma_qp *t;
+	u32 qkey, tqkey;
+	u64 room;
+	int err;
+
+	if (!frdma_ah_lookup(qp->fdev, sqe->ud.ah_num, qp->ibqp.pd, &ah,
+			     &sgid)) {
+		cqe->status = IB_WC_LOC_QP_OP_ERR;
+		return;
+	}
+	if (len > FRDMA_UD_MAX_MSG) {
+		cqe->status = IB_WC_LOC_LEN_ERR;
+		return;
+	}
+	/* IBTA: a Q_Key with the high bit set means the QP's own. */
+	qkey = sqe->ud.remote_qkey;
+	if (qkey & 0x80000000)
+		qkey = READ_ONCE(qp->attr.qkey);
+
+	/* Each datagram may go elsewhere: keep the last destination. */
+	if (d->resolved && (!d->fdev || !d->qp ||
+			    d->qp->ibqp.qp_num != sqe->ud.remote_qpn ||
+			    memcmp(&d->gid, &ah.grh.dgid, sizeof(d->gid))))
+		frdma_dest_release(d);
+	if (!d->resolved) {
+		d->resolved = true;
+		d->gid = ah.grh.dgid;
+		d->fdev = frdma_dev_get_by_gid(&ah.grh.dgid);
+		if (d->fdev)
+			d->qp = frdma_qp_get(d->fdev, sqe->ud.remote_qpn);
+	}
+	t = d->qp;
+	if (!t || t->ibqp.qp_type != IB_QPT_UD)
+		return;			/* dropped */
+	spin_lock(&t->lock);
+	tstate = t->state;
+	tqkey = t->attr.qkey;
+	spin_unlock(&t->lock);
+	if (!frdma_state_receives(tstate) || tqkey != qkey)
+		return;			/* dropped */
+
+	mutex_lock(&t->rq_mutex);
+	err = frdma_rqe_take(t);
+	if (err) {
+		mutex_unlock(&t->rq_mutex);
+		if (err != -EAGAIN)
+			frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+		return;			/* dropped */
+	}
+	rcqe.wr_id = ((const struct frdma_rqe *)t->rqe)->wr_id;
+	rcqe.qp_num = t->ibqp.qp_num;
+	rcqe.opcode = FRDMA_WC_RECV;
+	rcqe.status = IB_WC_SUCCESS;
+	if (((const struct frdma_rqe *)t->rqe)->num_sge >
+	    t->attr.cap.max_recv_sge) {
+		rcqe.status = IB_WC_LOC_QP_OP_ERR;
+	} else {
+		const struct frdma_rqe *rqe = (const void *)t->rqe;
+
+		err = frdma_sgl_get(rsgl, t->fdev, t->ibqp.pd,
+				    (const struct frdma_sge *)(rqe + 1),
+				    rqe->num_sge, IB_ACCESS_LOCAL_WRITE, &room);
+		if (err)
+			rcqe.status = IB_WC_LOC_PROT_ERR;
+		else if (room < len + FRDMA_GRH_SIZE)
+			rcqe.status = IB_WC_LOC_LEN_ERR;
+	}
+	if (rcqe.status == IB_WC_SUCCESS) {
+		frdma_build_grh(grh, &ah, &sgid, len);
+		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
+		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
+		if (sqe->flags & FRDMA_WQE_INLINE)
+			frdma_sgl_write(rsgl, (const u8 *)(sqe + 1), len);
+		else
+			frdma_sgl_copy(rsgl, &qp->lsgl, len);
+		rcqe.byte_len = len + FRDMA_GRH_SIZE;
+		rcqe.src_qp = qp->ibqp.qp_num;
+		rcqe.wc_flags = FRDMA_WC_GRH;
+		if (sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM) {
+			rcqe.imm_data = sqe->imm_data;
+			rcqe.wc_flags |= FRDMA_WC_WITH_IMM;
+		}
+	}
+	frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
+		      rcqe.status != IB_WC_SUCCESS ||
+		      (sqe->flags & FRDMA_WQE_SOLICITED));
+	mutex_unlock(&t->rq_mutex);
+	frdma_sgl_put(rsgl);
+	if (rcqe.status != IB_WC_SUCCESS)
+		frdma_qp_to_error(t, 0);
+}
+
+/*
  * Validate the SQE copy in qp->sqe, resolve its local SGEs and execute it.
  * Returns how it ended; @cqe has the status when FRDMA_DONE.
  */
@@ -620,6 +790,12 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		cqe->status = IB_WC_LOC_QP_OP_ERR;
 		return FRDMA_DONE;
 	}
+	if (qp->ibqp.qp_type == IB_QPT_UD &&
+	    sqe->opcode != IB_UVERBS_WR_SEND &&
+	    sqe->opcode != IB_UVERBS_WR_SEND_WITH_IMM) {
+		cqe->status = IB_WC_LOC_QP_OP_ERR;
+		return FRDMA_DONE;
+	}
 
 	if (inline_data) {
 		/* max_inline_data fits the stride (frdma_create_qp()). */
@@ -651,6 +827,11 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		return FRDMA_DONE;
 	}
 
+	if (qp->ibqp.qp_type == IB_QPT_UD) {
+		frdma_exec_ud(qp, d, sqe, len, cqe);
+		frdma_sgl_put(lsgl);
+		return FRDMA_DONE;
+	}
 	if (!d->resolved)
 		frdma_dest_resolve(qp, d);
 	if (!d->qp || !frdma_state_receives(READ_ONCE(d->qp->state))) {

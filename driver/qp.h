@@ -103,11 +103,13 @@ struct frdma_qp {
  * struct frdma_ah - an address handle
  * @ibah: the core's AH
  * @attr: the address vector (without its sgid_attr reference)
+ * @sgid: the source GID its sgid_attr named
  * @ah_num: the number user space puts in a UD SQE
  */
 struct frdma_ah {
 	struct ib_ah ibah;
 	struct rdma_ah_attr attr;
+	union ib_gid sgid;
 	u32 ah_num;
 };
 
@@ -147,6 +149,8 @@ void frdma_flush_sq(struct frdma_qp *qp);
 void frdma_flush_rq(struct frdma_qp *qp);
 
 /* ah.c */
+bool frdma_ah_lookup(struct frdma_dev *fdev, u32 ah_num, struct ib_pd *pd,
+		     struct rdma_ah_attr *attr, union ib_gid *sgid);
 int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 		    struct ib_udata *udata);
 int frdma_query_ah(struct ib_ah *ibah, struct rdma_ah_attr *attr);
