@@ -9,7 +9,9 @@
  * byte is random; the IBTA access rules and the length limits are enforced;
  * unmapped memory and writable registration of read-only memory fail with
  * EFAULT; RLIMIT_MEMLOCK is enforced for a process without CAP_IPC_LOCK;
- * "rdma res show mr -dd" shows each MR's runs; the fault switch in
+ * "rdma res show mr -dd" shows each MR's runs; ibv_rereg_mr changes the
+ * rights and the PD in place, keeping the keys, and the translation by a
+ * new registration; the fault switch in
  * /sys/kernel/debug/frdma makes registration fail with ENOMEM at each of
  * its failure points, leaving nothing pinned.  Around everything, frdma's
  * debugfs counters and the kernel's foll-pin counters come back to where
@@ -375,6 +377,24 @@ static void test_iova(struct ibv_pd *pd)
 	munmap(buf, 8 * PAGE);
 }
 
+/*
+ * ibv_rereg_mr(): 0, the errno of a failure, or -1 when rereg_mr is not
+ * supported (libibverbs says IBV_REREG_MR_ERR_* and sets errno).
+ */
+static int rereg(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr,
+		 size_t len, int access)
+{
+	int ret;
+
+	errno = 0;
+	ret = ibv_rereg_mr(mr, flags, pd, addr, len, access);
+	if (!ret)
+		return 0;
+	if (errno == EOPNOTSUPP)
+		return -1;
+	return errno ? errno : ret;
+}
+
 /* Post one work request on @qp and wait for its completion. */
 static int post_wait(struct ibv_qp *qp, struct ibv_cq *cq,
 		     struct ibv_send_wr *wr)
@@ -406,7 +426,7 @@ static void test_iova_data(struct ibv_context *ctx, struct ibv_pd *pd)
 	char *lbuf, *rbuf, *want;
 	uint64_t iova, v, *res;
 	union ibv_gid gid;
-	int gidx = 0, ret;
+	int gidx = 0, ret, st;
 	size_t i;
 
 	lbuf = map_anon(len, PROT_READ | PROT_WRITE);
@@ -484,6 +504,25 @@ static void test_iova_data(struct ibv_context *ctx, struct ibv_pd *pd)
 	ok(!ret && *res == 42 && v == 42,
 	   "  CMP_AND_SWP at an iova (different): returned %" PRIu64 ", still %" PRIu64 " (%d)",
 	   *res, v, ret);
+
+	/* Taking REMOTE_WRITE away stops RDMA WRITEs at once. */
+	ret = rereg(rmr, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0,
+		    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+	if (ret == -1) {
+		ok(true, "# SKIP the provider has no rereg_mr");
+		goto out;
+	}
+	memcpy(want, rbuf, len);
+	sge.addr = (uintptr_t)lbuf;
+	sge.length = 64;
+	wr.opcode = IBV_WR_RDMA_WRITE;
+	wr.wr.rdma.remote_addr = iova;
+	wr.wr.rdma.rkey = rmr->rkey;
+	memset(lbuf, 0x77, 64);
+	st = post_wait(a, cq, &wr);
+	ok(!ret && st == 1000 + IBV_WC_REM_ACCESS_ERR && !memcmp(rbuf, want, len),
+	   "  after rereg without REMOTE_WRITE, RDMA WRITE completes with %s and writes nothing",
+	   st >= 1000 ? ibv_wc_status_str(st - 1000) : "no error");
 out:
 	if (lmr)
 		ibv_dereg_mr(lmr);
@@ -498,6 +537,80 @@ out:
 	free(want);
 	munmap(lbuf, len);
 	munmap(rbuf, len);
+}
+
+static void test_rereg(struct ibv_context *ctx, struct ibv_pd *pd)
+{
+	char *buf = map_anon(16 * PAGE, PROT_READ | PROT_WRITE);
+	char *ro = map_anon(4 * PAGE, PROT_READ);
+	struct snap before, now;
+	struct ibv_mr *mr, *mr2;
+	struct ibv_pd *pd2;
+	uint32_t key;
+	int ret;
+
+	if (!ok(buf && ro, "rereg: buffers"))
+		return;
+	memset(buf, 1, 16 * PAGE);
+	snap(&before);
+	mr = ibv_reg_mr(pd, buf, 4 * PAGE, IBV_ACCESS_LOCAL_WRITE);
+	if (!ok(mr != NULL, "  an MR of 4 pages with LOCAL_WRITE"))
+		return;
+	key = mr->lkey;
+	ret = rereg(mr, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0, RW_ALL);
+	if (ret == -1) {
+		ok(true, "# SKIP the provider has no rereg_mr");
+		ibv_dereg_mr(mr);
+		return;
+	}
+	snap(&now);
+	ok(!ret && mr->lkey == key && mr->rkey == key &&
+	   now.mr == before.mr + 1 && now.pages == before.pages + 4,
+	   "  CHANGE_ACCESS to all rights: %d, keys kept, still one MR of 4 pages",
+	   ret);
+	ret = rereg(mr, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0,
+		    IBV_ACCESS_REMOTE_WRITE);
+	ok(ret == EINVAL, "  CHANGE_ACCESS to REMOTE_WRITE alone: %s",
+	   strerror(ret));
+
+	pd2 = ibv_alloc_pd(ctx);
+	ret = pd2 ? rereg(mr, IBV_REREG_MR_CHANGE_PD, pd2, NULL, 0, 0) : -2;
+	ok(!ret && mr->pd == pd2 && mr->lkey == key,
+	   "  CHANGE_PD to a second PD: %d, keys kept", ret);
+	ok(pd2 && ibv_dealloc_pd(pd2) == EBUSY,
+	   "  the second PD is busy while the MR is in it");
+	ret = rereg(mr, IBV_REREG_MR_CHANGE_PD, pd, NULL, 0, 0);
+	ok(!ret && pd2 && !ibv_dealloc_pd(pd2),
+	   "  CHANGE_PD back: %d; the second PD can go", ret);
+
+	ret = rereg(mr, IBV_REREG_MR_CHANGE_TRANSLATION, NULL, buf + 5 * PAGE + 100,
+		    8 * PAGE, 0);
+	snap(&now);
+	ok(!ret && now.mr == before.mr + 1 && now.pages == before.pages + 9 &&
+	   pins_held(&before, 9) == 9,
+	   "  CHANGE_TRANSLATION to 8 pages at a mid-page address: %d, one MR, 9 pages pinned (%lld), new key %#x",
+	   ret, now.pages - before.pages, mr->lkey);
+	ret = rereg(mr, IBV_REREG_MR_CHANGE_TRANSLATION, NULL, ro, 4 * PAGE, 0);
+	ok(ret == EFAULT, "  CHANGE_TRANSLATION of a LOCAL_WRITE MR to read-only memory: %s",
+	   strerror(ret));
+	snap(&now);
+	ok(now.mr == before.mr + 1 && now.pages == before.pages + 9,
+	   "  the MR is unchanged after the failure");
+	ok(!ibv_dereg_mr(mr), "  ibv_dereg_mr");
+
+	mr2 = ibv_reg_mr(pd, ro, 4 * PAGE, IBV_ACCESS_REMOTE_READ);
+	ret = mr2 ? rereg(mr2, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0,
+			  IBV_ACCESS_LOCAL_WRITE) : -2;
+	ok(ret == EACCES,
+	   "  CHANGE_ACCESS adding LOCAL_WRITE to memory pinned read-only: %s",
+	   strerror(ret));
+	if (mr2)
+		ibv_dereg_mr(mr2);
+	snap(&now);
+	ok(same_counters(&before, &now) && pins_held(&before, 0) == 0,
+	   "  all deregistered: counters back, nothing pinned");
+	munmap(buf, 16 * PAGE);
+	munmap(ro, 4 * PAGE);
 }
 
 static void expect_fail(struct ibv_pd *pd, void *addr, size_t len, int access,
@@ -823,6 +936,7 @@ int main(int argc, char **argv)
 	test_thp(pd);
 	test_iova(pd);
 	test_iova_data(ctx, pd);
+	test_rereg(ctx, pd);
 	test_errors(pd);
 	test_keys(pd);
 	test_memlock();
