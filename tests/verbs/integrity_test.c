@@ -9,7 +9,8 @@
  * to 1, 2, 3 and max_sge SGEs at random offsets with random gaps, and
  * inline.  The memory regions start and end in the middle of pages, lie
  * within one page, cross 4 KiB boundaries and cross a 2 MiB (THP)
- * boundary of buffers that ask for transparent huge pages.
+ * boundary of buffers that ask for transparent huge pages; two of the
+ * geometries run again on MAP_SHARED memfd (shmem) buffers.
  *
  * The test keeps a shadow copy of both sides' buffers and applies to it
  * what each operation must do; after every operation the buffers must
@@ -23,6 +24,7 @@
  *
  * The seed is printed; -s SEED repeats a run.
  */
+#define _GNU_SOURCE
 #include <inttypes.h>
 #include <sys/mman.h>
 
@@ -683,6 +685,23 @@ static uint8_t *thp_area(void)
 	return p;
 }
 
+/* A shared memfd (shmem) buffer: MRs on it take umem's folio path. */
+static uint8_t *memfd_area(void)
+{
+	int fd = memfd_create("integrity", 0);
+	uint8_t *p;
+
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, AREA)) {
+		close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, AREA, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static long anon_huge_kb(void)
 {
 	char line[256];
@@ -779,6 +798,20 @@ int main(int argc, char **argv)
 
 	for (g = 0; g < sizeof(geos) / sizeof(geos[0]); g++)
 		run_geometry(&geos[g]);
+
+	/* Again on shared memfd buffers, for two of the geometries. */
+	A.buf = memfd_area();
+	B.buf = memfd_area();
+	if (ok(A.buf && B.buf, "two 8 MiB shared memfd buffers (%s)",
+	       A.buf && B.buf ? "ok" : strerror(errno))) {
+		fill_random(A.buf, AREA);
+		fill_random(B.buf, AREA);
+		memcpy(A.shadow, A.buf, AREA);
+		memcpy(B.shadow, B.buf, AREA);
+		diag("the same operations on MAP_SHARED memfd memory");
+		run_geometry(&geos[1]);
+		run_geometry(&geos[3]);
+	}
 
 	ok(lb_qp_state(A.qp) == IBV_QPS_RTS && lb_qp_state(B.qp) == IBV_QPS_RTS,
 	   "both QPs still in RTS (%s, %s)", lb_state_str(lb_qp_state(A.qp)),
