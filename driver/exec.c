@@ -585,6 +585,17 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		mutex_unlock(&t->rq_mutex);
 	frdma_sgl_put(rsgl);
 
+	if (qp->ibqp.qp_type == IB_QPT_UC) {
+		/*
+		 * Unreliable: the requester learns nothing.  A message that
+		 * finds no RQE or breaks a rule at the responder is dropped;
+		 * only an RQE the receiver completed in error fails it.
+		 */
+		cqe->status = IB_WC_SUCCESS;
+		if (rx.rqe_taken && rx.status != IB_WC_SUCCESS)
+			frdma_qp_to_error(t, 0);
+		return FRDMA_DONE;
+	}
 	if (rnr) {
 		u8 timer = READ_ONCE(t->attr.min_rnr_timer) & 31;
 
@@ -790,9 +801,11 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		cqe->status = IB_WC_LOC_QP_OP_ERR;
 		return FRDMA_DONE;
 	}
-	if (qp->ibqp.qp_type == IB_QPT_UD &&
-	    sqe->opcode != IB_UVERBS_WR_SEND &&
-	    sqe->opcode != IB_UVERBS_WR_SEND_WITH_IMM) {
+	if ((qp->ibqp.qp_type == IB_QPT_UD &&
+	     sqe->opcode != IB_UVERBS_WR_SEND &&
+	     sqe->opcode != IB_UVERBS_WR_SEND_WITH_IMM) ||
+	    (qp->ibqp.qp_type == IB_QPT_UC && access)) {
+		/* UD sends only; UC has no READ or atomics. */
 		cqe->status = IB_WC_LOC_QP_OP_ERR;
 		return FRDMA_DONE;
 	}
@@ -836,7 +849,8 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		frdma_dest_resolve(qp, d);
 	if (!d->qp || !frdma_state_receives(READ_ONCE(d->qp->state))) {
 		frdma_sgl_put(lsgl);
-		return FRDMA_RETRY;
+		/* UC: lost, as on the wire; RC: retried. */
+		return qp->ibqp.qp_type == IB_QPT_UC ? FRDMA_DONE : FRDMA_RETRY;
 	}
 	out = frdma_exec_remote(qp, d, sqe, len, cqe);
 	frdma_sgl_put(lsgl);
@@ -898,6 +912,12 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 	}
 	sqe = (struct frdma_sqe *)qp->sqe;
 	while (avail-- > 0) {
+		/* A sender that found an error here may have failed us. */
+		if (READ_ONCE(qp->state) != IB_QPS_RTS) {
+			if (READ_ONCE(qp->state) == IB_QPS_ERR)
+				frdma_flush_sq(qp);
+			break;
+		}
 		if (!qp->sqe_held) {
 			memcpy(qp->sqe, frdma_queue_entry(&qp->sq, qp->sq.kidx),
 			       1U << qp->sq.entry_shift);

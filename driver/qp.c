@@ -124,7 +124,8 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 	/* Kernel consumers are not supported. */
 	if (!udata)
 		return -EOPNOTSUPP;
-	if (init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UD)
+	if (init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UC &&
+	    init->qp_type != IB_QPT_UD)
 		return -EOPNOTSUPP;
 	if (init->srq || init->create_flags || init->rwq_ind_tbl)
 		return -EOPNOTSUPP;
@@ -333,21 +334,25 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		return -EOPNOTSUPP;
 
 	mutex_lock(&qp->sq_mutex);
+	/*
+	 * Under qp->lock: a sender that finds an error on this QP moves it
+	 * to ERR with only that lock held, and that must not be lost.
+	 */
+	spin_lock(&qp->lock);
 	cur = (mask & IB_QP_CUR_STATE) ? attr->cur_qp_state : qp->state;
 	next = (mask & IB_QP_STATE) ? attr->qp_state : cur;
-	if (!ib_modify_qp_is_ok(cur, next, ibqp->qp_type, mask)) {
+	if (!ib_modify_qp_is_ok(cur, next, ibqp->qp_type, mask))
 		err = -EINVAL;
-		goto out;
+	else
+		err = frdma_check_attr(qp, attr, mask);
+	if (!err) {
+		frdma_store_attr(qp, attr, mask);
+		if (mask & IB_QP_STATE)
+			qp->state = next;
 	}
-	err = frdma_check_attr(qp, attr, mask);
+	spin_unlock(&qp->lock);
 	if (err)
 		goto out;
-
-	spin_lock(&qp->lock);
-	frdma_store_attr(qp, attr, mask);
-	if (mask & IB_QP_STATE)
-		qp->state = next;
-	spin_unlock(&qp->lock);
 
 	if (!(mask & IB_QP_STATE))
 		goto out;
