@@ -15,7 +15,9 @@
  *   - SEND_WITH_IMM and RDMA_WRITE_WITH_IMM: receive completions with the
  *     immediate, the right opcode and byte_len;
  *   - moving a QP to ERR flushes its posted receives and sends; receives
- *     posted in ERR are flushed at the next send doorbell.
+ *     posted in ERR are flushed at the next send doorbell;
+ *   - UC: a SEND that finds no receive is lost but completes successfully;
+ *     SEND and RDMA WRITE are delivered.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -329,6 +331,83 @@ out:
 	unpair(a, b);
 }
 
+static struct ibv_qp *create_uc(struct env *e, struct ibv_cq *cq)
+{
+	struct ibv_qp_init_attr ia = {
+		.send_cq = cq,
+		.recv_cq = cq,
+		.qp_type = IBV_QPT_UC,
+		.cap = { 16, 16, 1, 1, 0 },
+	};
+
+	return ibv_create_qp(e->pd, &ia);
+}
+
+/* UC: INIT -> RTR -> RTS with the attributes UC takes. */
+static int connect_uc(struct env *e, struct ibv_qp *qp, uint32_t dqpn)
+{
+	struct ibv_qp_attr a;
+	int ret;
+
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_INIT;
+	a.port_num = LB_PORT;
+	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE;
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+			    IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+	if (ret)
+		return ret;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTR;
+	a.path_mtu = IBV_MTU_1024;
+	a.dest_qp_num = dqpn;
+	a.ah_attr.is_global = 1;
+	a.ah_attr.grh.dgid = e->gid;
+	a.ah_attr.grh.sgid_index = e->gid_index;
+	a.ah_attr.grh.hop_limit = 1;
+	a.ah_attr.port_num = LB_PORT;
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+			    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN);
+	if (ret)
+		return ret;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTS;
+	return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
+}
+
+static void test_uc(struct env *e)
+{
+	struct ibv_qp *a, *b;
+	struct ibv_wc wc[2];
+	int n;
+
+	a = create_uc(e, e->scq);
+	b = create_uc(e, e->rcq);
+	if (!ok(a && b && !connect_uc(e, a, b->qp_num) &&
+		!connect_uc(e, b, a->qp_num), "UC: a connected pair"))
+		goto out;
+	memset(e->buf + 1024, 0, 2048);
+	strcpy(e->buf, "uc");
+	post_send(a, 1, IBV_WR_SEND, e->buf, 3, e->mr->lkey, 0, 0, 0);
+	n = lb_poll(e->scq, wc, 1);
+	ok(n == 1 && wc[0].status == IBV_WC_SUCCESS,
+	   "  a SEND with no receive posted completes successfully");
+	post_recv(b, 11, e->buf + 1024, 64, e->mr->lkey);
+	post_send(a, 2, IBV_WR_SEND, e->buf, 3, e->mr->lkey, 0, 0, 0);
+	post_send(a, 3, IBV_WR_RDMA_WRITE, e->buf, 3, e->mr->lkey,
+		  (uintptr_t)e->buf + 2048, e->mr->rkey, 0);
+	n = lb_poll(e->scq, wc, 2);
+	ok(n == 2 && wc[0].status == IBV_WC_SUCCESS &&
+	   wc[1].status == IBV_WC_SUCCESS, "  a SEND and an RDMA WRITE complete");
+	n = lb_poll(e->rcq, wc, 1);
+	ok(n == 1 && wc[0].wr_id == 11 && wc[0].byte_len == 3 &&
+	   !strcmp(e->buf + 1024, "uc") && !strcmp(e->buf + 2048, "uc"),
+	   "  the second SEND is received, the WRITE's data written");
+	ok(lb_poll_ms(e->rcq, wc, 1, 0) == 0, "  and nothing else arrived");
+out:
+	unpair(a, b);
+}
+
 int main(int argc, char **argv)
 {
 	const char *name = lb_args(argc, argv, NULL);
@@ -357,6 +436,7 @@ int main(int argc, char **argv)
 	test_unreachable(&e);
 	test_imm(&e);
 	test_modify_err_flush(&e);
+	test_uc(&e);
 
 	ibv_dereg_mr(e.mr);
 	ibv_destroy_cq(e.scq);
