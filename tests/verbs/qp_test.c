@@ -999,7 +999,8 @@ static void test_ud(struct env *e)
 		   strerror(errno));
 		return;
 	}
-	if (!ok(qp[0] && qp[1], "two UD QPs: %s", strerror(errno)))
+	if (!ok(qp[0] && qp[1], "two UD QPs: %s",
+		qp[0] && qp[1] ? "ok" : strerror(errno)))
 		goto out;
 	for (i = 0; i < 2; i++) {
 		a = (struct ibv_qp_attr){
