@@ -210,7 +210,10 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 	return 0;
 
 err_qpn:
+	/* A lookup may have found the QP meanwhile: wait for it. */
 	xa_erase(&fdev->qp_table, qpn);
+	frdma_qp_put(qp);
+	wait_for_completion(&qp->free);
 err_rq:
 	frdma_queue_destroy(&qp->rq);
 err_sq:
