@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -539,6 +541,145 @@ out:
 	munmap(rbuf, len);
 }
 
+/*
+ * Deregistration racing with the data path: one thread re-registers the
+ * target of a stream of RDMA WRITEs (a new rkey each time) while the main
+ * thread writes with whatever rkey it last saw.  Each WRITE lands or, with
+ * a dead key, completes with a remote access error (the QPs are then reset
+ * and reconnected); canaries around the MR never change.
+ */
+#define RACE_REGS	200
+#define RACE_WRITES	400
+
+struct race {
+	struct ibv_pd *pd;
+	char *mem;
+	_Atomic uint32_t rkey;
+	_Atomic int stop;
+	int regs, fails;
+};
+
+static void *race_rereg(void *arg)
+{
+	struct race *r = arg;
+	struct ibv_mr *mr, *old = NULL;
+	int i;
+
+	for (i = 0; i < RACE_REGS && !atomic_load(&r->stop); i++) {
+		mr = ibv_reg_mr(r->pd, r->mem + 4 * PAGE, 8 * PAGE, RW_ALL);
+		if (!mr) {
+			r->fails++;
+			break;
+		}
+		atomic_store(&r->rkey, mr->rkey);
+		if (old && ibv_dereg_mr(old))
+			r->fails++;
+		old = mr;
+		r->regs++;
+		if (i % 4 == 0) {
+			/* a dead key for a while */
+			atomic_store(&r->rkey, mr->rkey);
+			if (ibv_dereg_mr(mr))
+				r->fails++;
+			old = NULL;
+			sched_yield();
+		}
+	}
+	if (old && ibv_dereg_mr(old))
+		r->fails++;
+	return NULL;
+}
+
+static void test_dereg_race(struct ibv_context *ctx, struct ibv_pd *pd)
+{
+	struct ibv_qp_attr at = { .qp_state = IBV_QPS_RESET };
+	struct race r = { .pd = pd };
+	int gidx = 0, i, st, good = 0, denied = 0, other = 0, resets = 0;
+	struct ibv_qp *a = NULL, *b = NULL;
+	struct ibv_cq *cq = NULL;
+	struct ibv_mr *lmr = NULL;
+	struct snap before, after;
+	struct ibv_send_wr wr;
+	struct ibv_sge sge;
+	union ibv_gid gid;
+	pthread_t thr;
+	char *src;
+	bool canary = true;
+
+	r.mem = map_anon(16 * PAGE, PROT_READ | PROT_WRITE);
+	src = map_anon(8 * PAGE, PROT_READ | PROT_WRITE);
+	if (!ok(r.mem && src, "dereg race: buffers"))
+		return;
+	memset(r.mem, 0xcc, 16 * PAGE);
+	memset(src, 0x33, 8 * PAGE);
+	snap(&before);
+	cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+	a = cq ? lb_create_qp(pd, cq, cq, 8, 1, 0) : NULL;
+	b = cq ? lb_create_qp(pd, cq, cq, 8, 1, 0) : NULL;
+	lmr = ibv_reg_mr(pd, src, 8 * PAGE, 0);
+	if (!ok(!lb_find_gid(ctx, &gidx, &gid) && a && b && lmr &&
+		!lb_connect_pair(a, b, &gid, gidx, 1),
+		"  a connected pair of RC QPs and a source MR"))
+		goto out;
+	if (!ok(!pthread_create(&thr, NULL, race_rereg, &r),
+		"  a thread re-registering the target"))
+		goto out;
+
+	memset(&wr, 0, sizeof(wr));
+	wr.sg_list = &sge;
+	wr.num_sge = 1;
+	wr.opcode = IBV_WR_RDMA_WRITE;
+	sge.addr = (uintptr_t)src;
+	sge.length = 8 * PAGE;
+	sge.lkey = lmr->lkey;
+	for (i = 0; i < RACE_WRITES; i++) {
+		wr.wr.rdma.remote_addr = (uintptr_t)r.mem + 4 * PAGE;
+		wr.wr.rdma.rkey = atomic_load(&r.rkey);
+		st = post_wait(a, cq, &wr);
+		if (!st) {
+			good++;
+			continue;
+		}
+		if (st == 1000 + IBV_WC_REM_ACCESS_ERR)
+			denied++;
+		else
+			other++;
+		/* Both QPs went to the error state: start them again. */
+		if (ibv_modify_qp(a, &at, IBV_QP_STATE) ||
+		    ibv_modify_qp(b, &at, IBV_QP_STATE) ||
+		    lb_connect_pair(a, b, &gid, gidx, 1)) {
+			other++;
+			break;
+		}
+		resets++;
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(thr, NULL);
+	for (i = 0; i < 16 * (int)PAGE; i++)
+		if ((i < 4 * (int)PAGE || i >= 12 * (int)PAGE) &&
+		    r.mem[i] != (char)0xcc)
+			canary = false;
+	ok(!other && !r.fails && good + denied == RACE_WRITES,
+	   "  %d RDMA WRITEs: %d landed, %d remote access errors, %d other; %d registrations (%d failed)",
+	   RACE_WRITES, good, denied, other, r.regs, r.fails);
+	ok(canary, "  nothing outside the MR was written (QPs restarted %d times)",
+	   resets);
+out:
+	if (lmr)
+		ibv_dereg_mr(lmr);
+	if (a)
+		ibv_destroy_qp(a);
+	if (b)
+		ibv_destroy_qp(b);
+	if (cq)
+		ibv_destroy_cq(cq);
+	snap(&after);
+	ok(same_counters(&before, &after) && pins_held(&before, 0) == 0,
+	   "  counters back, nothing pinned");
+	munmap(r.mem, 16 * PAGE);
+	munmap(src, 8 * PAGE);
+}
+
 static void test_rereg(struct ibv_context *ctx, struct ibv_pd *pd)
 {
 	char *buf = map_anon(16 * PAGE, PROT_READ | PROT_WRITE);
@@ -937,6 +1078,7 @@ int main(int argc, char **argv)
 	test_iova(pd);
 	test_iova_data(ctx, pd);
 	test_rereg(ctx, pd);
+	test_dereg_race(ctx, pd);
 	test_errors(pd);
 	test_keys(pd);
 	test_memlock();
