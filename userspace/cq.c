@@ -72,19 +72,22 @@ int frdma_destroy_cq(struct ibv_cq *ibcq)
 
 static void frdma_cqe_to_wc(const struct frdma_cqe *cqe, struct ibv_wc *wc)
 {
-	memset(wc, 0, sizeof(*wc));
+	bool good = cqe->status == IBV_WC_SUCCESS;
+
+	/* every field, without a memset: this is the polling fast path */
 	wc->wr_id = cqe->wr_id;
 	wc->status = cqe->status;
 	wc->opcode = cqe->opcode;
+	wc->vendor_err = 0;
 	wc->qp_num = cqe->qp_num;
-	if (cqe->status != IBV_WC_SUCCESS)
-		return;
-	wc->byte_len = cqe->byte_len;
-	wc->imm_data = cqe->imm_data;
-	wc->wc_flags = cqe->wc_flags;
-	wc->src_qp = cqe->src_qp;
-	wc->pkey_index = cqe->pkey_index;
-	wc->sl = cqe->sl;
+	wc->byte_len = good ? cqe->byte_len : 0;
+	wc->imm_data = good ? cqe->imm_data : 0;
+	wc->wc_flags = good ? cqe->wc_flags : 0;
+	wc->src_qp = good ? cqe->src_qp : 0;
+	wc->pkey_index = good ? cqe->pkey_index : 0;
+	wc->slid = 0;
+	wc->sl = good ? cqe->sl : 0;
+	wc->dlid_path_bits = 0;
 }
 
 int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
