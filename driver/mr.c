@@ -164,6 +164,9 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	key = (index << FRDMA_MR_KEY_SHIFT) | get_random_u8();
 	mr->ibmr.lkey = key;
 	mr->ibmr.rkey = key;
+	/* The core sets these after reg_mr, but not after a rereg_mr. */
+	mr->ibmr.iova = iova;
+	mr->ibmr.length = length;
 	/* Replaces the reservation: allocates nothing, cannot fail. */
 	xa_store(&fdev->mr_table, index, mr, GFP_KERNEL);
 
