@@ -687,6 +687,7 @@ static void test_rereg(struct ibv_context *ctx, struct ibv_pd *pd)
 	struct snap before, now;
 	struct ibv_mr *mr, *mr2;
 	struct ibv_pd *pd2;
+	char line[1024];
 	uint32_t key;
 	int ret;
 
@@ -731,6 +732,13 @@ static void test_rereg(struct ibv_context *ctx, struct ibv_pd *pd)
 	   pins_held(&before, 9) == 9,
 	   "  CHANGE_TRANSLATION to 8 pages at a mid-page address: %d, one MR, 9 pages pinned (%lld), new key %#x",
 	   ret, now.pages - before.pages, mr->lkey);
+	if (ok(rdma_res_line(mr->lkey, line, sizeof(line)),
+	       "  rdma res show mr lists the new key")) {
+		diag("  %s", line);
+		ok(strstr(line, " mrlen 32768 ") &&
+		   attr_of(line, "pinned_pages") == 9,
+		   "  with the new length and 9 pinned pages");
+	}
 	ret = rereg(mr, IBV_REREG_MR_CHANGE_TRANSLATION, NULL, ro, 4 * PAGE, 0);
 	ok(ret == EFAULT, "  CHANGE_TRANSLATION of a LOCAL_WRITE MR to read-only memory: %s",
 	   strerror(ret));
