@@ -547,10 +547,9 @@ int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 {
 	struct frdma_qp *qp = to_fqp(ibqp);
 	struct frdma_ring *r = &qp->sq.ring;
-	struct ibv_send_wr *first = wr;
-	uint32_t cons, inline_len;
-	int ret = 0, db;
-	uint32_t n = 0;
+	uint32_t start, cons;
+	bool posted;
+	int ret, db;
 
 	if (!frdma_sq_postable(ibqp)) {
 		*bad_wr = wr;
@@ -559,41 +558,27 @@ int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 
 	pthread_spin_lock(&qp->sq.lock);
 	if (!r->hdr) {
-		ret = ENOMEM;
-		goto out;
+		pthread_spin_unlock(&qp->sq.lock);
+		*bad_wr = wr;
+		return ENOMEM;
 	}
+	start = r->uidx;
 	cons = frdma_ring_load_cons(r);
-	for (; wr; wr = wr->next) {
-		ret = frdma_send_wr_check(&qp->sql, wr, &inline_len);
-		if (ret)
-			break;
-		if (r->uidx - cons >= r->num_entries) {
-			cons = frdma_ring_load_cons(r);
-			if (r->uidx - cons >= r->num_entries) {
-				ret = ENOMEM;
-				break;
-			}
-		}
-		frdma_build_sqe(frdma_ring_entry(r, r->uidx), &qp->sql, wr,
-				inline_len);
-		r->uidx++;
-		n++;
-	}
-	if (n)
+	ret = frdma_sq_write(r, &cons, &qp->sql, wr, bad_wr);
+	posted = r->uidx != start;
+	if (posted)
 		frdma_ring_store_prod(r);
-out:
 	pthread_spin_unlock(&qp->sq.lock);
 
-	if (n) {
+	/* one doorbell for the list, outside the lock */
+	if (posted) {
 		db = frdma_doorbell(qp);
 		if (db && !ret) {
 			/* published, but the kernel refused to look */
-			wr = first;
+			*bad_wr = wr;
 			ret = db;
 		}
 	}
-	if (ret)
-		*bad_wr = wr;
 	return ret;
 }
 
@@ -602,9 +587,8 @@ int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 {
 	struct frdma_qp *qp = to_fqp(ibqp);
 	struct frdma_ring *r = &qp->rq.ring;
-	uint32_t cons;
-	int ret = 0;
-	uint32_t n = 0;
+	uint32_t start, cons;
+	int ret;
 
 	if (ibqp->state == IBV_QPS_RESET || !r->hdr) {
 		*bad_wr = wr;
@@ -612,27 +596,11 @@ int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 	}
 
 	pthread_spin_lock(&qp->rq.lock);
+	start = r->uidx;
 	cons = frdma_ring_load_cons(r);
-	for (; wr; wr = wr->next) {
-		if (r->uidx - cons >= r->num_entries) {
-			cons = frdma_ring_load_cons(r);
-			if (r->uidx - cons >= r->num_entries) {
-				ret = ENOMEM;
-				break;
-			}
-		}
-		ret = frdma_build_rqe(frdma_ring_entry(r, r->uidx),
-				      qp->rq.max_sge, wr);
-		if (ret)
-			break;
-		r->uidx++;
-		n++;
-	}
-	if (n)
+	ret = frdma_rq_write(r, &cons, qp->rq.max_sge, wr, bad_wr);
+	if (r->uidx != start)
 		frdma_ring_store_prod(r);
 	pthread_spin_unlock(&qp->rq.lock);
-
-	if (ret)
-		*bad_wr = wr;
 	return ret;
 }

@@ -25,6 +25,8 @@
 #include <infiniband/verbs.h>
 #include <rdma/frdma-abi.h>
 
+#include "ring.h"
+
 #ifndef container_of
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
@@ -264,6 +266,67 @@ static inline int frdma_build_rqe(struct frdma_rqe *rqe, uint32_t max_sge,
 	rqe->rsvd = 0;
 	frdma_put_sges((struct frdma_sge *)(rqe + 1), wr->sg_list,
 		       wr->num_sge);
+	return 0;
+}
+
+/* Is there a free slot at r->uidx?  Reloads the consumer index if not. */
+static inline bool frdma_wq_has_room(const struct frdma_ring *r,
+				     uint32_t *cons)
+{
+	if (r->uidx - *cons < r->num_entries)
+		return true;
+	*cons = frdma_ring_load_cons(r);
+	return r->uidx - *cons < r->num_entries;
+}
+
+/*
+ * Write the send work requests of the list @wr into the SQ ring @r, from
+ * its producer index r->uidx on, given the consumer index last loaded in
+ * *@cons.  Stops at the first request refused (EINVAL by
+ * frdma_send_wr_check(), ENOMEM when the ring is full), returns that error
+ * and points *@bad at it; the requests before it are written and r->uidx
+ * is past them.  The caller holds the queue's lock and publishes prod.
+ */
+static inline int frdma_sq_write(struct frdma_ring *r, uint32_t *cons,
+				 const struct frdma_sq_limits *l,
+				 struct ibv_send_wr *wr,
+				 struct ibv_send_wr **bad)
+{
+	uint32_t inline_len;
+	int ret;
+
+	for (; wr; wr = wr->next) {
+		ret = frdma_send_wr_check(l, wr, &inline_len);
+		if (!ret && !frdma_wq_has_room(r, cons))
+			ret = ENOMEM;
+		if (ret) {
+			*bad = wr;
+			return ret;
+		}
+		frdma_build_sqe(frdma_ring_entry(r, r->uidx), l, wr,
+				inline_len);
+		r->uidx++;
+	}
+	return 0;
+}
+
+/* The same for receive work requests and an RQ (or SRQ) ring. */
+static inline int frdma_rq_write(struct frdma_ring *r, uint32_t *cons,
+				 uint32_t max_sge, struct ibv_recv_wr *wr,
+				 struct ibv_recv_wr **bad)
+{
+	int ret;
+
+	for (; wr; wr = wr->next) {
+		ret = frdma_wq_has_room(r, cons) ?
+		      frdma_build_rqe(frdma_ring_entry(r, r->uidx), max_sge,
+				      wr) : ENOMEM;
+		if (ret) {
+			*bad = wr;
+			return ret;
+		}
+		r->uidx++;
+	}
 	return 0;
 }
 

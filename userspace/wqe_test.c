@@ -4,8 +4,10 @@
  * the entry strides the uABI prescribes, the verbs checks on a send work
  * request (opcodes per QP type, flags, SGE count, inline length and the
  * opcodes that may carry inline data), the SQE and RQE images written
- * into a ring slot, and inline data packed from several buffers.  Needs
- * no device: built and run by `make -C userspace check`.
+ * into a ring slot, inline data packed from several buffers, and lists
+ * of work requests written into a ring (bad_wr, a full ring, a stale
+ * consumer index, the 2^32 wrap).  Needs no device: built and run by
+ * `make -C userspace check`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,12 +252,108 @@ static void test_rqe(void)
 	   "an RQE with no SGE (zero-length receives)");
 }
 
+/* A fake SQ ring of four 128-byte entries, as the kernel would map it. */
+static struct frdma_ring fake_ring(uint32_t shift)
+{
+	struct frdma_ring r = { .num_entries = 4, .entry_shift = shift };
+
+	r.hdr = calloc(1, FRDMA_RING_HDR_SIZE + (4U << shift));
+	return r;
+}
+
+static uint64_t sq_id(struct frdma_ring *r, uint32_t idx)
+{
+	return ((struct frdma_sqe *)frdma_ring_entry(r, idx))->wr_id;
+}
+
+static void test_sq_write(void)
+{
+	struct frdma_ring r = fake_ring(7);
+	char buf[64] = "";
+	struct ibv_sge sg[4] = {
+		{ (uintptr_t)buf, 8, 1 }, { (uintptr_t)buf, 8, 1 },
+		{ (uintptr_t)buf, 8, 1 }, { (uintptr_t)buf, 8, 1 },
+	};
+	struct ibv_send_wr wr[4], *bad = NULL;
+	uint32_t cons = 0;
+	int i, ret;
+
+	for (i = 0; i < 4; i++)
+		wr[i] = (struct ibv_send_wr){
+			.wr_id = 10 + i, .next = i < 3 ? &wr[i + 1] : NULL,
+			.sg_list = sg, .num_sge = 1, .opcode = IBV_WR_SEND,
+		};
+
+	wr[2].next = NULL;
+	ret = frdma_sq_write(&r, &cons, &rc, wr, &bad);
+	ok(!ret && r.uidx == 3 && sq_id(&r, 0) == 10 && sq_id(&r, 2) == 12,
+	   "a list of three is written to slots 0..2");
+	ok(r.hdr->prod == 0, "prod is the caller's to publish");
+
+	r.uidx = 0;
+	wr[1].num_sge = 4;
+	bad = NULL;
+	ret = frdma_sq_write(&r, &cons, &rc, wr, &bad);
+	ok(ret == EINVAL && bad == &wr[1] && r.uidx == 1,
+	   "a refused second request: EINVAL, bad_wr at it, the first written");
+	wr[1].num_sge = 1;
+
+	r.uidx = 3;
+	wr[2].next = &wr[3];
+	bad = NULL;
+	ret = frdma_sq_write(&r, &cons, &rc, &wr[2], &bad);
+	ok(ret == ENOMEM && bad == &wr[3] && r.uidx == 4 && sq_id(&r, 3) == 12,
+	   "the ring fills: the fourth entry is written, then ENOMEM");
+	r.hdr->cons = 2;
+	bad = NULL;
+	ret = frdma_sq_write(&r, &cons, &rc, &wr[2], &bad);
+	ok(!ret && cons == 2 && r.uidx == 6 && sq_id(&r, 4) == 12 &&
+	   sq_id(&r, 5) == 13,
+	   "once the kernel consumed two, the stale cons is reloaded");
+
+	r.uidx = 0xfffffffeu;
+	r.hdr->cons = 0xfffffffeu;
+	cons = 0xfffffffeu;
+	ret = frdma_sq_write(&r, &cons, &rc, wr, &bad);
+	ok(!ret && r.uidx == 2 && sq_id(&r, 0xfffffffeu) == 10 &&
+	   sq_id(&r, 0xffffffffu) == 11 && sq_id(&r, 0) == 12 &&
+	   sq_id(&r, 1) == 13, "four entries across the 2^32 wrap");
+	free(r.hdr);
+}
+
+static void test_rq_write(void)
+{
+	struct frdma_ring r = fake_ring(5);
+	struct ibv_sge sg[2] = { { 1, 2, 3 }, { 4, 5, 6 } };
+	struct ibv_recv_wr wr[5], *bad = NULL;
+	uint32_t cons = 0;
+	int i, ret;
+
+	for (i = 0; i < 5; i++)
+		wr[i] = (struct ibv_recv_wr){
+			.wr_id = 20 + i, .next = i < 4 ? &wr[i + 1] : NULL,
+			.sg_list = sg, .num_sge = 1,
+		};
+	wr[1].num_sge = 2;
+	ret = frdma_rq_write(&r, &cons, 1, wr, &bad);
+	ok(ret == EINVAL && bad == &wr[1] && r.uidx == 1,
+	   "a receive with too many SGEs: EINVAL at it, the one before written");
+	wr[1].num_sge = 1;
+	ret = frdma_rq_write(&r, &cons, 1, &wr[1], &bad);
+	ok(ret == ENOMEM && bad == &wr[4] && r.uidx == 4 &&
+	   ((struct frdma_rqe *)frdma_ring_entry(&r, 3))->wr_id == 23,
+	   "three more fill the ring, the fifth gets ENOMEM");
+	free(r.hdr);
+}
+
 int main(void)
 {
 	test_strides();
 	test_checks();
 	test_build();
 	test_rqe();
+	test_sq_write();
+	test_rq_write();
 	printf("1..%d\n", n);
 	return failed ? 1 : 0;
 }
