@@ -13,13 +13,14 @@
  * refused with bad_wr at the first refused request, for ibv_post_send(),
  * ibv_post_recv() and the ibv_wr_*() interface.  Then two QPs of this
  * process, connected through the device's RoCE v2 GID, move data with
- * every opcode through both posting interfaces, and a QP reset to RESET
- * forgets its queued receives.  UD QPs, where the kernel has them, send
+ * every opcode through both posting interfaces, two threads post on one
+ * QP at once, and a QP reset to RESET forgets its queued receives.  UD QPs, where the kernel has them, send
  * through an address handle and receive behind a GRH.
  */
 #include <endian.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -955,6 +956,123 @@ out:
 }
 
 /*
+ * Two threads post inline SENDs on one QP at once, 8-byte payloads
+ * (thread << 32 | sequence): each message arrives exactly once, and each
+ * thread's in its order, so the SQ lock and prod publication hold.
+ */
+#define THREAD_MSGS	400
+
+struct poster {
+	struct ibv_qp *qp;
+	uint32_t id;
+	int err;
+};
+
+static void *poster_run(void *arg)
+{
+	struct poster *p = arg;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge;
+	uint64_t msg;
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < THREAD_MSGS; i++) {
+		msg = (uint64_t)p->id << 32 | i;
+		sge = (struct ibv_sge){ (uintptr_t)&msg, sizeof(msg), 0 };
+		wr = (struct ibv_send_wr){
+			.wr_id = msg, .sg_list = &sge, .num_sge = 1,
+			.opcode = IBV_WR_SEND,
+			.send_flags = IBV_SEND_INLINE |
+				      (i % 50 == 49 ? IBV_SEND_SIGNALED : 0),
+		};
+		do
+			ret = ibv_post_send(p->qp, &wr, &bad);
+		while (ret == ENOMEM);	/* the SQ is full for a moment */
+		if (ret) {
+			p->err = ret;
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void test_threads(struct env *e)
+{
+	struct ibv_qp_cap cap = { 32, 2 * THREAD_MSGS, 1, 1, 8 };
+	struct ibv_cq *cq[2] = {};
+	struct ibv_qp *qp[2] = {};
+	struct poster p[2];
+	pthread_t th[2];
+	struct ibv_wc *wc = NULL;
+	uint32_t next[2] = { 0, 0 };
+	bool good = true;
+	int i, n = 0;
+
+	for (i = 0; i < 2; i++) {
+		struct ibv_qp_cap c = cap;
+
+		cq[i] = ibv_create_cq(e->ctx, 4 * THREAD_MSGS, NULL, NULL, 0);
+		qp[i] = cq[i] ? create_rc(e, cq[i], &c) : NULL;
+	}
+	wc = calloc(2 * THREAD_MSGS, sizeof(*wc));
+	if (!ok(qp[0] && qp[1] && wc &&
+		!to_rts(e, qp[0], qp[1]->qp_num) &&
+		!to_rts(e, qp[1], qp[0]->qp_num),
+		"a connected pair for two posting threads"))
+		goto out;
+	for (i = 0; i < 2 * THREAD_MSGS; i++)
+		good &= !post_recv(e, qp[1], 1, i, 8 * i, 8);
+	if (!ok(good, "%d receives posted", 2 * THREAD_MSGS))
+		goto out;
+
+	for (i = 0; i < 2; i++) {
+		p[i] = (struct poster){ .qp = qp[0], .id = i };
+		pthread_create(&th[i], NULL, poster_run, &p[i]);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	ok(!p[0].err && !p[1].err, "two threads posted %d inline sends each (%s)",
+	   THREAD_MSGS, strerror(p[0].err ? p[0].err : p[1].err));
+
+	n = poll_n(cq[1], wc, 2 * THREAD_MSGS);
+	for (i = 0; i < n; i++) {
+		uint64_t msg;
+		uint32_t t;
+
+		memcpy(&msg, e->buf[1] + 8 * wc[i].wr_id, 8);
+		t = msg >> 32;
+		if (wc[i].status != IBV_WC_SUCCESS || wc[i].byte_len != 8 ||
+		    t > 1 || (uint32_t)msg != next[t]) {
+			good = false;
+			diag("receive %d: status %s, message %#llx", i,
+			     ibv_wc_status_str(wc[i].status),
+			     (unsigned long long)msg);
+			break;
+		}
+		next[t]++;
+	}
+	ok(n == 2 * THREAD_MSGS && good && next[0] == THREAD_MSGS &&
+	   next[1] == THREAD_MSGS,
+	   "every message arrived once, each thread's in order (%d received)",
+	   n);
+	n = poll_n(cq[0], wc, 2 * THREAD_MSGS / 50);
+	good = n == 2 * THREAD_MSGS / 50;
+	for (i = 0; i < n; i++)
+		good &= wc[i].status == IBV_WC_SUCCESS &&
+			(wc[i].wr_id & 0xffffffff) % 50 == 49;
+	ok(good && cq_empty(cq[0]), "one send completion per signaled send");
+out:
+	for (i = 0; i < 2; i++) {
+		if (qp[i])
+			ibv_destroy_qp(qp[i]);
+		if (cq[i])
+			ibv_destroy_cq(cq[i]);
+	}
+	free(wc);
+}
+
+/*
  * UD, where the kernel has it: two UD QPs exchange a SEND through an AH
  * for the device's own GID; the receive holds the 40-byte GRH and then
  * the payload.
@@ -1022,7 +1140,7 @@ static void test_ud(struct env *e)
 	}
 	ah = ibv_create_ah(e->pd, &aha);
 	if (!ok(ah != NULL, "an AH for the device's own GID: %s",
-		strerror(errno)))
+		ah ? "ok" : strerror(errno)))
 		goto out;
 
 	memset(b1, 0, 4096);
@@ -1118,6 +1236,7 @@ int main(int argc, char **argv)
 	test_states(&e);
 	test_posting(&e);
 	test_data(&e);
+	test_threads(&e);
 	test_ud(&e);
 
 	for (i = 0; i < 2; i++) {
