@@ -962,21 +962,40 @@ static int wait_wcs(struct thr *t, uint64_t first, int n, uint32_t *recv_len)
 				continue;
 			}
 			if (wc[i].status != IBV_WC_SUCCESS) {
-				error("completion %" PRIu64 " opcode %d: %s",
-				      wc[i].wr_id, wc[i].opcode,
-				      ibv_wc_status_str(wc[i].status));
+				struct ibv_qp_attr qa[2];
+				struct ibv_qp_init_attr qi;
+
+				memset(qa, 0, sizeof(qa));
+				ibv_query_qp(t->qp.qp[0], &qa[0], IBV_QP_STATE, &qi);
+				ibv_query_qp(t->qp.qp[1], &qa[1], IBV_QP_STATE, &qi);
+				error("completion %" PRIu64 " (qpn %#x, vendor_err %#x): %s; QP states %d %d",
+				      wc[i].wr_id, wc[i].qp_num, wc[i].vendor_err,
+				      ibv_wc_status_str(wc[i].status),
+				      qa[0].qp_state, qa[1].qp_state);
 				bad = 1;
 			}
 			if (wc[i].opcode == IBV_WC_RECV && recv_len)
 				*recv_len = wc[i].byte_len;
 			got++;
 		}
-		if (k)
+		if (k) {
+			t_last = now();
 			continue;
+		}
 		if (++spins > 1000)
 			usleep(50);
 		else
 			sched_yield();
+		/*
+		 * Once a completion has failed (the run has failed already),
+		 * the rest may never come: stop waiting for them after a while
+		 * so that the run ends and reports.
+		 */
+		if (bad && now() - t_last > 10) {
+			error("%d completion(s) from wr_id %" PRIu64
+			      " never came after a failed one", n - got, first);
+			return -1;
+		}
 		/* Not a test threshold: a note for whoever watches a hang. */
 		if (now() - t_last > 60) {
 			logmsg("still waiting for %d completion(s) from wr_id %" PRIu64,
