@@ -5,7 +5,8 @@
  * A misc device, /dev/frdma_umem_test.  Each open file holds up to
  * FUT_SLOTS pins, addressed by handle; closing the file releases what is
  * left (undirtied).  The ioctls are described in umem_test_uapi.h.  This
- * module is for test VMs only: it hands PFNs to user space.
+ * module is for test VMs only: it hands PFNs to user space, and its
+ * uaf_runs parameter makes it use freed memory on purpose.
  */
 #include <linux/completion.h>
 #include <linux/fs.h>
@@ -26,6 +27,16 @@
 #define FUT_SLOTS	64
 #define FUT_FLAGS	(FUT_WRITE | FUT_LONGTERM | FUT_NO_FOLIO | \
 			 FUT_FOLIO_ONLY | FUT_REMOTE)
+
+/*
+ * Test only, off by default: FUT_IOC_RUNS releases the pin, which frees its
+ * run array, before it reads the runs.  A deliberate use-after-free that
+ * the debug kernel's KASAN must report, failing the VM run
+ * (tests/vm/debug-kernel/selftest, umem_test --use-after-free).
+ */
+static bool uaf_runs;
+module_param(uaf_runs, bool, 0600);
+MODULE_PARM_DESC(uaf_runs, "test only: read a pin's runs after freeing them");
 
 struct fut_file {
 	struct mutex lock;	/* protects @slot */
@@ -149,6 +160,11 @@ static long fut_ioc_runs(struct fut_file *ff, void __user *argp)
 		return -ENOENT;
 	nr = frdma_umem_nr_runs(umem);
 	runs = frdma_umem_runs(umem);
+	if (unlikely(READ_ONCE(uaf_runs))) {
+		ff->slot[arg.handle] = NULL;
+		frdma_umem_release(umem, false);
+		/* the loop below now reads freed memory */
+	}
 	for (i = 0; i < arg.count && arg.first < nr && i < nr - arg.first; i++) {
 		out.pfn = runs[arg.first + i].pfn;
 		out.pgoff = runs[arg.first + i].pgoff;

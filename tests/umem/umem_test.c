@@ -7,6 +7,8 @@
  *   umem_test [--ext4-dir DIR] [--thp-size SIZE]   the umem suite
  *   umem_test --movable                           the ZONE_MOVABLE test
  *   umem_test --fault-inject                      allocation failures
+ *   umem_test --cma                               the CMA test (cma=)
+ *   umem_test --use-after-free                    a deliberate KASAN report
  *   umem_test --bench SIZE                        pin+release figures
  *
  * Every pin's runs are compared with /proc/self/pagemap: expanded page by
@@ -16,6 +18,7 @@
  * amount across it (once the VM's own I/O pins have settled).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1086,6 +1089,174 @@ static void t_movable(void)
 }
 
 /*
+ * CMA: the PFN ranges of every CMA area, from the debug kernel's
+ * /sys/kernel/debug/cma/AREA/{base_pfn,count} (CONFIG_CMA_DEBUGFS).
+ * The kernel also logs them at boot ("cma: Reserved 1024 MiB at
+ * 0x...", the physical address of base_pfn); the cma suite prints both.
+ */
+#define CMA_MAX_AREAS	8
+
+struct pfn_range {
+	uint64_t start, end;
+};
+
+static int cma_areas(struct pfn_range *r)
+{
+	DIR *d = opendir("/sys/kernel/debug/cma");
+	char path[512];
+	struct dirent *e;
+	long base, count;
+	int n = 0;
+
+	while (d && n < CMA_MAX_AREAS && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/base_pfn",
+			 e->d_name);
+		base = read_long(path);
+		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/count",
+			 e->d_name);
+		count = read_long(path);
+		if (base > 0 && count > 0) {
+			r[n].start = base;
+			r[n++].end = base + count;
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static bool in_ranges(uint64_t pfn, const struct pfn_range *r, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (pfn >= r[i].start && pfn < r[i].end)
+			return true;
+	return false;
+}
+
+/*
+ * A 256 MiB anonymous buffer allocated while CMA holds half the memory
+ * lies in CMA (the page allocator serves movable allocations from CMA
+ * first once free CMA pages exceed half the free pages); a long-term
+ * writable pin must leave none of its pages there, neither in the runs
+ * nor in what the process maps, and the data must survive migration.
+ */
+static void cma_case(int advice, const char *what)
+{
+	unsigned long len = 256 * MiB, npages = len / PG, before = 0, after = 0;
+	unsigned long mapped = 0, i, k;
+	char *buf = map_aligned(len, HPAGE, advice), *back = NULL;
+	uint64_t *pfn = calloc(npages, 8);
+	struct pfn_range r[CMA_MAX_AREAS];
+	struct fut_run *runs = NULL;
+	struct fut_pin p;
+	int n = cma_areas(r);
+
+	if (!n) {
+		FAIL("no CMA area in /sys/kernel/debug/cma: boot with cma=");
+		goto out;
+	}
+	if (!buf || !pfn) {
+		FAIL("%s: out of memory", what);
+		goto out;
+	}
+	fill(buf, len, 0x5a);
+	pagemap((uintptr_t)buf, npages, pfn);
+	for (i = 0; i < npages; i++)
+		before += in_ranges(pfn[i], r, n);
+	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
+		FAIL("%s: long-term pin: %s", what, strerror(errno));
+		goto out;
+	}
+	runs = get_runs(p.handle, p.nr_runs);
+	for (i = 0; runs && i < p.nr_runs; i++)
+		for (k = 0; k < runs[i].npages; k++)
+			after += in_ranges(runs[i].pfn + k, r, n);
+	pagemap((uintptr_t)buf, npages, pfn);
+	for (i = 0; i < npages; i++)
+		mapped += in_ranges(pfn[i], r, n);
+	diag("%s: CMA PFNs [%#llx, %#llx): %lu of %lu pages there before the long-term pin, %lu after (runs), %lu after (pagemap); %u runs",
+	     what, (unsigned long long)r[0].start, (unsigned long long)r[0].end,
+	     before, npages, after, mapped, p.nr_runs);
+	/*
+	 * The premise: most of the buffer starts in CMA, or the test shows
+	 * nothing.  With cma=1G in a 2 GiB guest all of it does.
+	 */
+	EXPECT(before >= npages / 2,
+	       "%s: only %lu of %lu pages were in CMA before the pin", what,
+	       before, npages);
+	EXPECT(runs && after == 0, "%s: %lu pinned pages in CMA", what, after);
+	EXPECT(mapped == 0, "%s: %lu mapped pages in CMA", what, mapped);
+	check_runs(&p, (uintptr_t)buf, len, what);
+	for (i = 0; i < len; i += PG)
+		if (buf[i] != (char)(0x5a + i / PG) ||
+		    buf[i + PG - 1] != (char)(0x5a + i / PG)) {
+			FAIL("%s: data lost in migration at %lu", what, i);
+			break;
+		}
+	back = malloc(len);
+	EXPECT(back && !kread(p.handle, 0, len, back) && !memcmp(back, buf, len),
+	       "%s: the pin does not see the process's data", what);
+	release(p.handle, false);
+out:
+	free(back);
+	free(runs);
+	free(pfn);
+	if (buf)
+		munmap(buf, len);
+}
+
+static void t_cma_4k(void)
+{
+	cma_case(MADV_NOHUGEPAGE, "CMA, 4 KiB pages");
+}
+
+static void t_cma_thp(void)
+{
+	cma_case(MADV_HUGEPAGE, "CMA, THP");
+}
+
+/*
+ * The deliberate use-after-free: with frdma_umem_test's uaf_runs switch
+ * on, FUT_IOC_RUNS releases the pin (freeing its run array) and then
+ * reads the runs.  The test passes here; KASAN must report the read, and
+ * that report must fail the VM run (tests/vm/debug-kernel/selftest).
+ */
+#define UAF_PARAM	"/sys/module/frdma_umem_test/parameters/uaf_runs"
+
+static void t_use_after_free(void)
+{
+	unsigned long len = 64 * PG, pg;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	struct fut_run runs[64];
+	struct fut_runs a = { .count = 64, .ptr = (uintptr_t)runs };
+	struct fut_pin p;
+
+	if (!buf || write_file(UAF_PARAM, "1")) {
+		FAIL("cannot switch %s on", UAF_PARAM);
+		return;
+	}
+	/* touched backwards: scattered PFNs, many runs */
+	for (pg = len / PG; pg-- > 0;)
+		buf[pg * PG] = 1;
+	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
+		FAIL("pin: %s", strerror(errno));
+	} else {
+		a.handle = p.handle;
+		EXPECT(!ioctl(dev, FUT_IOC_RUNS, &a), "FUT_IOC_RUNS: %s",
+		       strerror(errno));
+		/* the pin is gone: released by the ioctl */
+		EXPECT(release(p.handle, false) == -ENOENT,
+		       "the pin outlived its use-after-free");
+	}
+	write_file(UAF_PARAM, "0");
+	munmap(buf, len);
+}
+
+/*
  * Fault injection (kernels with CONFIG_FAILSLAB and CONFIG_FAIL_PAGE_ALLOC,
  * such as the debug kernel): allocations made by this task fail once a
  * budget of bytes ("space") is used up, so pins fail at many different
@@ -1283,7 +1454,7 @@ static int bench_one(unsigned long len, const char *kind)
 int main(int argc, char **argv)
 {
 	unsigned long bench = 0;
-	bool movable = false, fault_inject = false;
+	bool movable = false, fault_inject = false, cma = false, uaf = false;
 	unsigned int i;
 	long avail;
 
@@ -1298,8 +1469,12 @@ int main(int argc, char **argv)
 			movable = true;
 		else if (!strcmp(argv[i], "--fault-inject"))
 			fault_inject = true;
+		else if (!strcmp(argv[i], "--cma"))
+			cma = true;
+		else if (!strcmp(argv[i], "--use-after-free"))
+			uaf = true;
 		else {
-			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] | --movable | --fault-inject | --bench SIZE\n",
+			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] | --movable | --fault-inject | --cma | --use-after-free | --bench SIZE\n",
 				argv[0]);
 			return 2;
 		}
@@ -1314,7 +1489,12 @@ int main(int argc, char **argv)
 		return bench_one(bench, "thp") | bench_one(bench, "4k") |
 		       bench_one(bench, "4k-reverse");
 	}
-	if (fault_inject) {
+	if (uaf) {
+		run(t_use_after_free, "use-after-free of a pin's run array (KASAN must report it)");
+	} else if (cma) {
+		run(t_cma_4k, "CMA, 4 KiB pages: no long-term pinned page stays in CMA, data intact");
+		run(t_cma_thp, "CMA, THP: no long-term pinned page stays in CMA, data intact");
+	} else if (fault_inject) {
 		run(t_fault_inject, "allocation failures anywhere in a pin leave nothing pinned or charged");
 	} else if (movable) {
 		run(t_movable, "ZONE_MOVABLE: no long-term pinned page stays there, data intact");
