@@ -987,13 +987,14 @@ static int wait_wcs(struct thr *t, uint64_t first, int n, uint32_t *recv_len)
 		else
 			sched_yield();
 		/*
-		 * Once a completion has failed (the run has failed already),
-		 * the rest may never come: stop waiting for them after a while
-		 * so that the run ends and reports.
+		 * Once a completion has failed, here or anywhere (the run has
+		 * failed already), the rest may never come: stop waiting for
+		 * them after a while so that the run ends and reports.
 		 */
-		if (bad && now() - t_last > 10) {
+		if ((bad || __atomic_load_n(&stats[S_ERRORS], __ATOMIC_RELAXED)) &&
+		    now() - t_last > 10) {
 			error("%d completion(s) from wr_id %" PRIu64
-			      " never came after a failed one", n - got, first);
+			      " never came (and the run has failed)", n - got, first);
 			return -1;
 		}
 		/* Not a test threshold: a note for whoever watches a hang. */
