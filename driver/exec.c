@@ -974,14 +974,17 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
  * @qp: the QP
  *
  * Context: process; takes qp->sq_mutex.
- * Return: 0, or -EINVAL if the QP is not ready to send or its send ring
- * is broken (the QP is then in the error state).
+ * Return: 0, -EINVAL if the QP is not ready to send or its send ring is
+ * broken (the QP is then in the error state), or -EINTR if the caller was
+ * killed while waiting for the send queue.
  */
 int frdma_sq_doorbell(struct frdma_qp *qp)
 {
 	int err;
 
-	mutex_lock(&qp->sq_mutex);
+	/* Another thread may be in a long copy: a dying caller need not wait. */
+	if (mutex_lock_killable(&qp->sq_mutex))
+		return -EINTR;
 	err = frdma_sq_run(qp, false);
 	mutex_unlock(&qp->sq_mutex);
 	return err;
