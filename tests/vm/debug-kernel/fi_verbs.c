@@ -463,6 +463,8 @@ int main(int argc, char **argv)
 		} else {
 			injected++;
 			failed_at[st]++;
+			if (st == S_NR)
+				diag("%s: fail-nth %u: the session recovered", label, n);
 			if (err == -2) {
 				diag("%s: fail-nth %u: %s lost a completion or corrupted data",
 				     label, n, step_name[st]);
