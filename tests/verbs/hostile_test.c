@@ -17,7 +17,9 @@
  *   slot; producer indices one past full, 0xffffffff, moving backwards,
  *   raced by another thread while the doorbell rings; garbage in the
  *   kernel-owned cons field; a doorbell in RESET and INIT; garbage RQEs
- *   consumed by an incoming SEND.
+ *   consumed by an incoming SEND; garbage in the consumer index of a CQ
+ *   (also created and mapped raw), which must not make the kernel write
+ *   more CQEs than work requests completed.
  *
  * Every scenario must be refused somehow -- the doorbell fails (EINVAL),
  * an error completion arrives, or the QP is in the error state -- and no
@@ -115,6 +117,9 @@ static int raw_destroy(struct hqp *h)
 	return cmd(IB_USER_VERBS_CMD_DESTROY_QP, &req, sizeof(req), sizeof(resp));
 }
 
+/* A CQ created with a raw command, its ring mapped here (or -1). */
+static int64_t raw_cq_handle = -1;
+
 /* Create, map, and (unless @stop_at is given) connect a hostile QP. */
 static int hqp_create(struct hqp *h, int stop_at)
 {
@@ -140,8 +145,8 @@ static int hqp_create(struct hqp *h, int stop_at)
 	memset(&resp, 0, sizeof(resp));
 	req.response = (uintptr_t)&resp;
 	req.pd_handle = pd->handle;
-	req.send_cq_handle = h->cq->handle;
-	req.recv_cq_handle = h->cq->handle;
+	req.send_cq_handle = raw_cq_handle >= 0 ? raw_cq_handle : h->cq->handle;
+	req.recv_cq_handle = req.send_cq_handle;
 	req.max_send_wr = 16;
 	req.max_recv_wr = 16;
 	req.max_send_sge = 2;
@@ -586,6 +591,98 @@ static void scenario(const char *what, damage_fn fn, int sqe_kind)
 	judge(what, &h, &o, 0);
 }
 
+struct rcq {
+	uint32_t handle;
+	struct frdma_ring_desc d;
+	uint8_t *ring;
+};
+
+static int rcq_create(struct rcq *c, uint32_t cqe)
+{
+	struct {
+		struct ib_uverbs_create_cq_resp base;
+		struct frdma_create_cq_resp drv;
+	} resp;
+	struct ib_uverbs_create_cq req = {
+		.response = (uintptr_t)&resp, .cqe = cqe, .comp_channel = -1,
+	};
+	int ret;
+
+	memset(&resp, 0, sizeof(resp));
+	ret = cmd(IB_USER_VERBS_CMD_CREATE_CQ, &req, sizeof(req), sizeof(resp));
+	if (ret)
+		return ret;
+	c->handle = resp.base.cq_handle;
+	c->d = resp.drv.cq;
+	c->ring = mmap(NULL, c->d.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       ctx->cmd_fd, c->d.mmap_offset);
+	if (c->ring == MAP_FAILED) {
+		c->ring = NULL;
+		return errno;
+	}
+	return 0;
+}
+
+static int rcq_destroy(struct rcq *c)
+{
+	struct ib_uverbs_destroy_cq_resp resp;
+	struct ib_uverbs_destroy_cq req = {
+		.response = (uintptr_t)&resp, .cq_handle = c->handle,
+	};
+
+	if (c->ring)
+		munmap(c->ring, c->d.mmap_size);
+	return cmd(IB_USER_VERBS_CMD_DESTROY_CQ, &req, sizeof(req), sizeof(resp));
+}
+
+static uint32_t cq_prod(struct rcq *c)
+{
+	return atomic_load_explicit((_Atomic uint32_t *)&hdr(c->ring)->prod,
+				    memory_order_acquire);
+}
+
+/*
+ * The CQ's consumer index is the provider's to write: garbage there
+ * (ahead of the kernel's prod, far ahead, one full ring behind) must not
+ * make the kernel write outside the ring or more entries than completed.
+ */
+static void cq_cons_garbage(uint32_t cons_delta, const char *what, bool control)
+{
+	struct hqp h;
+	struct rcq c;
+	uint32_t before, after, i;
+	int ret, db;
+
+	diag("%s", what);
+	memset(&c, 0, sizeof(c));
+	ret = rcq_create(&c, 16);
+	if (!ok(!ret, "%s: a raw CQ with its ring mapped (%s)", what, strerror(ret)))
+		return;
+	raw_cq_handle = c.handle;
+	ret = hqp_create(&h, -1);
+	raw_cq_handle = -1;
+	if (ok(!ret, "  a raw QP in RTS on it (%s)", strerror(ret))) {
+		before = cq_prod(&c);
+		/* 0: exactly one full ring behind, the CQ looks full */
+		if (!control)
+			hdr(c.ring)->cons = before + (cons_delta ? cons_delta :
+						      -c.d.num_entries);
+		for (i = 0; i < 3; i++)
+			valid_sqe(&h, slot(h.sq, &h.rings.sq, i), 0xbad7000 + i);
+		set_prod(h.sq, 3);
+		db = doorbell(&h);
+		usleep(200000);
+		after = cq_prod(&c);
+		ok(control ? after - before == 3 : after - before <= 3,
+		   "  the kernel wrote %u CQEs for 3 WRs%s (doorbell %s, QP %s)",
+		   after - before, control ? ", all of them" : ", at most 3",
+		   strerror(db), lb_state_str(raw_state(&h)));
+	}
+	hqp_destroy(&h);
+	ret = rcq_destroy(&c);
+	ok(!ret, "  the raw CQ is destroyed (%s)", strerror(ret));
+}
+
 static bool sanity(void)
 {
 	struct ibv_cq *cq = ibv_create_cq(ctx, 8, NULL, NULL, 0);
@@ -717,6 +814,12 @@ int main(int argc, char **argv)
 		 cons_scribbled, 0);
 	scenario("garbage RQEs (num_sge 255, 0xffffffff) consumed by a SEND",
 		 rqe_garbage, 0);
+
+	cq_cons_garbage(0, "control: a raw CQ with a sane cons", true);
+	cq_cons_garbage(5, "CQ cons 5 ahead of the kernel's prod", false);
+	cq_cons_garbage(0x80000000u, "CQ cons 2^31 ahead of the kernel's prod", false);
+	cq_cons_garbage(0, "CQ cons one full ring behind prod (the CQ looks full)",
+			false);
 
 	for (i = 0; i < 2; i++) {
 		int st = i ? IBV_QPS_INIT : IBV_QPS_RESET;
