@@ -1073,7 +1073,12 @@ static int xfer_post(struct thr *t, enum xfer op, struct mr *src, size_t soff,
 		return -1;
 	}
 	if (wait_wcs(t, id, n, &recv_len)) {
-		error("%s of %zu bytes failed", xfer_name[op], len);
+		error("%s of %zu bytes failed: %s MR %#x (+%zu of %zu, iova %s) -> %s MR %#x (+%zu of %zu, iova %s)",
+		      xfer_name[op], len, backing_name[src->buf->kind],
+		      src->mr->lkey, soff, src->len,
+		      src->iova == (uintptr_t)(src->buf->addr + src->off) ? "= address" : "other",
+		      backing_name[dst->buf->kind], dst->mr->lkey, doff, dst->len,
+		      dst->iova == (uintptr_t)(dst->buf->addr + dst->off) ? "= address" : "other");
 		return -1;
 	}
 	if (op == X_SEND && recv_len != len) {
