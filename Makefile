@@ -6,7 +6,8 @@
 #   make check      every test: host unit tests, static checks, VM suites
 #   make demo       the main job: boot the test VM, create frdma0, show it
 #                   and run a perftest bandwidth pair on it
-#   make bench      registration and bandwidth figures (see issue tracker)
+#   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy
+#   make stress     a long stress pass: make stress DURATION=1200
 #
 # The kernel version is pinned in config/kernel.mk and nowhere else.
 
@@ -24,7 +25,7 @@ export KERNEL_RELEASE KDIR
 	bench stress clean
 
 # User-space test programs run inside the VM; built on the host.
-PROG_DIRS := tests/verbs tests/umem
+PROG_DIRS := tests/verbs tests/umem tests/stress
 
 all: modules provider progs
 
@@ -63,6 +64,15 @@ demo: all
 bench: all
 	scripts/deps vm bench
 	tests/bench/run $(BENCH_ARGS)
+
+# A long memory-registration stress pass and its oracle, one VM boot.
+# STRESS_DEVICE=rxe0 runs the same load on rdma_rxe (the reference);
+# STRESS_ARGS go to the stress program, e.g. '--seed 20261123 --procs 3'.
+DURATION ?= 1200
+STRESS_DEVICE ?= frdma0
+stress: all
+	scripts/deps vm
+	tests/stress/run --device $(STRESS_DEVICE) $(DURATION) $(STRESS_ARGS)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(TOP) clean
