@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Run rdma-core's run_tests.py and report every test as TAP.
 
-    tap-run.py [--reference FILE] RUN_TESTS_PY [run_tests.py arguments...]
+    tap-run.py [--reference FILE [--todo FILE]] RUN_TESTS_PY [arguments...]
 
 run_tests.py itself runs, unchanged, with its own arguments (--dev, --gid,
 -v, ...); only unittest's text runner is swapped for one that prints a TAP
@@ -14,6 +14,13 @@ dies half-way has no plan and counts as failed.
 With --reference FILE (lines "RESULT TEST-ID", as written by
 tests/pyverbs/make-reference), one more TAP test asserts that every test
 the reference lists as "pass" passed here too.
+
+With --todo FILE (lines "TEST-ID REASON"), a reference pass that does not
+pass here and is listed there is reported on its own line as "not ok ...
+# TODO REASON" (a feature the device does not have yet, counted as a skip
+and shown, never as a pass) instead of failing the reference test.  A
+listed test that passes is reported "ok ... # TODO" with a note to take it
+off the list.
 """
 
 import os
@@ -49,6 +56,7 @@ class TapState:
     count = 0
     results = {}        # test id -> pass | fail | error | skip | xfail | xpass
     reference = None
+    todo = {}           # test id -> reason it is not expected to pass yet
 
 
 def tap_line(ok, name, directive=''):
@@ -156,20 +164,39 @@ def check_reference():
                 want.append(name.strip())
     missing = [n for n in want if TapState.results.get(n) != 'pass']
     ref = os.path.basename(TapState.reference)
+    for n in sorted(TapState.todo):
+        if n not in want:
+            continue
+        if n in missing:
+            tap_line(False, '%s passes as in %s' % (n, ref),
+                     'TODO ' + TapState.todo[n])
+        else:
+            tap_line(True, '%s passes as in %s (take it off the TODO list)'
+                     % (n, ref), 'TODO ' + TapState.todo[n])
+    missing = [n for n in missing if n not in TapState.todo]
+    want = [n for n in want if n not in TapState.todo]
     if missing:
         tap_line(False, 'every test that passes in %s passes (%d of %d do not)'
                  % (ref, len(missing), len(want)))
         for n in missing:
             sys.stdout.write('#   %s: %s\n' % (n, TapState.results.get(n, 'not run')))
     else:
-        tap_line(True, 'every test that passes in %s passes (%d tests)'
-                 % (ref, len(want)))
+        tap_line(True, 'every test that passes in %s passes (%d tests%s)'
+                 % (ref, len(want), ', TODO items apart' if TapState.todo else ''))
 
 
 def main():
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == '--reference':
         TapState.reference = args[1]
+        args = args[2:]
+    if TapState.reference and len(args) >= 2 and args[0] == '--todo':
+        with open(args[1]) as f:
+            for line in f:
+                if line.startswith('#') or not line.strip():
+                    continue
+                name, _, reason = line.strip().partition(' ')
+                TapState.todo[name] = reason.strip() or 'not supported yet'
         args = args[2:]
     if not args:
         sys.exit(__doc__)
