@@ -25,7 +25,7 @@ export KERNEL_RELEASE KDIR
 	bench stress clean
 
 # User-space test programs run inside the VM; built on the host.
-PROG_DIRS := tests/verbs tests/umem tests/stress
+PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel
 
 all: modules provider progs
 
