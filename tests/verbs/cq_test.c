@@ -17,22 +17,9 @@
 
 #include <infiniband/verbs.h>
 
+#include "device.h"
 #include "tap.h"
 
-static struct ibv_context *open_dev(const char *name)
-{
-	struct ibv_device **list;
-	struct ibv_context *ctx = NULL;
-	int i, n;
-
-	list = ibv_get_device_list(&n);
-	for (i = 0; list && i < n; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	if (list)
-		ibv_free_device_list(list);
-	return ctx;
-}
 
 static void test_sizes(struct ibv_context *ctx, int max_cqe)
 {
@@ -203,7 +190,7 @@ int main(int argc, char **argv)
 		name = optarg;
 	}
 
-	ctx = open_dev(name);
+	ctx = open_device_by_name(name);
 	if (!ok(ctx != NULL, "open %s", name))
 		return tap_done();
 	ret = ibv_query_device(ctx, &da);

@@ -413,7 +413,7 @@ int main(int argc, char **argv)
 	const char *name = lb_args(argc, argv, NULL);
 	struct env e = {};
 
-	e.ctx = lb_open(name);
+	e.ctx = open_device_by_name(name);
 	if (!ok(e.ctx != NULL, "open %s", name))
 		return tap_done();
 	e.pd = ibv_alloc_pd(e.ctx);

@@ -736,7 +736,7 @@ int main(int argc, char **argv)
 		"%s is an frdma device (node_desc \"%s\"): the rings are frdma's",
 		dev, strtok(desc, "\n") ? desc : ""))
 		return tap_done();
-	ctx = lb_open(dev);
+	ctx = open_device_by_name(dev);
 	if (!ok(ctx != NULL, "open %s", dev))
 		return tap_done();
 	if (!ok(!lb_find_gid(ctx, &gid_index, &gid), "%s has a RoCE v2 IPv4 GID", dev))

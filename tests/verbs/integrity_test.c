@@ -750,7 +750,7 @@ int main(int argc, char **argv)
 	rng = seed ? seed : 1;
 	diag("seed %lu (repeat with: %s -d %s -s %lu)", seed, argv[0], dev, seed);
 
-	ctx = lb_open(dev);
+	ctx = open_device_by_name(dev);
 	if (!ok(ctx != NULL, "open %s", dev))
 		return tap_done();
 	if (!ok(!ibv_query_device(ctx, &da), "ibv_query_device"))

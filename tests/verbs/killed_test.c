@@ -108,7 +108,7 @@ static void __attribute__((noreturn)) child(int ready_fd)
 	int gid_index, i, k, n, rd, told = 0;
 	uint64_t id = 0;
 
-	ctx = lb_open(dev);
+	ctx = open_device_by_name(dev);
 	if (!ctx)
 		child_fail("open", errno);
 	if (ibv_query_device(ctx, &da))

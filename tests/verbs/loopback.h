@@ -23,23 +23,11 @@
 
 #include <infiniband/verbs.h>
 
+#include "device.h"
+
 #define LB_PORT		1
 #define LB_WAIT_MS	60000
 
-static inline struct ibv_context *lb_open(const char *name)
-{
-	struct ibv_device **list;
-	struct ibv_context *ctx = NULL;
-	int i, n;
-
-	list = ibv_get_device_list(&n);
-	for (i = 0; list && i < n; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	if (list)
-		ibv_free_device_list(list);
-	return ctx;
-}
 
 /*
  * The port's RoCE v2 GID that carries an IPv4 address (::ffff:a.b.c.d).

@@ -35,6 +35,7 @@
 #include <infiniband/verbs.h>
 
 #include "loopback.h"
+#include "device.h"
 #include "tap.h"
 
 #define KIB		1024UL
@@ -47,20 +48,6 @@
 
 static const char *dev_name = "frdma0";
 
-static struct ibv_context *open_dev(const char *name)
-{
-	struct ibv_device **list;
-	struct ibv_context *ctx = NULL;
-	int i, n;
-
-	list = ibv_get_device_list(&n);
-	for (i = 0; list && i < n; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	if (list)
-		ibv_free_device_list(list);
-	return ctx;
-}
 
 /* A number read from a file, or -1 (with a diagnostic) if unreadable. */
 static long long read_num(const char *path)
@@ -908,7 +895,7 @@ static int memlock_child(void)
 	if (syscall(SYS_capset, &hdr, cap) || setrlimit(RLIMIT_MEMLOCK, &rl))
 		return 2;
 	buf = map_anon(64 * PAGE, PROT_READ | PROT_WRITE);
-	ctx = open_dev(dev_name);
+	ctx = open_device_by_name(dev_name);
 	pd = ctx ? ibv_alloc_pd(ctx) : NULL;
 	if (!buf || !pd)
 		return 3;
@@ -1072,7 +1059,7 @@ int main(int argc, char **argv)
 	if (!ok(start.mr >= 0 && start.pd >= 0 && start.acquired >= 0,
 		"debugfs counters and vmstat foll_pin counters readable"))
 		return tap_done();
-	ctx = open_dev(dev_name);
+	ctx = open_device_by_name(dev_name);
 	if (!ok(ctx != NULL, "open %s", dev_name))
 		return tap_done();
 	pd = ibv_alloc_pd(ctx);

@@ -28,6 +28,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "device.h"
 #include "tap.h"
 
 #define PORT		1
@@ -47,20 +48,6 @@ struct env {
 	int gid_index;
 };
 
-static struct ibv_context *open_dev(const char *name)
-{
-	struct ibv_device **list;
-	struct ibv_context *ctx = NULL;
-	int i, n;
-
-	list = ibv_get_device_list(&n);
-	for (i = 0; list && i < n; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	if (list)
-		ibv_free_device_list(list);
-	return ctx;
-}
 
 /* The port's RoCE v2 GID of an IPv4 address (::ffff:a.b.c.d). */
 static int find_gid(struct env *e)
@@ -1211,7 +1198,7 @@ int main(int argc, char **argv)
 		dev = optarg;
 	}
 
-	e.ctx = open_dev(dev);
+	e.ctx = open_device_by_name(dev);
 	if (!ok(e.ctx != NULL, "open %s", dev))
 		return tap_done();
 	if (!ok(!ibv_query_device_ex(e.ctx, NULL, &e.dev) &&

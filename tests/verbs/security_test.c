@@ -354,7 +354,7 @@ int main(int argc, char **argv)
 	unsigned int i;
 
 	dev = lb_args(argc, argv, NULL);
-	ctx = lb_open(dev);
+	ctx = open_device_by_name(dev);
 	if (!ok(ctx != NULL, "open %s", dev))
 		return tap_done();
 	if (!ok(!ibv_query_device(ctx, &da), "ibv_query_device"))
