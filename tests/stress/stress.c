@@ -57,6 +57,8 @@
 
 #include <infiniband/verbs.h>
 
+#include "../lib/procfs.h"
+
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
 #endif
@@ -199,42 +201,6 @@ static void fill_random(struct rng *r, void *p, size_t len)
 	v = rnd(r);
 	for (; i < len; i++, v >>= 8)
 		c[i] = v;
-}
-
-/* ---- /proc helpers ------------------------------------------------------ */
-
-/* VmPin of this process in KiB, or -1. */
-static long vmpin_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-static long meminfo_kb(const char *key)
-{
-	char line[256], k[64];
-	long v;
-	FILE *f = fopen("/proc/meminfo", "r");
-	long ret = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63[^:]: %ld", k, &v) == 2 && !strcmp(k, key)) {
-			ret = v;
-			break;
-		}
-	fclose(f);
-	return ret;
 }
 
 /* ---- device ------------------------------------------------------------- */

@@ -42,6 +42,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "../../lib/procfs.h"
 #include "../../verbs/loopback.h"
 
 #define PG		4096UL
@@ -93,70 +94,6 @@ static void tap(bool cond, const char *fmt, ...)
 }
 
 #define diag(...) do { printf("# "); printf(__VA_ARGS__); printf("\n"); } while (0)
-
-static long read_long(const char *path)
-{
-	char b[64] = "";
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (read(fd, b, sizeof(b) - 1) < 0)
-		b[0] = 0;
-	close(fd);
-	return atol(b);
-}
-
-static int64_t pins_outstanding(void)
-{
-	unsigned long long v, a = 0, r = 0;
-	char name[64];
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %llu", name, &v) == 2) {
-		if (!strcmp(name, "nr_foll_pin_acquired"))
-			a = v;
-		else if (!strcmp(name, "nr_foll_pin_released"))
-			r = v;
-	}
-	fclose(f);
-	return (int64_t)(a - r);
-}
-
-/*
- * The VM's 9p shares pin user buffers briefly for their own I/O: wait
- * (a bounded number of times) for the system's outstanding pins to come
- * back to @want.
- */
-static bool settle(int64_t want, int64_t *now)
-{
-	int i;
-
-	for (i = 0; i < 500; i++) {
-		*now = pins_outstanding();
-		if (*now == want)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
-static long vmpin_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
 
 /* frdma's debugfs counters; false when there are none. */
 static bool read_counters(long *v)
@@ -423,7 +360,7 @@ int main(int argc, char **argv)
 	}
 
 	/* The uninjected session: what the device implements. */
-	settle(0, &out0);
+	pins_settle(0, &out0);
 	have_counters = read_counters(c0);
 	st = session(S_NR, 0, &err);
 	if (st < S_NR && (err == EOPNOTSUPP || err == ENOSYS) &&
@@ -471,7 +408,7 @@ int main(int argc, char **argv)
 				clean = false;
 			}
 		}
-		if (!settle(out0, &out1)) {
+		if (!pins_settle(out0, &out1)) {
 			diag("%s: fail-nth %u: %lld pins outstanding, %lld before",
 			     label, n, (long long)out1, (long long)out0);
 			clean = false;
