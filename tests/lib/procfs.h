@@ -13,10 +13,12 @@
  *   pins_outstanding()        their difference: FOLL_PIN pins held in
  *                             the whole system
  *   pins_settle(WANT, &NOW)   wait until pins_outstanding() is WANT
+ *   pagemap_pfns(ADDR, N, PFN)  the PFNs of N pages of this process
  */
 #ifndef FRDMA_TESTS_LIB_PROCFS_H
 #define FRDMA_TESTS_LIB_PROCFS_H
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -124,6 +126,30 @@ static inline bool pins_settle(int64_t want, int64_t *now)
 		usleep(10000);
 	}
 	return false;
+}
+
+/*
+ * The PFNs of the @npages 4 KiB pages from @addr, from /proc/self/pagemap
+ * (root only: others read zeros); 0 for a page that is not present.
+ * Returns 0 or a negative errno.
+ */
+static inline int pagemap_pfns(unsigned long addr, unsigned long npages,
+			       uint64_t *pfn)
+{
+	unsigned long i;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, pfn, npages * 8, (addr / 4096) * 8);
+	close(fd);
+	if (n != (ssize_t)(npages * 8))
+		return -EIO;
+	for (i = 0; i < npages; i++)
+		pfn[i] = (pfn[i] >> 63) ? pfn[i] & ((1ULL << 55) - 1) : 0;
+	return 0;
 }
 
 #endif /* FRDMA_TESTS_LIB_PROCFS_H */

@@ -18,7 +18,6 @@
  * amount across it (once the VM's own I/O pins have settled).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,6 +36,7 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
+#include "../lib/cma.h"
 #include "../lib/procfs.h"
 #include "umem_test_uapi.h"
 
@@ -68,25 +68,6 @@ static void diag(const char *fmt, ...)
 #define EXPECT(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
 
 /* ---- /proc helpers ---- */
-
-/* PFNs of npages pages from addr; 0 for a page that is not present. */
-static int pagemap(unsigned long addr, unsigned long npages, uint64_t *pfn)
-{
-	unsigned long i;
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = pread(fd, pfn, npages * 8, (addr / PG) * 8);
-	close(fd);
-	if (n != (ssize_t)(npages * 8))
-		return -EIO;
-	for (i = 0; i < npages; i++)
-		pfn[i] = (pfn[i] >> 63) ? pfn[i] & ((1ULL << 55) - 1) : 0;
-	return 0;
-}
 
 static int write_file(const char *path, const char *s)
 {
@@ -170,7 +151,7 @@ static void check_runs(const struct fut_pin *p, unsigned long addr,
 		FAIL("%s: cannot read runs", what);
 		goto out;
 	}
-	err = pagemap(first, npages, pfn);
+	err = pagemap_pfns(first, npages, pfn);
 	if (err) {
 		FAIL("%s: pagemap: %s", what, strerror(-err));
 		goto out;
@@ -966,7 +947,7 @@ static void t_movable(void)
 		return;
 	}
 	fill(buf, len, 0x33);
-	pagemap((uintptr_t)buf, npages, pfn);
+	pagemap_pfns((uintptr_t)buf, npages, pfn);
 	before = count_in(pfn, npages, s, e);
 	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
 		FAIL("long-term pin: %s", strerror(errno));
@@ -998,55 +979,6 @@ static void t_movable(void)
 }
 
 /*
- * CMA: the PFN ranges of every CMA area, from the debug kernel's
- * /sys/kernel/debug/cma/AREA/{base_pfn,count} (CONFIG_CMA_DEBUGFS).
- * The kernel also logs them at boot ("cma: Reserved 1024 MiB at
- * 0x...", the physical address of base_pfn); the cma suite prints both.
- */
-#define CMA_MAX_AREAS	8
-
-struct pfn_range {
-	uint64_t start, end;
-};
-
-static int cma_areas(struct pfn_range *r)
-{
-	DIR *d = opendir("/sys/kernel/debug/cma");
-	char path[512];
-	struct dirent *e;
-	long base, count;
-	int n = 0;
-
-	while (d && n < CMA_MAX_AREAS && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/base_pfn",
-			 e->d_name);
-		base = read_long(path);
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/count",
-			 e->d_name);
-		count = read_long(path);
-		if (base > 0 && count > 0) {
-			r[n].start = base;
-			r[n++].end = base + count;
-		}
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
-static bool in_ranges(uint64_t pfn, const struct pfn_range *r, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (pfn >= r[i].start && pfn < r[i].end)
-			return true;
-	return false;
-}
-
-/*
  * A 256 MiB anonymous buffer allocated while CMA holds half the memory
  * lies in CMA (the page allocator serves movable allocations from CMA
  * first once free CMA pages exceed half the free pages); a long-term
@@ -1073,9 +1005,9 @@ static void cma_case(int advice, const char *what)
 		goto out;
 	}
 	fill(buf, len, 0x5a);
-	pagemap((uintptr_t)buf, npages, pfn);
+	pagemap_pfns((uintptr_t)buf, npages, pfn);
 	for (i = 0; i < npages; i++)
-		before += in_ranges(pfn[i], r, n);
+		before += pfn_in_ranges(pfn[i], r, n);
 	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
 		FAIL("%s: long-term pin: %s", what, strerror(errno));
 		goto out;
@@ -1083,10 +1015,10 @@ static void cma_case(int advice, const char *what)
 	runs = get_runs(p.handle, p.nr_runs);
 	for (i = 0; runs && i < p.nr_runs; i++)
 		for (k = 0; k < runs[i].npages; k++)
-			after += in_ranges(runs[i].pfn + k, r, n);
-	pagemap((uintptr_t)buf, npages, pfn);
+			after += pfn_in_ranges(runs[i].pfn + k, r, n);
+	pagemap_pfns((uintptr_t)buf, npages, pfn);
 	for (i = 0; i < npages; i++)
-		mapped += in_ranges(pfn[i], r, n);
+		mapped += pfn_in_ranges(pfn[i], r, n);
 	diag("%s: CMA PFNs [%#llx, %#llx): %lu of %lu pages there before the long-term pin, %lu after (runs), %lu after (pagemap); %u runs",
 	     what, (unsigned long long)r[0].start, (unsigned long long)r[0].end,
 	     before, npages, after, mapped, p.nr_runs);

@@ -17,9 +17,7 @@
  * the figures as a "# cma-mr" line.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,54 +28,10 @@
 
 #include <infiniband/verbs.h>
 
+#include "../../lib/cma.h"
+
 #define PG		4096UL
 #define MiB		(1UL << 20)
-#define MAX_AREAS	8
-
-struct pfn_range {
-	uint64_t start, end;
-};
-
-static long read_long(const char *path)
-{
-	char buf[64] = "";
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) < 0)
-		buf[0] = 0;
-	close(fd);
-	return atol(buf);
-}
-
-/* The CMA areas, from /sys/kernel/debug/cma/AREA/{base_pfn,count}. */
-static int cma_areas(struct pfn_range *r)
-{
-	DIR *d = opendir("/sys/kernel/debug/cma");
-	char path[512];
-	struct dirent *e;
-	long base, count;
-	int n = 0;
-
-	while (d && n < MAX_AREAS && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/base_pfn",
-			 e->d_name);
-		base = read_long(path);
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/count",
-			 e->d_name);
-		count = read_long(path);
-		if (base > 0 && count > 0) {
-			r[n].start = base;
-			r[n++].end = base + count;
-		}
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
 
 /* Pages of [buf, buf + npages pages) in CMA; -1 if pagemap failed. */
 static long count_in_cma(const char *buf, unsigned long npages,
@@ -86,34 +40,13 @@ static long count_in_cma(const char *buf, unsigned long npages,
 	uint64_t *pfn = calloc(npages, 8);
 	unsigned long i;
 	long c = 0;
-	ssize_t got;
-	int fd, k;
 
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0 || !pfn) {
-		free(pfn);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	got = pread(fd, pfn, npages * 8, ((uintptr_t)buf / PG) * 8);
-	close(fd);
-	if (got != (ssize_t)(npages * 8)) {
+	if (!pfn || pagemap_pfns((uintptr_t)buf, npages, pfn)) {
 		free(pfn);
 		return -1;
 	}
-	for (i = 0; i < npages; i++) {
-		uint64_t p;
-
-		if (!(pfn[i] >> 63))
-			continue;
-		p = pfn[i] & ((1ULL << 55) - 1);
-		for (k = 0; k < nr; k++)
-			if (p >= r[k].start && p < r[k].end) {
-				c++;
-				break;
-			}
-	}
+	for (i = 0; i < npages; i++)
+		c += pfn[i] && pfn_in_ranges(pfn[i], r, nr);
 	free(pfn);
 	return c;
 }
@@ -151,7 +84,7 @@ int main(int argc, char **argv)
 	unsigned long len = mib * MiB, npages = len / PG, i;
 	const char *dev = argc > 1 ? argv[1] : NULL;
 	long before, during, after;
-	struct pfn_range r[MAX_AREAS];
+	struct pfn_range r[CMA_MAX_AREAS];
 	struct ibv_context *ctx;
 	struct ibv_pd *pd;
 	struct ibv_mr *mr;
