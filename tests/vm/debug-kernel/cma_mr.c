@@ -13,7 +13,7 @@
  * ibv_reg_mr() with local and remote write access is a FOLL_LONGTERM |
  * FOLL_WRITE pin, which must migrate them all out before pinning: with
  * the MR registered, no page of the buffer is in CMA and the data is
- * intact.  Prints TAP lines without a plan (the suite numbers them) and
+ * intact.  Prints TAP (tests/verbs/tap.h; the suite renumbers it) and
  * the figures as a "# cma-mr" line.
  */
 #define _GNU_SOURCE
@@ -29,6 +29,8 @@
 #include <infiniband/verbs.h>
 
 #include "../../lib/cma.h"
+#include "../../verbs/device.h"
+#include "../../verbs/tap.h"
 
 #define PG		4096UL
 #define MiB		(1UL << 20)
@@ -49,21 +51,6 @@ static long count_in_cma(const char *buf, unsigned long npages,
 		c += pfn[i] && pfn_in_ranges(pfn[i], r, nr);
 	free(pfn);
 	return c;
-}
-
-static struct ibv_context *open_dev(const char *name)
-{
-	struct ibv_device **list;
-	struct ibv_context *ctx = NULL;
-	int i, n;
-
-	list = ibv_get_device_list(&n);
-	for (i = 0; list && i < n; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	if (list)
-		ibv_free_device_list(list);
-	return ctx;
 }
 
 /* Page @pg of the buffer is filled with this byte. */
@@ -98,21 +85,20 @@ int main(int argc, char **argv)
 	}
 	nr = cma_areas(r);
 	if (!nr) {
-		printf("not ok - %s: no CMA area (boot with cma=)\n", dev);
-		return 1;
+		ok(false, "%s: no CMA area (boot with cma=)", dev);
+		return tap_done();
 	}
-	ctx = open_dev(dev);
+	ctx = open_device_by_name(dev);
 	pd = ctx ? ibv_alloc_pd(ctx) : NULL;
 	if (!pd) {
-		printf("not ok - %s: open and allocate a PD: %s\n", dev,
-		       strerror(errno));
-		return 1;
+		ok(false, "%s: open and allocate a PD: %s", dev, strerror(errno));
+		return tap_done();
 	}
 	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED) {
-		printf("not ok - %s: mmap %lu MiB: %s\n", dev, mib, strerror(errno));
-		return 1;
+		ok(false, "%s: mmap %lu MiB: %s", dev, mib, strerror(errno));
+		return tap_done();
 	}
 	madvise(buf, len, MADV_NOHUGEPAGE);
 	for (i = 0; i < npages; i++)
@@ -124,13 +110,13 @@ int main(int argc, char **argv)
 	if (!mr) {
 		err = errno;
 		if (err == EOPNOTSUPP || err == ENOSYS) {
-			printf("ok - %s: long-term MR migrates out of CMA # SKIP %s does not register memory yet (%s)\n",
-			       dev, dev, strerror(err));
-			return 0;
+			ok(true, "%s: long-term MR migrates out of CMA # SKIP %s does not register memory yet (%s)",
+			   dev, dev, strerror(err));
+			return tap_done();
 		}
-		printf("not ok - %s: ibv_reg_mr of %lu MiB: %s\n", dev, mib,
-		       strerror(err));
-		return 1;
+		ok(false, "%s: ibv_reg_mr of %lu MiB: %s", dev, mib,
+		   strerror(err));
+		return tap_done();
 	}
 	during = count_in_cma(buf, npages, r, nr);
 	for (i = 0; i < npages; i++)
@@ -141,20 +127,19 @@ int main(int argc, char **argv)
 	err = ibv_dereg_mr(mr);
 	after = count_in_cma(buf, npages, r, nr);
 
-	printf("# cma-mr %s: CMA PFNs [%#llx, %#llx): %ld of %lu pages in CMA before ibv_reg_mr, %ld while registered, %ld after dereg\n",
-	       dev, (unsigned long long)r[0].start,
-	       (unsigned long long)r[0].end, before, npages, during, after);
+	diag("cma-mr %s: CMA PFNs [%#llx, %#llx): %ld of %lu pages in CMA before ibv_reg_mr, %ld while registered, %ld after dereg",
+	     dev, (unsigned long long)r[0].start,
+	     (unsigned long long)r[0].end, before, npages, during, after);
 	/* The premise: the buffer starts in CMA, or nothing is shown. */
-	printf("%s - %s: most of the buffer starts in CMA (%ld of %lu pages)\n",
-	       before >= (long)npages / 2 ? "ok" : "not ok", dev, before,
-	       npages);
-	printf("%s - %s: no page of a long-term MR stays in CMA (%ld)\n",
-	       during == 0 ? "ok" : "not ok", dev, during);
-	printf("%s - %s: data intact after migration, dereg %s\n",
-	       intact && !err ? "ok" : "not ok", dev,
-	       err ? strerror(err) : "ok");
+	ok(before >= (long)npages / 2,
+	   "%s: most of the buffer starts in CMA (%ld of %lu pages)", dev,
+	   before, npages);
+	ok(during == 0, "%s: no page of a long-term MR stays in CMA (%ld)",
+	   dev, during);
+	ok(intact && !err, "%s: data intact after migration, dereg %s", dev,
+	   err ? strerror(err) : "ok");
 	munmap(buf, len);
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
-	return before >= (long)npages / 2 && during == 0 && intact && !err ? 0 : 1;
+	return tap_done();
 }

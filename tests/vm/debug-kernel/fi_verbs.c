@@ -26,7 +26,8 @@
  *
  * Steps the device does not implement (EOPNOTSUPP at the first,
  * uninjected session) end the session there and are reported as skips.
- * Prints TAP lines without a plan (the suite numbers them).
+ * Prints TAP (tests/verbs/tap.h); the suite renumbers its lines into its
+ * own stream.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +45,7 @@
 
 #include "../../lib/procfs.h"
 #include "../../verbs/loopback.h"
+#include "../../verbs/tap.h"
 
 #define PG		4096UL
 #define MR_LEN		(2UL << 20)
@@ -74,27 +76,6 @@ static struct ibv_device *dev;
 static union ibv_gid gid;
 static int gid_index;
 static char *buf_a, *buf_b;
-static int tap_failed;
-
-static void tap(bool cond, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void tap(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
-
-#define diag(...) do { printf("# "); printf(__VA_ARGS__); printf("\n"); } while (0)
-
 /* frdma's debugfs counters; false when there are none. */
 static bool read_counters(long *v)
 {
@@ -345,18 +326,18 @@ int main(int argc, char **argv)
 			dev = list[i];
 	ctx = dev ? ibv_open_device(dev) : NULL;
 	if (!ctx || lb_find_gid(ctx, &gid_index, &gid)) {
-		tap(false, "%s: %s is there and has a RoCE v2 IPv4 GID", label,
-		    dev_name);
-		return 1;
+		ok(false, "%s: %s is there and has a RoCE v2 IPv4 GID", label,
+		   dev_name);
+		return tap_done();
 	}
 	ibv_close_device(ctx);
 	buf_a = scattered(MR_LEN);
 	buf_b = memfd_area(MR_LEN);
 	fd = open("/proc/thread-self/fail-nth", O_RDWR);
 	if (!buf_a || !buf_b || fd < 0) {
-		tap(false, "%s: buffers and /proc/thread-self/fail-nth: %s",
-		    label, strerror(errno));
-		return 1;
+		ok(false, "%s: buffers and /proc/thread-self/fail-nth: %s",
+		   label, strerror(errno));
+		return tap_done();
 	}
 
 	/* The uninjected session: what the device implements. */
@@ -367,22 +348,22 @@ int main(int argc, char **argv)
 	    (st == S_MR || st == S_QP)) {
 		upto = st;
 	} else if (st < S_NR) {
-		tap(false, "%s: an uninjected session: %s failed: %s", label,
-		    step_name[st], err > 0 ? strerror(err) : "bad completion or data");
-		return 1;
+		ok(false, "%s: an uninjected session: %s failed: %s", label,
+		   step_name[st], err > 0 ? strerror(err) : "bad completion or data");
+		return tap_done();
 	}
-	tap(true, "%s: an uninjected session runs through %s", label,
-	    step_name[upto - 1]);
+	ok(true, "%s: an uninjected session runs through %s", label,
+	   step_name[upto - 1]);
 	if (!strncmp(dev_name, "frdma", 5))
-		tap(have_counters, "%s: frdma's debugfs counters are there",
-		    label);
+		ok(have_counters, "%s: frdma's debugfs counters are there",
+		   label);
 
 	for (n = first; n <= last && !done; n++) {
 		snprintf(v, sizeof(v), "%u", n);
 		if (pwrite(fd, v, strlen(v), 0) != (ssize_t)strlen(v)) {
-			tap(false, "%s: write fail-nth: %s", label,
-			    strerror(errno));
-			return 1;
+			ok(false, "%s: write fail-nth: %s", label,
+			   strerror(errno));
+			return tap_done();
 		}
 		st = session(upto, n, &err);
 		len = pread(fd, v, sizeof(v) - 1, 0);
@@ -392,9 +373,9 @@ int main(int argc, char **argv)
 			pwrite(fd, "0", 1, 0);
 			done = true;
 			if (st != S_NR) {
-				tap(false, "%s: the last session failed in %s with nothing injected: %s",
-				    label, step_name[st],
-				    err > 0 ? strerror(err) : "bad completion or data");
+				ok(false, "%s: the last session failed in %s with nothing injected: %s",
+				   label, step_name[st],
+				   err > 0 ? strerror(err) : "bad completion or data");
 				clean = false;
 			}
 		} else {
@@ -436,16 +417,16 @@ int main(int argc, char **argv)
 			     label, failed_at[i],
 			     i == S_NR ? "nothing (recovered)" : step_name[i]);
 	if (first == 1) {
-		tap(done, "%s: the sweep ended (%u allocations failed, one per session)",
-		    label, injected);
-		tap(injected > 0, "%s: injection reached the module's allocations",
-		    label);
+		ok(done, "%s: the sweep ended (%u allocations failed, one per session)",
+		   label, injected);
+		ok(injected > 0, "%s: injection reached the module's allocations",
+		   label);
 	}
-	tap(clean, "%s: every injected failure unwound: pins, VmPin, counters, data",
-	    label);
+	ok(clean, "%s: every injected failure unwound: pins, VmPin, counters, data",
+	   label);
 	for (st = upto; st < S_NR; st++)
 		if (st == S_MR || st == S_QP || st == S_DATA)
-			printf("ok - %s: %s under injection # SKIP %s does not implement %s yet\n",
-			       label, step_name[st], dev_name, step_name[upto]);
-	return tap_failed ? 1 : 0;
+			ok(true, "%s: %s under injection # SKIP %s does not implement %s yet",
+			   label, step_name[st], dev_name, step_name[upto]);
+	return tap_done();
 }
