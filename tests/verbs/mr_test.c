@@ -958,6 +958,58 @@ out:
 }
 
 /*
+ * A process that dies with windows bound to its MR (the core destroys
+ * the MR, which refuses while windows are bound, and retries it after
+ * the windows): everything is freed, nothing stays pinned.
+ */
+static void test_mw_exit(void)
+{
+	struct snap before, after;
+	int status = -1;
+	pid_t pid;
+
+	snap(&before);
+	pid = fork();
+	if (pid == 0) {
+		struct mwt t = {};
+		struct ibv_mw *m1, *m2;
+
+		t.ctx = open_device_by_name(dev_name);
+		t.pd = t.ctx ? ibv_alloc_pd(t.ctx) : NULL;
+		t.lbuf = map_anon(4 * PAGE, PROT_READ | PROT_WRITE);
+		t.rbuf = map_anon(WIN_PAGES * PAGE, PROT_READ | PROT_WRITE);
+		if (!t.pd || !t.lbuf || !t.rbuf ||
+		    lb_find_gid(t.ctx, &t.gidx, &t.gid))
+			_exit(2);
+		t.lmr = ibv_reg_mr(t.pd, t.lbuf, 4 * PAGE,
+				   IBV_ACCESS_LOCAL_WRITE);
+		t.rmr = ibv_reg_mr(t.pd, t.rbuf, WIN_PAGES * PAGE,
+				   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
+		m1 = ibv_alloc_mw(t.pd, IBV_MW_TYPE_1);
+		m2 = ibv_alloc_mw(t.pd, IBV_MW_TYPE_2);
+		if (!t.lmr || !t.rmr || !m1 || !m2 || !mwt_pair(&t))
+			_exit(3);
+		if (mwt_bind1(t.b, t.rcq, m1, t.rmr, (uintptr_t)t.rbuf, PAGE,
+			      IBV_ACCESS_REMOTE_READ) ||
+		    mwt_bind2(t.b, t.rcq, m2, ibv_inc_rkey(m2->rkey), t.rmr,
+			      (uintptr_t)t.rbuf + PAGE, PAGE,
+			      IBV_ACCESS_REMOTE_WRITE))
+			_exit(4);
+		_exit(0);	/* everything still allocated and bound */
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	ok(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "memory windows: a child binds two windows to its MR and exits (status %#x)",
+	   status);
+	snap(&after);
+	ok(same_counters(&before, &after) && after.pd == before.pd &&
+	   pins_held(&before, 0) == 0,
+	   "  after its exit: debugfs mr %lld pd %lld as before, nothing pinned",
+	   after.mr, after.pd);
+}
+
+/*
  * Deregistration racing with the data path: one thread re-registers the
  * target of a stream of RDMA WRITEs (a new rkey each time) while the main
  * thread writes with whatever rkey it last saw.  Each WRITE lands or, with
@@ -1501,6 +1553,7 @@ int main(int argc, char **argv)
 	test_iova_data(ctx, pd);
 	test_rereg(ctx, pd);
 	test_mw(ctx, pd);
+	test_mw_exit();
 	test_dereg_race(ctx, pd);
 	test_errors(pd);
 	test_keys(pd);
