@@ -82,6 +82,10 @@ static const u8 frdma_wc_opcode[] = {
 	[IB_UVERBS_WR_RDMA_READ] = IB_UVERBS_WC_RDMA_READ,
 	[IB_UVERBS_WR_ATOMIC_CMP_AND_SWP] = IB_UVERBS_WC_COMP_SWAP,
 	[IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD] = IB_UVERBS_WC_FETCH_ADD,
+	[IB_UVERBS_WR_SEND_WITH_INV] = IB_UVERBS_WC_SEND,
+	[IB_UVERBS_WR_BIND_MW] = IB_UVERBS_WC_BIND_MW,
+	[IB_UVERBS_WR_LOCAL_INV] = IB_UVERBS_WC_LOCAL_INV,
+	[IB_UVERBS_WR_ATOMIC_WRITE] = IB_UVERBS_WC_ATOMIC_WRITE,
 };
 
 /* IBTA's RNR NAK timer codes, in microseconds (code 0 is the longest). */
@@ -468,19 +472,26 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
  * The remote range of an RDMA or atomic operation, checked: the sender's
  * status, IB_WC_REM_INV_REQ_ERR for an operation the responder QP does not
  * allow (as rxe), IB_WC_REM_ACCESS_ERR for a key, PD, access or bounds
- * violation.
+ * violation.  The rkey may name an MR or a memory window
+ * (frdma_rkey_get()); either way the range lands in qp->rsgl as an MR's.
  */
 static enum ib_wc_status frdma_remote_get(struct frdma_qp *qp,
 					  struct frdma_qp *t, u32 rkey,
 					  u64 addr, u64 len, int access)
 {
+	struct frdma_sgl *rsgl = &qp->rsgl;
+	struct frdma_mr *mr;
+
 	if (!(READ_ONCE(t->attr.qp_access_flags) & access))
 		return IB_WC_REM_INV_REQ_ERR;
 	if (!len)	/* IBTA: a zero-length access checks no key */
 		return IB_WC_SUCCESS;
-	if (frdma_sgl_add(&qp->rsgl, t->fdev, t->ibqp.pd, rkey, addr, len,
-			  access))
+	if (frdma_rkey_get(t->fdev, rkey, &t->ibqp, addr, len, access, &mr))
 		return IB_WC_REM_ACCESS_ERR;
+	rsgl->mr[rsgl->n] = mr;
+	rsgl->addr[rsgl->n] = addr;
+	rsgl->len[rsgl->n] = len;
+	rsgl->n++;
 	return IB_WC_SUCCESS;
 }
 
@@ -501,9 +512,17 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	switch (sqe->opcode) {
 	case IB_UVERBS_WR_SEND:
 	case IB_UVERBS_WR_SEND_WITH_IMM:
+	case IB_UVERBS_WR_SEND_WITH_INV:
 		mutex_lock(&t->rq_mutex);
 		rq_locked = true;
 		status = frdma_deliver(qp, t, sqe, len, false, &rx, &rnr);
+		/* The invalidation follows the data, as on the wire. */
+		if (sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV && !rnr &&
+		    status == IB_WC_SUCCESS &&
+		    frdma_mw_invalidate(&t->ibqp, sqe->invalidate_rkey, true)) {
+			rx.status = IB_WC_REM_INV_REQ_ERR;
+			status = IB_WC_REM_INV_REQ_ERR;
+		}
 		break;
 	case IB_UVERBS_WR_RDMA_WRITE:
 	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
@@ -535,6 +554,22 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		if (len)
 			frdma_sgl_copy(&qp->lsgl, rsgl, len);
 		cqe->byte_len = len;
+		break;
+	case IB_UVERBS_WR_ATOMIC_WRITE:
+		/* IBTA oA19-28: an aligned 8-byte RDMA WRITE, done at once. */
+		if (sqe->atomic.remote_addr & (sizeof(u64) - 1)) {
+			status = IB_WC_REM_INV_REQ_ERR;
+			break;
+		}
+		status = frdma_remote_get(qp, t, sqe->atomic.rkey,
+					  sqe->atomic.remote_addr, sizeof(u64),
+					  IB_ACCESS_REMOTE_WRITE);
+		if (status != IB_WC_SUCCESS)
+			break;
+		if (frdma_mr_atomic(rsgl->mr[0], sqe->atomic.remote_addr,
+				    sqe->opcode, sqe->atomic.compare_add, 0,
+				    &orig))
+			status = IB_WC_REM_ACCESS_ERR;
 		break;
 	default:	/* the atomics */
 		if (sqe->atomic.remote_addr & (sizeof(u64) - 1)) {
@@ -576,6 +611,10 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			}
 			if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM)
 				rcqe.opcode = FRDMA_WC_RECV_RDMA_WITH_IMM;
+			if (sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV) {
+				rcqe.imm_data = sqe->invalidate_rkey;
+				rcqe.wc_flags = FRDMA_WC_WITH_INV;
+			}
 		}
 		frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
 			      rx.status != IB_WC_SUCCESS ||
@@ -767,6 +806,31 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 }
 
 /*
+ * BIND_MW and LOCAL_INV: memory window operations on the sender's own
+ * device, in send queue order (mw.c checks the rules).  Not on UD QPs.
+ */
+static enum frdma_outcome frdma_exec_local(struct frdma_qp *qp,
+					   const struct frdma_sqe *sqe,
+					   struct frdma_cqe *cqe)
+{
+	if (qp->ibqp.qp_type == IB_QPT_UD) {
+		cqe->status = IB_WC_LOC_QP_OP_ERR;
+		return FRDMA_DONE;
+	}
+	if (sqe->opcode == IB_UVERBS_WR_BIND_MW) {
+		if (frdma_mw_bind(&qp->ibqp, sqe->bind.mw_rkey,
+				  sqe->bind.new_rkey, sqe->bind.mr_lkey,
+				  sqe->bind.addr, sqe->bind.length,
+				  sqe->bind.access))
+			cqe->status = IB_WC_MW_BIND_ERR;
+	} else if (frdma_mw_invalidate(&qp->ibqp, sqe->invalidate_rkey,
+				       false)) {
+		cqe->status = IB_WC_LOC_QP_OP_ERR;
+	}
+	return FRDMA_DONE;
+}
+
+/*
  * Validate the SQE copy in qp->sqe, resolve its local SGEs and execute it.
  * Returns how it ended; @cqe has the status when FRDMA_DONE.
  */
@@ -778,10 +842,20 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 	struct frdma_sgl *lsgl = &qp->lsgl;
 	enum frdma_outcome out;
 	int access = 0, err;
-	bool inline_data;
+	bool inline_data, rc_only = false, no_sge = false;
 	u64 len;
 
 	switch (sqe->opcode) {
+	case IB_UVERBS_WR_BIND_MW:
+	case IB_UVERBS_WR_LOCAL_INV:
+		/* Local operations: nothing reaches the destination. */
+		return frdma_exec_local(qp, sqe, cqe);
+	case IB_UVERBS_WR_ATOMIC_WRITE:
+		/* The 8 bytes travel in the header: no SGEs, no inline. */
+		rc_only = true;
+		no_sge = true;
+		inline_data = false;
+		break;
 	case IB_UVERBS_WR_RDMA_READ:
 		access = IB_ACCESS_LOCAL_WRITE;
 		inline_data = false;
@@ -793,6 +867,7 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		break;
 	case IB_UVERBS_WR_SEND:
 	case IB_UVERBS_WR_SEND_WITH_IMM:
+	case IB_UVERBS_WR_SEND_WITH_INV:
 	case IB_UVERBS_WR_RDMA_WRITE:
 	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
 		inline_data = sqe->flags & FRDMA_WQE_INLINE;
@@ -804,13 +879,15 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 	if ((qp->ibqp.qp_type == IB_QPT_UD &&
 	     sqe->opcode != IB_UVERBS_WR_SEND &&
 	     sqe->opcode != IB_UVERBS_WR_SEND_WITH_IMM) ||
-	    (qp->ibqp.qp_type == IB_QPT_UC && access)) {
+	    (qp->ibqp.qp_type == IB_QPT_UC && (access || rc_only))) {
 		/* UD sends only; UC has no READ or atomics. */
 		cqe->status = IB_WC_LOC_QP_OP_ERR;
 		return FRDMA_DONE;
 	}
 
-	if (inline_data) {
+	if (no_sge) {
+		len = sizeof(u64);
+	} else if (inline_data) {
 		/* max_inline_data fits the stride (frdma_create_qp()). */
 		if (sqe->inline_len > qp->attr.cap.max_inline_data) {
 			cqe->status = IB_WC_LOC_LEN_ERR;

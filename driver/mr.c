@@ -48,14 +48,15 @@
 
 /* The access bits an MR can be registered with, and checked against. */
 #define FRDMA_MR_ACCESS	(IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
-			 IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC)
+			 IB_ACCESS_REMOTE_READ | IB_ACCESS_REMOTE_ATOMIC | \
+			 IB_ACCESS_MW_BIND)
 /* Hints a device may ignore (IB_ACCESS_OPTIONAL is defined that way). */
 #define FRDMA_MR_HINTS	(IB_ACCESS_HUGETLB | IB_ACCESS_OPTIONAL)
 /* The access bits that let something write into the MR's memory. */
 #define FRDMA_MR_WRITES	(IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
 			 IB_ACCESS_REMOTE_ATOMIC)
 
-#define FRDMA_MR_KEY_SHIFT	8
+#define FRDMA_MR_KEY_SHIFT	FRDMA_KEY_SHIFT
 
 /* Serialises every frdma atomic operation against every other. */
 static DEFINE_SPINLOCK(frdma_atomic_lock);
@@ -95,8 +96,8 @@ static void frdma_mr_count(struct frdma_mr *mr, long sign)
  * Context: process context; sleeps.
  * Return: the MR, or an ERR_PTR(): -EINVAL for a zero or too large length,
  * an iova range that wraps, or a remote write or atomic right without local
- * write; -EOPNOTSUPP for access bits frdma does not implement (memory
- * windows, on-demand paging, zero-based, flush); -ENOMEM when out of memory
+ * write; -EOPNOTSUPP for access bits frdma does not implement (on-demand
+ * paging, zero-based, flush); -ENOMEM when out of memory
  * or keys, over RLIMIT_MEMLOCK or when fault injection fires; -EFAULT for
  * memory that is not mapped with the needed protection; or the error of
  * the pin (see frdma_umem_pin()).
@@ -147,6 +148,7 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	mr->length = length;
 	mr->writable = flags & FRDMA_UMEM_WRITE;
 	refcount_set(&mr->ref, 1);
+	atomic_set(&mr->num_mw, 0);
 	init_completion(&mr->free);
 
 	/* Reserve a slot, then publish the MR once its key is known. */
@@ -197,10 +199,12 @@ err_free:
  * not, as the core's umem rule says).  A new translation is a new
  * registration, with new keys, which the core swaps in for the old MR
  * (and then deregisters the old one); if it fails the old MR stays.
+ * An MR with memory windows bound to it is not changed (-EBUSY): the
+ * windows were checked against its PD, rights and range.
  *
  * Context: process context; sleeps.
  * Return: NULL when changed in place, the new MR, or an ERR_PTR() as for
- * frdma_reg_user_mr().
+ * frdma_reg_user_mr(), or -EBUSY.
  */
 struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
 				  u64 length, u64 iova, int access,
@@ -213,8 +217,12 @@ struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
 		return ERR_PTR(-EOPNOTSUPP);
 	if (!(flags & IB_MR_REREG_ACCESS))
 		access = mr->access;
-	if (flags & IB_MR_REREG_TRANS)
+	if (flags & IB_MR_REREG_TRANS) {
+		/* The core deregisters the old MR after this succeeds. */
+		if (atomic_read(&mr->num_mw))
+			return ERR_PTR(-EBUSY);
 		return frdma_reg_user_mr(pd, start, length, iova, access, udata);
+	}
 
 	err = frdma_mr_check_access(access);
 	if (err)
@@ -224,8 +232,12 @@ struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
 	if (udata && udata->inlen &&
 	    !ib_is_udata_cleared(udata, 0, udata->inlen))
 		return ERR_PTR(-EINVAL);
+	/* No window may bind while the MR changes. */
+	if (atomic_cmpxchg(&mr->num_mw, 0, -1))
+		return ERR_PTR(-EBUSY);
 	WRITE_ONCE(mr->pd, pd);
 	WRITE_ONCE(mr->access, access & FRDMA_MR_ACCESS);
+	atomic_set_release(&mr->num_mw, 0);
 	return NULL;
 }
 
@@ -236,14 +248,20 @@ struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
  *
  * The key dies first; then this waits until no data-path operation holds
  * the MR, and unpins its memory (dirtying it if the MR was writable).
+ * An MR with memory windows bound to it stays registered (IBTA
+ * 10.6.7.2.6): the core retries at context teardown, after the windows.
  *
  * Context: process context; sleeps.
- * Return: 0.
+ * Return: 0, or -EBUSY while memory windows are bound to the MR.
  */
 int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 {
 	struct frdma_dev *fdev = to_fdev(ibmr->device);
 	struct frdma_mr *mr = to_fmr(ibmr);
+
+	/* From here on no window binds to it (frdma_mw_bind()). */
+	if (atomic_cmpxchg(&mr->num_mw, 0, -1))
+		return -EBUSY;
 
 	xa_erase(&fdev->mr_table, mr->ibmr.lkey >> FRDMA_MR_KEY_SHIFT);
 	frdma_mr_put(mr);
@@ -319,12 +337,61 @@ struct frdma_mr *frdma_mr_get(struct frdma_dev *fdev, u32 key)
 {
 	struct frdma_mr *mr;
 
+	void *entry;
+
 	rcu_read_lock();
-	mr = xa_load(&fdev->mr_table, key >> FRDMA_MR_KEY_SHIFT);
+	entry = xa_load(&fdev->mr_table, key >> FRDMA_MR_KEY_SHIFT);
+	/* A memory window's entry is tagged: it is no MR. */
+	mr = xa_pointer_tag(entry) ? NULL : entry;
 	if (mr && (mr->ibmr.lkey != key || !refcount_inc_not_zero(&mr->ref)))
 		mr = NULL;
 	rcu_read_unlock();
 	return mr;
+}
+
+/**
+ * frdma_rkey_get() - resolve a remote key for the responder
+ * @fdev: the responder's device
+ * @rkey: an MR's or a bound MW's rkey
+ * @qp: the responder QP the access arrives at
+ * @addr: the first byte accessed, an address in the MR (or window)
+ * @len: bytes, at least 1
+ * @access: the IB_ACCESS_REMOTE_* right the access needs
+ * @mrp: on success, the MR to access, referenced
+ *
+ * An MR key is checked with frdma_mr_check() against @qp's PD; an MW key
+ * against the window (frdma_mw_resolve()), whose MR the bind checked.
+ *
+ * Context: any; does not sleep.
+ * Return: 0, -ENOENT, -EACCES or -ERANGE; *@mrp is set only on success.
+ */
+int frdma_rkey_get(struct frdma_dev *fdev, u32 rkey, struct ib_qp *qp,
+		   u64 addr, u64 len, int access, struct frdma_mr **mrp)
+{
+	struct frdma_mr *mr;
+	void *entry;
+	int err;
+
+	rcu_read_lock();
+	entry = xa_load(&fdev->mr_table, rkey >> FRDMA_MR_KEY_SHIFT);
+	if (xa_pointer_tag(entry) == FRDMA_KEY_MW) {
+		err = frdma_mw_resolve(xa_untag_pointer(entry), rkey, qp, addr,
+				       len, access, mrp);
+		rcu_read_unlock();
+		return err;
+	}
+	rcu_read_unlock();
+
+	mr = frdma_mr_get(fdev, rkey);
+	if (!mr)
+		return -ENOENT;
+	err = frdma_mr_check(mr, qp->pd, addr, len, access);
+	if (err) {
+		frdma_mr_put(mr);
+		return err;
+	}
+	*mrp = mr;
+	return 0;
 }
 
 /**
@@ -511,14 +578,42 @@ void frdma_mr_read(struct frdma_mr *src, u64 addr, void *buf, u64 len)
 	}
 }
 
+/*
+ * Store @val at @addr of @mr (checked, 8 bytes) with one 8-byte store
+ * when it is aligned in memory, else by copy.  Release order: the data an
+ * earlier operation wrote is visible before the word.
+ */
+static void frdma_mr_store_u64(struct frdma_mr *mr, u64 addr, u64 val)
+{
+	struct frdma_umem_chunk c;
+	struct frdma_umem_iter it;
+	u64 *p;
+
+	if (!frdma_mr_iter(mr, &it, addr, sizeof(val)) ||
+	    !frdma_umem_iter_peek(&it, &c))
+		return;
+	if (c.len < sizeof(val) || (c.offset & (sizeof(val) - 1))) {
+		frdma_mr_write(mr, addr, &val, sizeof(val));
+		return;
+	}
+	p = kmap_local_page(c.page) + c.offset;
+	/* Pairs with the reader's load: earlier writes are seen first. */
+	smp_store_release(p, val);
+	kunmap_local(p);
+}
+
 /**
- * frdma_mr_atomic() - compare-and-swap or fetch-and-add on an MR
- * @mr: the MR, registered with IB_ACCESS_REMOTE_ATOMIC
+ * frdma_mr_atomic() - compare-and-swap, fetch-and-add or atomic write on
+ *	an MR
+ * @mr: the MR, registered with IB_ACCESS_REMOTE_ATOMIC (or, for an
+ *	atomic write, IB_ACCESS_REMOTE_WRITE)
  * @addr: iova address of the 64-bit word, 8-byte aligned
- * @opcode: IB_UVERBS_WR_ATOMIC_CMP_AND_SWP or IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD
- * @compare_add: the value compared (CMP_AND_SWP) or added (FETCH_AND_ADD)
+ * @opcode: IB_UVERBS_WR_ATOMIC_CMP_AND_SWP, IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD
+ *	    or IB_UVERBS_WR_ATOMIC_WRITE
+ * @compare_add: the value compared (CMP_AND_SWP), added (FETCH_AND_ADD) or
+ *		 written (ATOMIC_WRITE)
  * @swap: the value stored if the comparison succeeds (CMP_AND_SWP)
- * @orig: the word's value before the operation
+ * @orig: the word's value before the operation (not for ATOMIC_WRITE)
  *
  * The word is in host byte order.  The operation is atomic against every
  * other frdma atomic on any MR (one global lock), as IB_ATOMIC_HCA
@@ -526,7 +621,9 @@ void frdma_mr_read(struct frdma_mr *src, u64 addr, void *buf, u64 len)
  * address behind it need not be when the MR was registered at an iova
  * that differs from its address by other than a multiple of 8, so the
  * word is read and written through the copy helpers and may straddle two
- * pages.
+ * pages.  An atomic write stores the whole word with one 8-byte store
+ * when the word is aligned in memory too, so no CPU or frdma reader sees
+ * half of it (IBTA oA19-28); a word straddling two pages is copied.
  *
  * Context: any; does not sleep.
  * Return: 0, -EINVAL for a misaligned address or an unknown opcode, or
@@ -541,13 +638,21 @@ int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
 	if (addr & (sizeof(u64) - 1))
 		return -EINVAL;
 	if (opcode != IB_UVERBS_WR_ATOMIC_CMP_AND_SWP &&
-	    opcode != IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD)
+	    opcode != IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD &&
+	    opcode != IB_UVERBS_WR_ATOMIC_WRITE)
 		return -EINVAL;
 	if (addr < mr->iova || addr - mr->iova > mr->length ||
 	    mr->length - (addr - mr->iova) < sizeof(u64))
 		return -ERANGE;
 	if (WARN_ON_ONCE(!mr->writable))
 		return -EINVAL;
+
+	if (opcode == IB_UVERBS_WR_ATOMIC_WRITE) {
+		spin_lock_irqsave(&frdma_atomic_lock, irqflags);
+		frdma_mr_store_u64(mr, addr, compare_add);
+		spin_unlock_irqrestore(&frdma_atomic_lock, irqflags);
+		return 0;
+	}
 
 	spin_lock_irqsave(&frdma_atomic_lock, irqflags);
 	frdma_mr_read(mr, addr, &old, sizeof(old));

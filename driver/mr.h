@@ -18,6 +18,27 @@
  *   succeed), then waits for every reference to be dropped, then releases
  *   the pin.  So the pages an in-flight operation copies to or from stay
  *   pinned until it is done.
+ *
+ * Memory windows (mw.c)
+ *
+ *   A memory window is a second rkey onto part of an MR, which the owner
+ *   binds and invalidates through its send queue.  Its keys live in the
+ *   same key table and key format as the MRs' (one key space: an rkey
+ *   names an MR or an MW, never both), stored as xarray pointers tagged
+ *   FRDMA_KEY_MW so a lookup knows which it found.  The invariants:
+ *
+ *   - frdma_mr_get() returns MRs only: an MW key is never an lkey.
+ *   - An rkey reaches memory through frdma_rkey_get() only, which for an
+ *     MW checks the window (bound, key byte, PD, type 2 QP, access,
+ *     bounds) and hands out a reference on the MR under it.
+ *   - A bound MW holds one reference on its MR and counts in its
+ *     @num_mw; dereg_mr and rereg_mr fail with -EBUSY while @num_mw is
+ *     not zero, and set it to -1 while they run, so a bind cannot race
+ *     with them (binding to an MR at -1 fails).  So an MR never goes away
+ *     under a bound window, and its PD, access and translation are the
+ *     ones the bind checked.
+ *   - A window is freed only after an RCU grace period (lookups read it
+ *     under RCU); its state changes under its spinlock.
  */
 #ifndef _FRDMA_MR_H
 #define _FRDMA_MR_H
@@ -42,6 +63,8 @@
  * @rcu: frees it after the lookups that may still see it
  * @writable: its pages are pinned for writing (so @access may grant
  *	      writes; rereg_mr may change @access but not this)
+ * @num_mw: memory windows bound to it, or -1 while it is being
+ *	    deregistered or re-registered (see "Memory windows" above)
  */
 struct frdma_mr {
 	struct ib_mr ibmr;
@@ -54,6 +77,22 @@ struct frdma_mr {
 	u64 length;
 	struct rcu_head rcu;
 	bool writable;
+	atomic_t num_mw;
+};
+
+/* The tag of an MW's entry in the key table (xa_tag_pointer()). */
+#define FRDMA_KEY_MW		1
+#define FRDMA_KEY_SHIFT		8
+
+/**
+ * struct frdma_ibmw - the core's MW object (the core allocates and frees it)
+ * @ibmw: the core's part
+ * @mw: frdma's window, allocated and RCU-freed by mw.c, since lookups may
+ *	still read it after the core has freed @ibmw
+ */
+struct frdma_ibmw {
+	struct ib_mw ibmw;
+	struct frdma_mw *mw;
 };
 
 static inline struct frdma_mr *to_fmr(struct ib_mr *ibmr)
@@ -101,5 +140,27 @@ void frdma_mr_write(struct frdma_mr *dst, u64 addr, const void *buf,
 void frdma_mr_read(struct frdma_mr *src, u64 addr, void *buf, u64 len);
 int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
 		    u64 compare_add, u64 swap, u64 *orig);
+
+/*
+ * Remote keys (MR or MW), for the responder's side of RDMA and atomics.
+ *
+ * frdma_rkey_get() - resolve @rkey for an access of @len bytes at @addr
+ *	needing @access, arriving at @qp: on success *@mrp is the MR to
+ *	copy to or from (referenced; drop with frdma_mr_put()), with @addr
+ *	inside it.  Returns 0, -ENOENT (no such key), -EACCES (PD, QP,
+ *	access or window state) or -ERANGE (bounds).
+ */
+int frdma_rkey_get(struct frdma_dev *fdev, u32 rkey, struct ib_qp *qp,
+		   u64 addr, u64 len, int access, struct frdma_mr **mrp);
+
+/* Memory windows (mw.c): the verbs and the send queue's operations. */
+int frdma_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata);
+int frdma_dealloc_mw(struct ib_mw *ibmw);
+int frdma_mw_bind(struct ib_qp *qp, u32 mw_rkey, u32 new_rkey, u32 mr_lkey,
+		  u64 addr, u64 length, int access);
+int frdma_mw_invalidate(struct ib_qp *qp, u32 rkey, bool remote);
+struct frdma_mw *frdma_mw_lookup(struct frdma_dev *fdev, u32 rkey);
+int frdma_mw_resolve(struct frdma_mw *mw, u32 rkey, struct ib_qp *qp,
+		     u64 addr, u64 len, int access, struct frdma_mr **mrp);
 
 #endif /* _FRDMA_MR_H */

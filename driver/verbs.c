@@ -34,7 +34,10 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->device_cap_flags = IB_DEVICE_PORT_ACTIVE_EVENT |
 				 IB_DEVICE_SYS_IMAGE_GUID |
 				 IB_DEVICE_RC_RNR_NAK_GEN |
-				 IB_DEVICE_CURR_QP_STATE_MOD;
+				 IB_DEVICE_CURR_QP_STATE_MOD |
+				 IB_DEVICE_MEM_WINDOW |
+				 IB_DEVICE_MEM_WINDOW_TYPE_2B |
+				 IB_DEVICE_ATOMIC_WRITE;
 	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG;
 	attr->max_send_sge = FRDMA_MAX_SGE;
 	attr->max_recv_sge = FRDMA_MAX_SGE;
@@ -42,6 +45,7 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->max_cq = FRDMA_MAX_CQ;
 	attr->max_cqe = FRDMA_MAX_CQE;
 	attr->max_mr = FRDMA_MAX_MR;
+	attr->max_mw = FRDMA_MAX_MR;	/* one key space with the MRs */
 	attr->max_pd = FRDMA_MAX_PD;
 	attr->max_qp_rd_atom = FRDMA_MAX_RD_ATOM;
 	attr->max_qp_init_rd_atom = FRDMA_MAX_RD_ATOM;
@@ -169,12 +173,14 @@ const struct ib_device_ops frdma_dev_ops = {
 	.owner = THIS_MODULE,
 	.uverbs_abi_ver = FRDMA_ABI_VERSION,
 
+	.alloc_mw = frdma_alloc_mw,
 	.alloc_pd = frdma_alloc_pd,
 	.alloc_ucontext = frdma_alloc_ucontext,
 	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
 	.create_qp = frdma_create_qp,
 	.create_user_ah = frdma_create_ah,
+	.dealloc_mw = frdma_dealloc_mw,
 	.dealloc_pd = frdma_dealloc_pd,
 	.dealloc_ucontext = frdma_dealloc_ucontext,
 	.dereg_mr = frdma_dereg_mr,
@@ -201,6 +207,7 @@ const struct ib_device_ops frdma_dev_ops = {
 
 	INIT_RDMA_OBJ_SIZE(ib_ah, frdma_ah, ibah),
 	INIT_RDMA_OBJ_SIZE(ib_cq, frdma_cq, ibcq),
+	INIT_RDMA_OBJ_SIZE(ib_mw, frdma_ibmw, ibmw),
 	INIT_RDMA_OBJ_SIZE(ib_pd, frdma_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_qp, frdma_qp, ibqp),
 	INIT_RDMA_OBJ_SIZE(ib_ucontext, frdma_ucontext, ibuc),

@@ -110,6 +110,42 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 	return n;
 }
 
+/*
+ * Remove every unconsumed completion of QP @qpn from a CQ (the QP went to
+ * RESET).  Under the CQ lock, the entries between the consumer index and
+ * the producer index loaded now belong to the provider: walking them from
+ * the newest, the ones kept slide up over the ones dropped, and the
+ * consumer index then skips the dropped count.  The kernel writes only at
+ * and after prod, and only into slots the published cons has freed.
+ */
+void frdma_cq_clean(struct ibv_cq *ibcq, uint32_t qpn)
+{
+	struct frdma_cq *cq = to_fcq(ibcq);
+	struct frdma_ring *r = &cq->ring;
+	const struct frdma_cqe *cqe;
+	uint32_t prod, i, dropped = 0;
+
+	pthread_spin_lock(&cq->lock);
+	prod = frdma_ring_load_prod(r);
+	if (prod - r->uidx > r->num_entries)
+		goto out;		/* a broken ring: leave it alone */
+	for (i = prod; i != r->uidx;) {
+		i--;
+		cqe = frdma_ring_entry(r, i);
+		if (cqe->qp_num == qpn)
+			dropped++;
+		else if (dropped)
+			memcpy(frdma_ring_entry(r, i + dropped), cqe,
+			       sizeof(*cqe));
+	}
+	if (dropped) {
+		r->uidx += dropped;
+		frdma_ring_store_cons(r);
+	}
+out:
+	pthread_spin_unlock(&cq->lock);
+}
+
 int frdma_resize_cq(struct ibv_cq *ibcq, int cqe)
 {
 	struct frdma_cq *cq = to_fcq(ibcq);
@@ -219,7 +255,12 @@ static uint32_t frdma_read_byte_len(struct ibv_cq_ex *cq_ex)
 
 static __be32 frdma_read_imm_data(struct ibv_cq_ex *cq_ex)
 {
-	return ex_to_fcq(cq_ex)->cur->imm_data;
+	const struct frdma_cqe *cqe = ex_to_fcq(cq_ex)->cur;
+
+	/* ibv_wc_read_invalidated_rkey() converts from big endian */
+	if (cqe->wc_flags & FRDMA_WC_WITH_INV)
+		return htobe32(cqe->imm_data);
+	return cqe->imm_data;
 }
 
 static uint32_t frdma_read_qp_num(struct ibv_cq_ex *cq_ex)

@@ -104,6 +104,62 @@ static int frdma_dereg_mr(struct verbs_mr *vmr)
 	return 0;
 }
 
+/*
+ * Change an MR's PD, rights or translation; the kernel keeps the keys
+ * unless the translation changes (then the MR gets new ones, which the
+ * command's response carries and libibverbs stores).  libibverbs has
+ * checked @flags.
+ */
+static int frdma_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
+			  void *addr, size_t length, int access)
+{
+	struct frdma_cmd_rereg_mr cmd = {};
+	struct ib_uverbs_rereg_mr_resp resp = {};
+	int ret;
+
+	ret = ibv_cmd_rereg_mr(vmr, flags, addr, length, (uintptr_t)addr,
+			       access, pd, (struct ibv_rereg_mr *)&cmd,
+			       sizeof(cmd), &resp, sizeof(resp));
+	if (ret)
+		errno = ret;
+	return ret;
+}
+
+/*
+ * Memory windows: the kernel allocates the window and its key; binding
+ * and invalidation go through the send queue (frdma_bind_mw() in qp.c).
+ */
+static struct ibv_mw *frdma_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type)
+{
+	struct frdma_cmd_alloc_mw cmd = {};
+	struct ib_uverbs_alloc_mw_resp resp = {};
+	struct ibv_mw *mw;
+	int ret;
+
+	mw = calloc(1, sizeof(*mw));
+	if (!mw)
+		return NULL;
+	ret = ibv_cmd_alloc_mw(pd, type, mw, (struct ibv_alloc_mw *)&cmd,
+			       sizeof(cmd), &resp, sizeof(resp));
+	if (ret) {
+		free(mw);
+		errno = ret;
+		return NULL;
+	}
+	return mw;
+}
+
+static int frdma_dealloc_mw(struct ibv_mw *mw)
+{
+	int ret;
+
+	ret = ibv_cmd_dealloc_mw(mw);
+	if (ret)
+		return ret;
+	free(mw);
+	return 0;
+}
+
 static struct ibv_ah *frdma_create_ah(struct ibv_pd *pd,
 				      struct ibv_ah_attr *attr)
 {
@@ -145,12 +201,15 @@ static void frdma_free_context(struct ibv_context *ibctx)
 }
 
 static const struct verbs_context_ops frdma_ctx_ops = {
+	.alloc_mw = frdma_alloc_mw,
 	.alloc_pd = frdma_alloc_pd,
+	.bind_mw = frdma_bind_mw,
 	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
 	.create_cq_ex = frdma_create_cq_ex,
 	.create_qp = frdma_create_qp,
 	.create_qp_ex = frdma_create_qp_ex,
+	.dealloc_mw = frdma_dealloc_mw,
 	.dealloc_pd = frdma_dealloc_pd,
 	.dereg_mr = frdma_dereg_mr,
 	.destroy_ah = frdma_destroy_ah,
@@ -165,6 +224,7 @@ static const struct verbs_context_ops frdma_ctx_ops = {
 	.query_port = frdma_query_port,
 	.query_qp = frdma_query_qp,
 	.reg_mr = frdma_reg_mr,
+	.rereg_mr = frdma_rereg_mr,
 	.req_notify_cq = ibv_cmd_req_notify_cq,
 	.resize_cq = frdma_resize_cq,
 };

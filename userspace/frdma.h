@@ -141,6 +141,16 @@ struct frdma_cmd_reg_mr {
 	struct ib_uverbs_reg_mr core;
 };
 
+struct frdma_cmd_rereg_mr {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_rereg_mr core;
+};
+
+struct frdma_cmd_alloc_mw {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_alloc_mw core;
+};
+
 struct frdma_cmd_create_qp {
 	struct ib_uverbs_cmd_hdr hdr;
 	struct ib_uverbs_create_qp core;
@@ -251,6 +261,7 @@ struct ibv_cq *frdma_create_cq(struct ibv_context *ibctx, int cqe,
 int frdma_destroy_cq(struct ibv_cq *ibcq);
 int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc);
 int frdma_resize_cq(struct ibv_cq *ibcq, int cqe);
+void frdma_cq_clean(struct ibv_cq *ibcq, uint32_t qpn);
 struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 				     struct ibv_cq_init_attr_ex *attr);
 
@@ -268,5 +279,7 @@ int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 		    struct ibv_send_wr **bad_wr);
 int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 		    struct ibv_recv_wr **bad_wr);
+int frdma_bind_mw(struct ibv_qp *ibqp, struct ibv_mw *mw,
+		  struct ibv_mw_bind *mw_bind);
 
 #endif /* FRDMA_PROVIDER_H */

@@ -22,11 +22,15 @@ enum {
 	FRDMA_UD_SEND_OPS = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM,
 	FRDMA_UC_SEND_OPS = FRDMA_UD_SEND_OPS |
 			    IBV_QP_EX_WITH_RDMA_WRITE |
-			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM,
+			    IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
+			    IBV_QP_EX_WITH_SEND_WITH_INV |
+			    IBV_QP_EX_WITH_BIND_MW |
+			    IBV_QP_EX_WITH_LOCAL_INV,
 	FRDMA_RC_SEND_OPS = FRDMA_UC_SEND_OPS |
 			    IBV_QP_EX_WITH_RDMA_READ |
 			    IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
-			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD,
+			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD |
+			    IBV_QP_EX_WITH_ATOMIC_WRITE,
 };
 
 /* Ring the SQ's doorbell: the kernel consumes the SQ up to its prod. */
@@ -183,6 +187,59 @@ static void frdma_wr_atomic_fetch_add(struct ibv_qp_ex *qpx, uint32_t rkey,
 			add, 0);
 }
 
+static void frdma_wr_atomic_write(struct ibv_qp_ex *qpx, uint32_t rkey,
+				  uint64_t remote_addr, const void *atomic_wr)
+{
+	struct frdma_sqe *sqe = frdma_wr_next(qpx, IBV_WR_ATOMIC_WRITE);
+
+	if (!sqe)
+		return;
+	sqe->atomic.remote_addr = remote_addr;
+	sqe->atomic.rkey = rkey;
+	memcpy(&sqe->atomic.compare_add, atomic_wr, 8);
+}
+
+static void frdma_wr_send_inv(struct ibv_qp_ex *qpx, uint32_t invalidate_rkey)
+{
+	struct frdma_sqe *sqe = frdma_wr_next(qpx, IBV_WR_SEND_WITH_INV);
+
+	if (sqe)
+		sqe->invalidate_rkey = invalidate_rkey;
+}
+
+static void frdma_wr_local_inv(struct ibv_qp_ex *qpx, uint32_t invalidate_rkey)
+{
+	struct frdma_sqe *sqe = frdma_wr_next(qpx, IBV_WR_LOCAL_INV);
+
+	if (sqe)
+		sqe->invalidate_rkey = invalidate_rkey;
+}
+
+/*
+ * Bind @mw with the key byte of @rkey (the kernel checks the rules and
+ * completes a bad bind with IBV_WC_MW_BIND_ERR).
+ */
+static void frdma_wr_bind_mw(struct ibv_qp_ex *qpx, struct ibv_mw *mw,
+			     uint32_t rkey,
+			     const struct ibv_mw_bind_info *bind_info)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+	struct frdma_sqe *sqe = frdma_wr_next(qpx, IBV_WR_BIND_MW);
+
+	if (!sqe)
+		return;
+	if (!mw || (bind_info->length && !bind_info->mr)) {
+		frdma_wr_fail(qp, EINVAL);
+		return;
+	}
+	sqe->bind.addr = bind_info->addr;
+	sqe->bind.length = bind_info->length;
+	sqe->bind.mr_lkey = bind_info->mr ? bind_info->mr->lkey : 0;
+	sqe->bind.mw_rkey = mw->rkey;
+	sqe->bind.new_rkey = rkey;
+	sqe->bind.access = bind_info->mw_access_flags;
+}
+
 static void frdma_wr_set_ud_addr(struct ibv_qp_ex *qpx, struct ibv_ah *ah,
 				 uint32_t remote_qpn, uint32_t remote_qkey)
 {
@@ -319,11 +376,15 @@ static void frdma_set_qp_ex_ops(struct frdma_qp *qp, enum ibv_qp_type type)
 	if (type == IBV_QPT_RC || type == IBV_QPT_UC) {
 		qpx->wr_rdma_write = frdma_wr_rdma_write;
 		qpx->wr_rdma_write_imm = frdma_wr_rdma_write_imm;
+		qpx->wr_send_inv = frdma_wr_send_inv;
+		qpx->wr_local_inv = frdma_wr_local_inv;
+		qpx->wr_bind_mw = frdma_wr_bind_mw;
 	}
 	if (type == IBV_QPT_RC) {
 		qpx->wr_rdma_read = frdma_wr_rdma_read;
 		qpx->wr_atomic_cmp_swp = frdma_wr_atomic_cmp_swp;
 		qpx->wr_atomic_fetch_add = frdma_wr_atomic_fetch_add;
+		qpx->wr_atomic_write = frdma_wr_atomic_write;
 	}
 	qpx->wr_set_sge = frdma_wr_set_sge;
 	qpx->wr_set_sge_list = frdma_wr_set_sge_list;
@@ -513,6 +574,18 @@ int frdma_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
 	if ((attr_mask & IBV_QP_STATE) && attr->qp_state == IBV_QPS_RESET) {
 		frdma_wq_reset(&qp->sq);
 		frdma_wq_reset(&qp->rq);
+		/*
+		 * A QP leaves RESET with no past: drop the completions of its
+		 * old life (flushes, errors) that are still in its CQs.  The
+		 * kernel produces none for it after the transition returned
+		 * (its queues are empty and it executes nothing in RESET), and
+		 * only the provider, under the CQ lock, may rewrite the
+		 * unconsumed part of a CQ ring.
+		 */
+		if (ibqp->send_cq)
+			frdma_cq_clean(ibqp->send_cq, ibqp->qp_num);
+		if (ibqp->recv_cq && ibqp->recv_cq != ibqp->send_cq)
+			frdma_cq_clean(ibqp->recv_cq, ibqp->qp_num);
 	}
 	return 0;
 }
@@ -603,4 +676,32 @@ int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 		frdma_ring_store_prod(r);
 	pthread_spin_unlock(&qp->rq.lock);
 	return ret;
+}
+
+/*
+ * ibv_bind_mw(): a type 1 window is bound by a BIND_MW send queue entry
+ * with the next key byte, which becomes the window's rkey once posted
+ * (the application undoes it if the bind completes in error).
+ * libibverbs has checked the type, the MR and the PDs.
+ */
+int frdma_bind_mw(struct ibv_qp *ibqp, struct ibv_mw *mw,
+		  struct ibv_mw_bind *mw_bind)
+{
+	struct ibv_send_wr wr = {}, *bad;
+	int ret;
+
+	if (mw->type != IBV_MW_TYPE_1 ||
+	    (mw_bind->bind_info.mw_access_flags & IBV_ACCESS_ZERO_BASED))
+		return errno = EINVAL;
+	wr.wr_id = mw_bind->wr_id;
+	wr.opcode = IBV_WR_BIND_MW;
+	wr.send_flags = mw_bind->send_flags;
+	wr.bind_mw.mw = mw;
+	wr.bind_mw.rkey = ibv_inc_rkey(mw->rkey);
+	wr.bind_mw.bind_info = mw_bind->bind_info;
+	ret = frdma_post_send(ibqp, &wr, &bad);
+	if (ret)
+		return errno = ret;
+	mw->rkey = wr.bind_mw.rkey;
+	return 0;
 }

@@ -299,6 +299,8 @@ struct ibv_get_context;
 struct ibv_query_port;
 struct ibv_alloc_pd;
 struct ibv_reg_mr;
+struct ibv_rereg_mr;
+struct ibv_alloc_mw;
 struct ibv_create_cq;
 struct ibv_create_cq_ex;
 struct ibv_resize_cq;
@@ -360,6 +362,18 @@ int ibv_cmd_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 		   struct ibv_reg_mr *cmd, size_t cmd_size,
 		   struct ib_uverbs_reg_mr_resp *resp, size_t resp_size);
 int ibv_cmd_dereg_mr(struct verbs_mr *vmr);
+int ibv_cmd_rereg_mr(struct verbs_mr *vmr, uint32_t flags, void *addr,
+		     size_t length, uint64_t hca_va, int access,
+		     struct ibv_pd *pd, struct ibv_rereg_mr *cmd,
+		     size_t cmd_sz, struct ib_uverbs_rereg_mr_resp *resp,
+		     size_t resp_sz);
+
+/* MW */
+int ibv_cmd_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type,
+		     struct ibv_mw *mw, struct ibv_alloc_mw *cmd,
+		     size_t cmd_size,
+		     struct ib_uverbs_alloc_mw_resp *resp, size_t resp_size);
+int ibv_cmd_dealloc_mw(struct ibv_mw *mw);
 
 /* CQ */
 void verbs_init_cq(struct ibv_cq *cq, struct ibv_context *context,

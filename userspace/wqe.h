@@ -107,10 +107,14 @@ static inline bool frdma_opcode_ok(const struct frdma_sq_limits *l,
 		return true;
 	case IBV_WR_RDMA_WRITE:
 	case IBV_WR_RDMA_WRITE_WITH_IMM:
+	case IBV_WR_SEND_WITH_INV:
+	case IBV_WR_BIND_MW:
+	case IBV_WR_LOCAL_INV:
 		return l->qp_type == IBV_QPT_RC || l->qp_type == IBV_QPT_UC;
 	case IBV_WR_RDMA_READ:
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+	case IBV_WR_ATOMIC_WRITE:
 		return l->qp_type == IBV_QPT_RC;
 	default:
 		return false;
@@ -121,7 +125,18 @@ static inline bool frdma_opcode_ok(const struct frdma_sq_limits *l,
 static inline bool frdma_opcode_inline_ok(enum ibv_wr_opcode op)
 {
 	return op == IBV_WR_SEND || op == IBV_WR_SEND_WITH_IMM ||
-	       op == IBV_WR_RDMA_WRITE || op == IBV_WR_RDMA_WRITE_WITH_IMM;
+	       op == IBV_WR_SEND_WITH_INV || op == IBV_WR_RDMA_WRITE ||
+	       op == IBV_WR_RDMA_WRITE_WITH_IMM;
+}
+
+/*
+ * Opcodes whose entry carries no SGEs: the memory window operations, and
+ * ATOMIC_WRITE, whose 8 bytes travel in the header.
+ */
+static inline bool frdma_opcode_no_sge(enum ibv_wr_opcode op)
+{
+	return op == IBV_WR_BIND_MW || op == IBV_WR_LOCAL_INV ||
+	       op == IBV_WR_ATOMIC_WRITE;
 }
 
 /*
@@ -140,6 +155,21 @@ static inline int frdma_send_wr_check(const struct frdma_sq_limits *l,
 	    (wr->send_flags & ~(unsigned int)FRDMA_SEND_FLAGS) ||
 	    wr->num_sge < 0 || (l->qp_type == IBV_QPT_UD && !wr->wr.ud.ah))
 		return EINVAL;
+	switch (wr->opcode) {
+	case IBV_WR_ATOMIC_WRITE:
+		/* one buffer of exactly the 8 bytes to write */
+		return !(wr->send_flags & IBV_SEND_INLINE) &&
+		       wr->num_sge == 1 && wr->sg_list[0].length == 8 ?
+		       0 : EINVAL;
+	case IBV_WR_BIND_MW:
+		return wr->bind_mw.mw && !(wr->send_flags & IBV_SEND_INLINE) &&
+		       (!wr->bind_mw.bind_info.length ||
+			wr->bind_mw.bind_info.mr) ? 0 : EINVAL;
+	case IBV_WR_LOCAL_INV:
+		return wr->send_flags & IBV_SEND_INLINE ? EINVAL : 0;
+	default:
+		break;
+	}
 	if (!(wr->send_flags & IBV_SEND_INLINE))
 		return (uint32_t)wr->num_sge <= l->max_sge ? 0 : EINVAL;
 
@@ -207,12 +237,14 @@ static inline void frdma_build_sqe(struct frdma_sqe *sqe,
 				   uint32_t inline_len)
 {
 	bool inl = wr->send_flags & IBV_SEND_INLINE;
+	bool no_sge = frdma_opcode_no_sge(wr->opcode);
+	const struct ibv_mw_bind_info *bi;
 
 	*sqe = (struct frdma_sqe){
 		.wr_id = wr->wr_id,
 		.opcode = wr->opcode,
 		.flags = frdma_sqe_flags(l, wr->send_flags),
-		.num_sge = inl ? 0 : wr->num_sge,
+		.num_sge = inl || no_sge ? 0 : wr->num_sge,
 		.inline_len = inline_len,
 	};
 
@@ -244,10 +276,32 @@ static inline void frdma_build_sqe(struct frdma_sqe *sqe,
 		sqe->atomic.swap = wr->wr.atomic.swap;
 		sqe->atomic.rkey = wr->wr.atomic.rkey;
 		break;
+	case IBV_WR_ATOMIC_WRITE:
+		/* like RDMA WRITE, with the 8 bytes copied in now */
+		sqe->atomic.remote_addr = wr->wr.rdma.remote_addr;
+		sqe->atomic.rkey = wr->wr.rdma.rkey;
+		memcpy(&sqe->atomic.compare_add,
+		       (const void *)(uintptr_t)wr->sg_list[0].addr, 8);
+		break;
+	case IBV_WR_SEND_WITH_INV:
+	case IBV_WR_LOCAL_INV:
+		sqe->invalidate_rkey = wr->invalidate_rkey;
+		break;
+	case IBV_WR_BIND_MW:
+		bi = &wr->bind_mw.bind_info;
+		sqe->bind.addr = bi->addr;
+		sqe->bind.length = bi->length;
+		sqe->bind.mr_lkey = bi->mr ? bi->mr->lkey : 0;
+		sqe->bind.mw_rkey = wr->bind_mw.mw->rkey;
+		sqe->bind.new_rkey = wr->bind_mw.rkey;
+		sqe->bind.access = bi->mw_access_flags;
+		break;
 	default:
 		break;
 	}
 
+	if (no_sge)
+		return;
 	if (inl)
 		frdma_pack_inline(frdma_sqe_data(sqe), wr->sg_list,
 				  wr->num_sge);

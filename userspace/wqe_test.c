@@ -80,9 +80,19 @@ static void test_checks(void)
 	}
 	ok(all, "RC accepts the seven opcodes with max_send_sge SGEs");
 	wr.opcode = IBV_WR_LOCAL_INV;
-	ok(check(&rc, &wr) == EINVAL, "LOCAL_INV is refused");
+	ok(check(&rc, &wr) == 0 && check(&uc, &wr) == 0,
+	   "RC and UC accept LOCAL_INV");
+	wr.wr.ud.ah = &ah.ibv_ah;
+	ok(check(&ud, &wr) == EINVAL, "UD refuses LOCAL_INV");
+	wr.opcode = IBV_WR_SEND_WITH_INV;
+	ok(check(&rc, &wr) == 0 && check(&uc, &wr) == 0 &&
+	   check(&ud, &wr) == EINVAL, "SEND_WITH_INV on RC and UC only");
+	wr.wr.ud.ah = NULL;
 	wr.opcode = IBV_WR_BIND_MW;
-	ok(check(&rc, &wr) == EINVAL, "BIND_MW is refused");
+	ok(check(&rc, &wr) == EINVAL, "BIND_MW without a window is refused");
+	wr.opcode = IBV_WR_ATOMIC_WRITE;
+	ok(check(&rc, &wr) == EINVAL,
+	   "ATOMIC_WRITE with other than one 8-byte buffer is refused");
 	wr.opcode = 200;
 	ok(check(&rc, &wr) == EINVAL, "an unknown opcode is refused");
 
@@ -231,6 +241,58 @@ static void test_build(void)
 	ok(q->ud.ah_num == 0x1234 && q->ud.remote_qpn == 0x4711 &&
 	   q->ud.remote_qkey == 0x80010000 && q->ud.rsvd == 0 &&
 	   q->rsvd2 == 0, "UD SEND names the AH by its number");
+
+	{
+		uint64_t word = 0x0102030405060708ULL;
+		struct ibv_sge wsg = { (uintptr_t)&word, 8, 3 };
+		struct ibv_mw mw = { .rkey = 0x1234a7, .type = IBV_MW_TYPE_2 };
+		struct ibv_mr mr = { .lkey = 0x5501 };
+
+		memset(&s, 0xa5, sizeof(s));
+		wr = (struct ibv_send_wr){
+			.wr_id = 1, .opcode = IBV_WR_ATOMIC_WRITE,
+			.sg_list = &wsg, .num_sge = 1,
+		};
+		wr.wr.rdma.remote_addr = 0x2000;
+		wr.wr.rdma.rkey = 0x77;
+		ok(frdma_send_wr_check(&rc, &wr, &len) == 0,
+		   "ATOMIC_WRITE of one 8-byte buffer is accepted");
+		frdma_build_sqe(q, &rc, &wr, len);
+		ok(q->atomic.remote_addr == 0x2000 && q->atomic.rkey == 0x77 &&
+		   q->atomic.compare_add == word && q->atomic.swap == 0 &&
+		   q->num_sge == 0 && q->inline_len == 0,
+		   "ATOMIC_WRITE carries its 8 bytes in the header");
+		ok(check(&uc, &wr) == EINVAL, "UC refuses ATOMIC_WRITE");
+
+		memset(&s, 0xa5, sizeof(s));
+		wr = (struct ibv_send_wr){ .wr_id = 2, .opcode = IBV_WR_BIND_MW };
+		wr.bind_mw.mw = &mw;
+		wr.bind_mw.rkey = 0x1234a8;
+		wr.bind_mw.bind_info.mr = &mr;
+		wr.bind_mw.bind_info.addr = 0x3000;
+		wr.bind_mw.bind_info.length = 0x100;
+		wr.bind_mw.bind_info.mw_access_flags = IBV_ACCESS_REMOTE_WRITE;
+		ok(frdma_send_wr_check(&rc, &wr, &len) == 0,
+		   "BIND_MW is accepted");
+		frdma_build_sqe(q, &rc, &wr, len);
+		ok(q->bind.addr == 0x3000 && q->bind.length == 0x100 &&
+		   q->bind.mr_lkey == 0x5501 && q->bind.mw_rkey == 0x1234a7 &&
+		   q->bind.new_rkey == 0x1234a8 &&
+		   q->bind.access == IBV_ACCESS_REMOTE_WRITE &&
+		   q->num_sge == 0 && q->imm_data == 0,
+		   "BIND_MW header");
+		wr.bind_mw.bind_info.mr = NULL;
+		ok(check(&rc, &wr) == EINVAL,
+		   "BIND_MW of a non-zero length without an MR is refused");
+
+		memset(&s, 0xa5, sizeof(s));
+		wr = (struct ibv_send_wr){ .opcode = IBV_WR_LOCAL_INV,
+					   .invalidate_rkey = 0xabcdef01 };
+		frdma_send_wr_check(&rc, &wr, &len);
+		frdma_build_sqe(q, &rc, &wr, len);
+		ok(q->invalidate_rkey == 0xabcdef01 && q->num_sge == 0 &&
+		   zero(&q->bind, sizeof(q->bind)), "LOCAL_INV header");
+	}
 }
 
 static void test_rqe(void)

@@ -13,7 +13,13 @@
  * rights and the PD in place, keeping the keys, and the translation by a
  * new registration; the fault switch in
  * /sys/kernel/debug/frdma makes registration fail with ENOMEM at each of
- * its failure points, leaving nothing pinned.  Around everything, frdma's
+ * its failure points, leaving nothing pinned.  Memory windows (type 1
+ * and 2) grant remote access to part of an MR exactly while bound, within
+ * their bounds, rights, PD and (type 2) QP; an access through an unbound,
+ * invalidated or deallocated window completes with IBV_WC_REM_ACCESS_ERR
+ * and writes nothing; bind rule violations complete with
+ * IBV_WC_MW_BIND_ERR; an MR with a bound window cannot be deregistered;
+ * ATOMIC_WRITE stores 8 bytes.  Around everything, frdma's
  * debugfs counters and the kernel's foll-pin counters come back to where
  * they started.
  */
@@ -529,6 +535,481 @@ out:
 }
 
 /*
+ * Memory windows and ATOMIC_WRITE.  The remote buffer is WIN_PAGES pages
+ * of known bytes; the MR covers pages 1 .. WIN_PAGES - 2 with LOCAL_WRITE
+ * and MW_BIND only (no remote right of its own), so every byte a remote
+ * access reaches, it reaches through a window, and the first and last
+ * pages are canaries.  After every step the whole buffer is compared with
+ * what the successful operations alone should have made of it.
+ */
+#define WIN_PAGES	8
+#define WIN_OFF		(2 * PAGE + 100)	/* window start in the buffer */
+#define WIN_LEN		3000
+#define DEV_ATOMIC_WRITE	(1ULL << 40)	/* IB_UVERBS_DEVICE_ATOMIC_WRITE */
+
+struct mwt {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	union ibv_gid gid;
+	int gidx;
+	char *lbuf, *rbuf, *want;
+	struct ibv_mr *lmr, *rmr;
+	/* a fresh connected pair per step: errors leave QPs in error */
+	struct ibv_cq *cq, *rcq;
+	struct ibv_qp *a, *b;
+};
+
+static void mwt_pair_free(struct mwt *t)
+{
+	if (t->a)
+		ibv_destroy_qp(t->a);
+	if (t->b)
+		ibv_destroy_qp(t->b);
+	if (t->cq)
+		ibv_destroy_cq(t->cq);
+	if (t->rcq)
+		ibv_destroy_cq(t->rcq);
+	t->a = t->b = NULL;
+	t->cq = t->rcq = NULL;
+}
+
+/* A connected pair: a (requester, CQ cq) and b (responder, CQ rcq). */
+static bool mwt_pair(struct mwt *t)
+{
+	mwt_pair_free(t);
+	t->cq = ibv_create_cq(t->ctx, 16, NULL, NULL, 0);
+	t->rcq = ibv_create_cq(t->ctx, 16, NULL, NULL, 0);
+	if (t->cq && t->rcq) {
+		t->a = lb_create_qp(t->pd, t->cq, t->cq, 8, 1, 0);
+		t->b = lb_create_qp(t->pd, t->rcq, t->rcq, 8, 1, 0);
+	}
+	return ok(t->a && t->b && !lb_connect_pair(t->a, t->b, &t->gid,
+						      t->gidx, 1),
+		  "  a connected pair of RC QPs");
+}
+
+/* Post @wr (signalled) on @qp, wait on @cq; 0, IBV_WC_* + 1000, or < 0. */
+static int mwt_post(struct ibv_qp *qp, struct ibv_cq *cq,
+		    struct ibv_send_wr *wr)
+{
+	return post_wait(qp, cq, wr);
+}
+
+/* An RDMA WRITE of @len bytes of pattern @c to @raddr with @rkey from a. */
+static int mwt_write(struct mwt *t, uint32_t rkey, uint64_t raddr,
+		     uint32_t len, char c)
+{
+	struct ibv_sge sge = { (uintptr_t)t->lbuf, len, t->lmr->lkey };
+	struct ibv_send_wr wr = {
+		.opcode = IBV_WR_RDMA_WRITE, .sg_list = &sge, .num_sge = 1,
+	};
+
+	memset(t->lbuf, c, len);
+	wr.wr.rdma.remote_addr = raddr;
+	wr.wr.rdma.rkey = rkey;
+	return mwt_post(t->a, t->cq, &wr);
+}
+
+/* A type 2 bind (or any BIND_MW work request) posted on @qp. */
+static int mwt_bind2(struct ibv_qp *qp, struct ibv_cq *cq, struct ibv_mw *mw,
+		     uint32_t rkey, struct ibv_mr *mr, uint64_t addr,
+		     uint64_t len, int access)
+{
+	struct ibv_send_wr wr = { .wr_id = 77, .opcode = IBV_WR_BIND_MW };
+
+	wr.bind_mw.mw = mw;
+	wr.bind_mw.rkey = rkey;
+	wr.bind_mw.bind_info.mr = mr;
+	wr.bind_mw.bind_info.addr = addr;
+	wr.bind_mw.bind_info.length = len;
+	wr.bind_mw.bind_info.mw_access_flags = access;
+	return mwt_post(qp, cq, &wr);
+}
+
+/* ibv_bind_mw() of a type 1 window on @qp and its completion. */
+static int mwt_bind1(struct ibv_qp *qp, struct ibv_cq *cq, struct ibv_mw *mw,
+		     struct ibv_mr *mr, uint64_t addr, uint64_t len,
+		     int access)
+{
+	struct ibv_mw_bind b = {
+		.wr_id = 78, .send_flags = IBV_SEND_SIGNALED,
+		.bind_info = { .mr = mr, .addr = addr, .length = len,
+			       .mw_access_flags = access },
+	};
+	struct ibv_wc wc;
+
+	if (ibv_bind_mw(qp, mw, &b))
+		return -1;
+	if (lb_poll(cq, &wc, 1) != 1)
+		return -2;
+	if (wc.status == IBV_WC_SUCCESS && wc.opcode != IBV_WC_BIND_MW)
+		return -3;
+	return wc.status == IBV_WC_SUCCESS ? 0 : 1000 + wc.status;
+}
+
+static const char *st_str(int st)
+{
+	if (st >= 1000)
+		return ibv_wc_status_str(st - 1000);
+	return st ? "not posted or no completion" : "success";
+}
+
+/* Did the remote buffer change only as expected?  Names the first byte. */
+static bool mwt_same(struct mwt *t, const char *what)
+{
+	size_t i;
+
+	for (i = 0; i < WIN_PAGES * PAGE; i++)
+		if (t->rbuf[i] != t->want[i])
+			break;
+	return ok(i == WIN_PAGES * PAGE,
+		  "  %s: the remote buffer holds what it should%s", what,
+		  i == WIN_PAGES * PAGE ? "" :
+		  i < PAGE || i >= (WIN_PAGES - 1) * PAGE ?
+		  " (NOT: a canary page changed)" : " (NOT: MR bytes changed)");
+}
+
+#define REM_ERR		(1000 + IBV_WC_REM_ACCESS_ERR)
+
+static void test_mw(struct ibv_context *ctx, struct ibv_pd *pd)
+{
+	struct mwt t = { .ctx = ctx, .pd = pd };
+	uint64_t win = 0, old1, *w;
+	struct ibv_device_attr_ex ax = {};
+	struct ibv_mw *mw1 = NULL, *mw2 = NULL, *mw3;
+	struct ibv_mr *nobind = NULL;
+	struct ibv_recv_wr rwr = { .wr_id = 5 }, *rbad;
+	struct ibv_send_wr wr;
+	struct ibv_wc wc;
+	uint32_t k2;
+	int st, ret;
+
+	ok(!ibv_query_device_ex(ctx, NULL, &ax) &&
+	   (ax.orig_attr.device_cap_flags & IBV_DEVICE_MEM_WINDOW) &&
+	   (ax.orig_attr.device_cap_flags & IBV_DEVICE_MEM_WINDOW_TYPE_2B) &&
+	   (ax.device_cap_flags_ex & DEV_ATOMIC_WRITE) &&
+	   ax.orig_attr.max_mw > 0,
+	   "memory windows: the device reports MEM_WINDOW, TYPE_2B, ATOMIC_WRITE and max_mw %d",
+	   ax.orig_attr.max_mw);
+	t.lbuf = map_anon(4 * PAGE, PROT_READ | PROT_WRITE);
+	t.rbuf = map_anon(WIN_PAGES * PAGE, PROT_READ | PROT_WRITE);
+	t.want = malloc(WIN_PAGES * PAGE);
+	if (!ok(t.lbuf && t.rbuf && t.want && !lb_find_gid(ctx, &t.gidx, &t.gid),
+		"  buffers and an IPv4 RoCE GID"))
+		goto out;
+	memset(t.rbuf, 0xc5, WIN_PAGES * PAGE);
+	memcpy(t.want, t.rbuf, WIN_PAGES * PAGE);
+	t.lmr = ibv_reg_mr(pd, t.lbuf, 4 * PAGE, IBV_ACCESS_LOCAL_WRITE);
+	t.rmr = ibv_reg_mr(pd, t.rbuf + PAGE, (WIN_PAGES - 2) * PAGE,
+			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
+	nobind = ibv_reg_mr(pd, t.rbuf + PAGE, (WIN_PAGES - 2) * PAGE,
+			    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	if (!ok(t.lmr && t.rmr && nobind,
+		"  MRs registered, one with MW_BIND (%s)", strerror(errno)))
+		goto out;
+	win = (uintptr_t)t.rbuf + WIN_OFF;
+
+	/* Type 1: bind, use, rebind with zero length (unbind). */
+	mw1 = ibv_alloc_mw(pd, IBV_MW_TYPE_1);
+	if (!ok(mw1 != NULL, "ibv_alloc_mw type 1 (%s)", strerror(errno)) ||
+	    !mwt_pair(&t))
+		goto out;
+	old1 = mw1->rkey;
+	st = mwt_bind1(t.b, t.rcq, mw1, t.rmr, win, WIN_LEN,
+		       IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
+	ok(!st && (mw1->rkey >> 8) == (old1 >> 8) && mw1->rkey != old1,
+	   "  ibv_bind_mw type 1 completes with IBV_WC_BIND_MW, a new key byte (%s)",
+	   st_str(st));
+	st = mwt_write(&t, mw1->rkey, win, WIN_LEN, 'a');
+	memset(t.want + WIN_OFF, 'a', WIN_LEN);
+	ok(st == 0, "  RDMA WRITE of the whole window through its rkey (%s)",
+	   st_str(st));
+	mwt_same(&t, "window written");
+	st = mwt_write(&t, mw1->rkey, win + 1, WIN_LEN, 'x');
+	ok(st == REM_ERR, "  one byte past the window: %s", st_str(st));
+	mwt_same(&t, "past the window");
+
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_write(&t, mw1->rkey, win - 8, 16, 'x');
+	ok(st == REM_ERR, "  8 bytes before the window (inside the MR): %s",
+	   st_str(st));
+	mwt_same(&t, "before the window");
+
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_write(&t, t.rmr->rkey, win, 16, 'x');
+	ok(st == REM_ERR, "  the MR's own rkey (no remote rights): %s",
+	   st_str(st));
+	mwt_same(&t, "the MR's rkey");
+
+	if (!mwt_pair(&t))
+		goto out;
+	old1 = mw1->rkey;
+	st = mwt_bind1(t.b, t.rcq, mw1, t.rmr, win, 0, 0);
+	ok(!st, "  ibv_bind_mw with length 0 unbinds the type 1 window (%s)",
+	   st_str(st));
+	st = mwt_write(&t, old1, win, 16, 'x');
+	ok(st == REM_ERR, "  its old rkey after the unbind: %s", st_str(st));
+	mwt_same(&t, "unbound type 1 window");
+
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_write(&t, mw1->rkey, win, 16, 'x');
+	ok(st == REM_ERR, "  its new rkey while unbound: %s", st_str(st));
+	mwt_same(&t, "unbound type 1 window, new rkey");
+
+	/* dereg_mr refuses an MR with a bound window. */
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_bind1(t.b, t.rcq, mw1, t.rmr, win, 64, IBV_ACCESS_REMOTE_READ);
+	ret = ibv_dereg_mr(t.rmr);
+	ok(!st && ret == EBUSY,
+	   "  ibv_dereg_mr of an MR with a bound window fails with EBUSY (%s)",
+	   ret ? strerror(ret) : "deregistered");
+	if (!ret) {
+		t.rmr = NULL;
+		goto out;
+	}
+	old1 = mw1->rkey;
+	ret = ibv_dealloc_mw(mw1);
+	mw1 = NULL;
+	ok(!ret, "  ibv_dealloc_mw of the bound window");
+	if (!mwt_pair(&t))
+		goto out;
+	{
+		struct ibv_sge sge = { (uintptr_t)t.lbuf, 64, t.lmr->lkey };
+
+		memset(&wr, 0, sizeof(wr));
+		wr.opcode = IBV_WR_RDMA_READ;
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.wr.rdma.remote_addr = win;
+		wr.wr.rdma.rkey = old1;
+		st = mwt_post(t.a, t.cq, &wr);
+	}
+	ok(st == REM_ERR, "  RDMA READ through a deallocated window: %s",
+	   st_str(st));
+
+	/* Type 2: bound by a work request, associated with that QP. */
+	mw2 = ibv_alloc_mw(pd, IBV_MW_TYPE_2);
+	if (!ok(mw2 != NULL, "ibv_alloc_mw type 2 (%s)", strerror(errno)) ||
+	    !mwt_pair(&t))
+		goto out;
+	k2 = ibv_inc_rkey(mw2->rkey);
+	st = mwt_bind2(t.b, t.rcq, mw2, k2, t.rmr, win, WIN_LEN,
+		       IBV_ACCESS_REMOTE_WRITE);
+	ok(!st, "  BIND_MW type 2 on the responder QP (%s)", st_str(st));
+	st = mwt_write(&t, k2, win + 8, 8, 'b');
+	memset(t.want + WIN_OFF + 8, 'b', 8);
+	ok(st == 0, "  RDMA WRITE through it (%s)", st_str(st));
+	mwt_same(&t, "type 2 window written");
+	st = mwt_bind2(t.b, t.rcq, mw2, ibv_inc_rkey(k2), t.rmr, win, 8,
+		       IBV_ACCESS_REMOTE_WRITE);
+	ok(st == 1000 + IBV_WC_MW_BIND_ERR,
+	   "  binding a bound type 2 window again: %s", st_str(st));
+
+	/* The association: the same rkey arriving at another QP. */
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_write(&t, k2, win + 8, 8, 'x');
+	ok(st == REM_ERR, "  its rkey arriving at another QP of the PD: %s",
+	   st_str(st));
+	mwt_same(&t, "type 2 window, another QP");
+	/* (the window stays bound to the destroyed QP's number, unusable) */
+	ret = ibv_dealloc_mw(mw2);
+	mw2 = NULL;
+	ok(!ret, "  ibv_dealloc_mw");
+
+	/* LOCAL_INV, then SEND_WITH_INV. */
+	mw2 = ibv_alloc_mw(pd, IBV_MW_TYPE_2);
+	if (!ok(mw2 != NULL, "ibv_alloc_mw type 2 again") || !mwt_pair(&t))
+		goto out;
+	k2 = ibv_inc_rkey(mw2->rkey);
+	st = mwt_bind2(t.b, t.rcq, mw2, k2, t.rmr, win, WIN_LEN,
+		       IBV_ACCESS_REMOTE_WRITE);
+	memset(&wr, 0, sizeof(wr));
+	wr.opcode = IBV_WR_LOCAL_INV;
+	wr.invalidate_rkey = k2;
+	ret = mwt_post(t.b, t.rcq, &wr);
+	ok(!st && !ret, "  bound, then LOCAL_INV (%s, %s)", st_str(st),
+	   st_str(ret));
+	st = mwt_write(&t, k2, win, 8, 'x');
+	ok(st == REM_ERR, "  its rkey after LOCAL_INV: %s", st_str(st));
+	mwt_same(&t, "locally invalidated window");
+
+	if (!mwt_pair(&t))
+		goto out;
+	k2 = ibv_inc_rkey(k2);
+	st = mwt_bind2(t.b, t.rcq, mw2, k2, t.rmr, win, WIN_LEN,
+		       IBV_ACCESS_REMOTE_WRITE);
+	ok(!st, "  the invalidated window binds again (%s)", st_str(st));
+	ret = ibv_post_recv(t.b, &rwr, &rbad);
+	memset(&wr, 0, sizeof(wr));
+	wr.opcode = IBV_WR_SEND_WITH_INV;
+	wr.invalidate_rkey = k2;
+	st = ret ? -1 : mwt_post(t.a, t.cq, &wr);
+	ret = lb_poll(t.rcq, &wc, 1);
+	ok(!st && ret == 1 && wc.status == IBV_WC_SUCCESS &&
+	   (wc.wc_flags & IBV_WC_WITH_INV) && wc.invalidated_rkey == k2,
+	   "  SEND_WITH_INV: the receive completion has IBV_WC_WITH_INV and the rkey (%s)",
+	   st_str(st));
+	st = mwt_write(&t, k2, win, 8, 'x');
+	ok(st == REM_ERR, "  its rkey after SEND_WITH_INV: %s", st_str(st));
+	mwt_same(&t, "remotely invalidated window");
+
+	/* Bind rules, each a IBV_WC_MW_BIND_ERR. */
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_bind2(t.b, t.rcq, mw2, ibv_inc_rkey(k2), nobind, win, 8,
+		       IBV_ACCESS_REMOTE_READ);
+	ok(st == 1000 + IBV_WC_MW_BIND_ERR,
+	   "  binding to an MR without MW_BIND: %s", st_str(st));
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_bind2(t.b, t.rcq, mw2, ibv_inc_rkey(k2), t.rmr,
+		       (uintptr_t)t.rbuf + (WIN_PAGES - 1) * PAGE - 8, 16,
+		       IBV_ACCESS_REMOTE_READ);
+	ok(st == 1000 + IBV_WC_MW_BIND_ERR,
+	   "  binding a window that ends past the MR: %s", st_str(st));
+	if (!mwt_pair(&t))
+		goto out;
+	st = mwt_bind2(t.b, t.rcq, mw2, ibv_inc_rkey(k2), t.rmr, win, 0,
+		       IBV_ACCESS_REMOTE_READ);
+	ok(st == 1000 + IBV_WC_MW_BIND_ERR,
+	   "  binding a type 2 window with length 0: %s", st_str(st));
+	if (!mwt_pair(&t))
+		goto out;
+	mw3 = ibv_alloc_mw(pd, IBV_MW_TYPE_1);
+	memset(&wr, 0, sizeof(wr));
+	wr.opcode = IBV_WR_LOCAL_INV;
+	wr.invalidate_rkey = mw3 ? mw3->rkey : 0;
+	st = mw3 ? mwt_post(t.b, t.rcq, &wr) : -1;
+	ok(st == 1000 + IBV_WC_LOC_QP_OP_ERR,
+	   "  LOCAL_INV of a type 1 window: %s", st_str(st));
+	if (mw3)
+		ibv_dealloc_mw(mw3);
+	mwt_same(&t, "after the bind errors");
+
+	/* ATOMIC_WRITE: 8 aligned bytes, REMOTE_WRITE needed. */
+	if (!mwt_pair(&t))
+		goto out;
+	k2 = ibv_inc_rkey(k2);
+	st = mwt_bind2(t.b, t.rcq, mw2, k2, t.rmr, win, WIN_LEN,
+		       IBV_ACCESS_REMOTE_WRITE);
+	w = (uint64_t *)t.lbuf;
+	*w = 0x1122334455667788ULL;
+	{
+		struct ibv_sge sge = { (uintptr_t)w, 8, t.lmr->lkey };
+		uint64_t dst = (win + 7) & ~7ULL;
+
+		memset(&wr, 0, sizeof(wr));
+		wr.opcode = IBV_WR_ATOMIC_WRITE;
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.wr.rdma.remote_addr = dst;
+		wr.wr.rdma.rkey = k2;
+		ret = mwt_post(t.a, t.cq, &wr);
+		memcpy(t.want + (dst - (uintptr_t)t.rbuf), w, 8);
+		ok(!st && !ret,
+		   "  ATOMIC_WRITE of 8 bytes through a window (%s, %s)",
+		   st_str(st), st_str(ret));
+		mwt_same(&t, "atomic write");
+		wr.wr.rdma.remote_addr = dst + 4;
+		ret = mwt_post(t.a, t.cq, &wr);
+		ok(ret == 1000 + IBV_WC_REM_INV_REQ_ERR,
+		   "  ATOMIC_WRITE to a misaligned address: %s", st_str(ret));
+		mwt_same(&t, "misaligned atomic write");
+	}
+	if (!mwt_pair(&t))
+		goto out;
+	{
+		struct ibv_sge sge = { (uintptr_t)w, 8, t.lmr->lkey };
+
+		memset(&wr, 0, sizeof(wr));
+		wr.opcode = IBV_WR_ATOMIC_WRITE;
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.wr.rdma.remote_addr = (win + 7) & ~7ULL;
+		wr.wr.rdma.rkey = t.rmr->rkey;
+		ret = mwt_post(t.a, t.cq, &wr);
+		ok(ret == REM_ERR,
+		   "  ATOMIC_WRITE through an rkey without REMOTE_WRITE: %s",
+		   st_str(ret));
+		mwt_same(&t, "atomic write without the right");
+	}
+out:
+	mwt_pair_free(&t);
+	if (mw1)
+		ibv_dealloc_mw(mw1);
+	if (mw2)
+		ibv_dealloc_mw(mw2);
+	ok(!t.rmr || !ibv_dereg_mr(t.rmr),
+	   "  with its windows gone, the MR deregisters");
+	if (nobind)
+		ibv_dereg_mr(nobind);
+	if (t.lmr)
+		ibv_dereg_mr(t.lmr);
+	free(t.want);
+	if (t.lbuf)
+		munmap(t.lbuf, 4 * PAGE);
+	if (t.rbuf)
+		munmap(t.rbuf, WIN_PAGES * PAGE);
+}
+
+/*
+ * A process that dies with windows bound to its MR (the core destroys
+ * the MR, which refuses while windows are bound, and retries it after
+ * the windows): everything is freed, nothing stays pinned.
+ */
+static void test_mw_exit(void)
+{
+	struct snap before, after;
+	int status = -1;
+	pid_t pid;
+
+	snap(&before);
+	pid = fork();
+	if (pid == 0) {
+		struct mwt t = {};
+		struct ibv_mw *m1, *m2;
+
+		t.ctx = open_device_by_name(dev_name);
+		t.pd = t.ctx ? ibv_alloc_pd(t.ctx) : NULL;
+		t.lbuf = map_anon(4 * PAGE, PROT_READ | PROT_WRITE);
+		t.rbuf = map_anon(WIN_PAGES * PAGE, PROT_READ | PROT_WRITE);
+		if (!t.pd || !t.lbuf || !t.rbuf ||
+		    lb_find_gid(t.ctx, &t.gidx, &t.gid))
+			_exit(2);
+		t.lmr = ibv_reg_mr(t.pd, t.lbuf, 4 * PAGE,
+				   IBV_ACCESS_LOCAL_WRITE);
+		t.rmr = ibv_reg_mr(t.pd, t.rbuf, WIN_PAGES * PAGE,
+				   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
+		m1 = ibv_alloc_mw(t.pd, IBV_MW_TYPE_1);
+		m2 = ibv_alloc_mw(t.pd, IBV_MW_TYPE_2);
+		if (!t.lmr || !t.rmr || !m1 || !m2 || !mwt_pair(&t))
+			_exit(3);
+		if (mwt_bind1(t.b, t.rcq, m1, t.rmr, (uintptr_t)t.rbuf, PAGE,
+			      IBV_ACCESS_REMOTE_READ) ||
+		    mwt_bind2(t.b, t.rcq, m2, ibv_inc_rkey(m2->rkey), t.rmr,
+			      (uintptr_t)t.rbuf + PAGE, PAGE,
+			      IBV_ACCESS_REMOTE_WRITE))
+			_exit(4);
+		_exit(0);	/* everything still allocated and bound */
+	}
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	ok(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "memory windows: a child binds two windows to its MR and exits (status %#x)",
+	   status);
+	snap(&after);
+	ok(same_counters(&before, &after) && after.pd == before.pd &&
+	   pins_held(&before, 0) == 0,
+	   "  after its exit: debugfs mr %lld pd %lld as before, nothing pinned",
+	   after.mr, after.pd);
+}
+
+/*
  * Deregistration racing with the data path: one thread re-registers the
  * target of a stream of RDMA WRITEs (a new rkey each time) while the main
  * thread writes with whatever rkey it last saw.  Each WRITE lands or, with
@@ -787,8 +1268,6 @@ static void test_errors(struct ibv_pd *pd)
 		    "REMOTE_WRITE | REMOTE_READ without LOCAL_WRITE");
 	expect_fail(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND,
 		    EOPNOTSUPP, "ON_DEMAND");
-	expect_fail(pd, buf, PAGE, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND,
-		    EOPNOTSUPP, "MW_BIND (no memory windows)");
 	expect_fail(pd, buf, 0, IBV_ACCESS_LOCAL_WRITE, EINVAL, "length 0");
 	expect_fail(pd, hole, 8 * PAGE, 0, EFAULT,
 		    "a range with an unmapped page");
@@ -1073,6 +1552,8 @@ int main(int argc, char **argv)
 	test_iova(pd);
 	test_iova_data(ctx, pd);
 	test_rereg(ctx, pd);
+	test_mw(ctx, pd);
+	test_mw_exit();
 	test_dereg_race(ctx, pd);
 	test_errors(pd);
 	test_keys(pd);

@@ -552,10 +552,10 @@ static void test_posting(struct env *e)
 	swr[1].opcode = IBV_WR_RDMA_READ;
 	ret = ibv_post_send(qp, &swr[1], &sbad);
 	ok(ret == EINVAL && sbad == &swr[1], "inline RDMA READ: EINVAL");
-	swr[1].opcode = IBV_WR_LOCAL_INV;
+	swr[1].opcode = IBV_WR_TSO;
 	swr[1].send_flags = 0;
 	ret = ibv_post_send(qp, &swr[1], &sbad);
-	ok(ret == EINVAL && sbad == &swr[1], "LOCAL_INV: EINVAL");
+	ok(ret == EINVAL && sbad == &swr[1], "TSO (no RC opcode): EINVAL");
 
 	ibv_wr_start(qpx);
 	for (i = 0; i <= (int)cap.max_send_wr; i++) {

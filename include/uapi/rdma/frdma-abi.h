@@ -156,10 +156,10 @@ enum {
  * struct frdma_sqe - a send queue entry
  * @wr_id: returned in the completion
  * @opcode: enum ib_uverbs_wr_opcode (equal to enum ibv_wr_opcode):
- *	    IB_UVERBS_WR_SEND, _SEND_WITH_IMM, _RDMA_WRITE,
+ *	    IB_UVERBS_WR_SEND, _SEND_WITH_IMM, _SEND_WITH_INV, _RDMA_WRITE,
  *	    _RDMA_WRITE_WITH_IMM, _RDMA_READ, _ATOMIC_CMP_AND_SWP,
- *	    _ATOMIC_FETCH_AND_ADD; anything else completes with
- *	    IBV_WC_LOC_QP_OP_ERR
+ *	    _ATOMIC_FETCH_AND_ADD, _ATOMIC_WRITE, _BIND_MW, _LOCAL_INV;
+ *	    anything else completes with IBV_WC_LOC_QP_OP_ERR
  * @flags: FRDMA_WQE_* flags
  * @num_sge: SGEs following the header, at most the QP's max_send_sge;
  *	     ignored with FRDMA_WQE_INLINE
@@ -167,6 +167,9 @@ enum {
  * @inline_len: with FRDMA_WQE_INLINE, bytes of data following the header,
  *		at most the QP's max_inline_data
  * @imm_data: immediate data, network byte order (the _WITH_IMM opcodes)
+ * @invalidate_rkey: the key to invalidate, CPU byte order (_LOCAL_INV,
+ *		     _SEND_WITH_INV); shares its bytes with @imm_data, as in
+ *		     struct ibv_send_wr
  * @rsvd1: zero
  * @rdma: RDMA WRITE and READ: the remote buffer
  * @rdma.remote_addr: remote virtual address
@@ -178,6 +181,19 @@ enum {
  * @atomic.swap: swap value (CAS)
  * @atomic.rkey: remote key
  * @atomic.rsvd: zero
+ *	   IB_UVERBS_WR_ATOMIC_WRITE uses @atomic too: @atomic.compare_add is
+ *	   the 8 bytes to write (host byte order, as the application's
+ *	   buffer held them), @atomic.swap is zero, and there are no SGEs
+ * @bind: IB_UVERBS_WR_BIND_MW: bind (or, with @bind.length 0, unbind a
+ *	  type 1) memory window
+ * @bind.addr: the first byte of the window, an address in the MR
+ * @bind.length: bytes of the window
+ * @bind.mr_lkey: the MR the window lies in (ignored when @bind.length is 0)
+ * @bind.mw_rkey: the window's current rkey (names the window)
+ * @bind.new_rkey: the rkey after the bind: only its low 8 bits (the key
+ *		   byte) are used, the rest is the window's index
+ * @bind.access: IB_ACCESS_REMOTE_READ, _REMOTE_WRITE, _REMOTE_ATOMIC
+ *		 (IB_ACCESS_LOCAL_WRITE is accepted and ignored)
  * @ud: UD QPs: the destination
  * @ud.ah_num: address handle number from struct frdma_create_ah_resp
  * @ud.remote_qpn: destination QP number
@@ -188,7 +204,8 @@ enum {
  * The header is followed, within the entry stride, by @num_sge struct
  * frdma_sge or by @inline_len bytes of data.  For RDMA READ the SGEs name
  * where the data lands; for the atomics one SGE of 8 bytes receives the
- * original remote value.
+ * original remote value.  ATOMIC_WRITE, BIND_MW and LOCAL_INV carry no
+ * SGEs (@num_sge and @inline_len are ignored).
  */
 struct frdma_sqe {
 	__aligned_u64 wr_id;
@@ -197,7 +214,10 @@ struct frdma_sqe {
 	__u8 num_sge;
 	__u8 rsvd0;
 	__u32 inline_len;
-	__u32 imm_data;
+	union {
+		__u32 imm_data;
+		__u32 invalidate_rkey;
+	};
 	__u32 rsvd1;
 	union {
 		struct {
@@ -212,6 +232,14 @@ struct frdma_sqe {
 			__u32 rkey;
 			__u32 rsvd;
 		} atomic;
+		struct {
+			__aligned_u64 addr;
+			__aligned_u64 length;
+			__u32 mr_lkey;
+			__u32 mw_rkey;
+			__u32 new_rkey;
+			__u32 access;
+		} bind;
 		struct {
 			__u32 ah_num;
 			__u32 remote_qpn;
@@ -241,7 +269,7 @@ struct frdma_rqe {
 /*
  * struct frdma_cqe.opcode: enum ib_uverbs_wc_opcode for send-side
  * completions (IB_UVERBS_WC_SEND, _RDMA_WRITE, _RDMA_READ, _COMP_SWAP,
- * _FETCH_ADD), and these for receive-side ones.  All equal the
+ * _FETCH_ADD, _BIND_MW, _LOCAL_INV, _ATOMIC_WRITE), and these for receive-side ones.  All equal the
  * corresponding enum ibv_wc_opcode and enum ib_wc_opcode values.
  */
 enum {
@@ -253,13 +281,16 @@ enum {
 enum {
 	FRDMA_WC_GRH		= 1 << 0,	/* IBV_WC_GRH */
 	FRDMA_WC_WITH_IMM	= 1 << 1,	/* IBV_WC_WITH_IMM */
+	FRDMA_WC_WITH_INV	= 1 << 3,	/* IBV_WC_WITH_INV */
 };
 
 /**
  * struct frdma_cqe - a completion queue entry (32 bytes)
  * @wr_id: the completed work request's wr_id
  * @byte_len: bytes received (receive completions)
- * @imm_data: immediate data, network byte order (with FRDMA_WC_WITH_IMM)
+ * @imm_data: immediate data, network byte order (with FRDMA_WC_WITH_IMM),
+ *	      or the rkey a SEND with invalidate invalidated, CPU byte order
+ *	      (with FRDMA_WC_WITH_INV)
  * @qp_num: the QP the work request was posted on
  * @src_qp: source QP number (UD receive completions)
  * @status: enum ib_wc_status (equal to enum ibv_wc_status); entries with
