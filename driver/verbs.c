@@ -35,12 +35,7 @@ void frdma_init_attr(struct frdma_dev *fdev)
 				 IB_DEVICE_SYS_IMAGE_GUID |
 				 IB_DEVICE_RC_RNR_NAK_GEN |
 				 IB_DEVICE_CURR_QP_STATE_MOD;
-	/*
-	 * Kernel work requests (the GSI QP's) name memory by kernel virtual
-	 * address with the device's local_dma_lkey: the device has no DMA
-	 * device, so ib_dma_map_*() return kernel virtual addresses.
-	 */
-	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG | IBK_LOCAL_DMA_LKEY;
+	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG;
 	attr->max_send_sge = FRDMA_MAX_SGE;
 	attr->max_recv_sge = FRDMA_MAX_SGE;
 	attr->max_sge_rd = FRDMA_MAX_SGE;
@@ -56,6 +51,12 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->max_srq = FRDMA_MAX_SRQ;
 	attr->max_pkeys = FRDMA_PKEY_TBL_LEN;
 	attr->local_ca_ack_delay = 15;
+	/*
+	 * Kernel work requests (the GSI QP's) name memory by kernel virtual
+	 * address with the device's local_dma_lkey: the device has no DMA
+	 * device, so ib_dma_map_*() return kernel virtual addresses.
+	 */
+	attr->kernel_cap_flags |= IBK_LOCAL_DMA_LKEY;
 }
 
 static int frdma_query_device(struct ib_device *ibdev,
