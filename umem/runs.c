@@ -159,15 +159,16 @@ int frdma_runs_add_pages(struct frdma_runs *runs, struct page **pages,
 			 unsigned int nr)
 {
 	unsigned int i = 0, n;
-	u64 pfn;
+	struct page *first;
 	int err;
 
+	/* The only per-page work of a pin: one pointer comparison. */
 	while (i < nr) {
-		pfn = page_to_pfn(pages[i]);
+		first = pages[i];
 		for (n = 1; i + n < nr; n++)
-			if (page_to_pfn(pages[i + n]) != pfn + n)
+			if (pages[i + n] != nth_page(first, n))
 				break;
-		err = frdma_runs_add(runs, pfn, n);
+		err = frdma_runs_add(runs, page_to_pfn(first), n);
 		if (err)
 			return err;
 		i += n;

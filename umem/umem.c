@@ -8,10 +8,10 @@
  * Generic path: pin_user_pages_fast() for the caller's own mm, or
  * pin_user_pages_remote() under the mmap lock for another mm, PAGE_SIZE /
  * sizeof(void *) pages at a time into one page of page pointers.  Each
- * batch is checked (long-term pins only: every folio must be long-term
- * pinnable) and folded into the runs before the next batch is pinned.  Every
- * page holds one pin; a run is released with one
- * unpin_user_page_range_dirty_lock() call.
+ * batch is folded into the runs (one pass over its page pointers) and then
+ * checked, long-term pins only, folio by folio along the runs it added:
+ * every folio must be long-term pinnable.  Every page holds one pin; a run
+ * is released with one unpin_user_page_range_dirty_lock() call.
  *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
  * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the
@@ -93,25 +93,32 @@ static bool frdma_folio_longterm_ok(struct folio *folio)
 }
 
 /*
- * Every folio of a batch of pinned pages is long-term pinnable.  Checked
- * once per folio: the pages that follow a page within its folio are
- * skipped by pointer arithmetic, without reading their struct page.
+ * Every folio under the pages folded from pgidx @from on is long-term
+ * pinnable.  Those pages are the tail of the run array: part of run @r
+ * (the last run before the batch, which the batch may have extended) and
+ * all the runs after it.  A run is physically contiguous, so its folios are
+ * found by PFN, one page_folio() per folio: a batch of pages from one THP
+ * costs one check, not one per page.
  */
-static bool frdma_umem_batch_pinnable(struct page **batch, unsigned int nr)
+static bool frdma_umem_runs_pinnable(const struct frdma_runs *runs, u32 r,
+				     u64 from)
 {
-	unsigned int i = 0, j;
+	const struct frdma_umem_run *run;
 	struct folio *folio;
-	unsigned long left;
+	u64 pfn, end;
 
-	while (i < nr) {
-		folio = page_folio(batch[i]);
-		if (!frdma_folio_longterm_ok(folio))
-			return false;
-		left = folio_nr_pages(folio) - folio_page_idx(folio, batch[i]);
-		for (j = i + 1; j < nr && j - i < left &&
-		     batch[j] == nth_page(batch[i], j - i); j++)
-			;
-		i = j;
+	for (; r < runs->nr; r++) {
+		run = &runs->run[r];
+		pfn = run->pfn;
+		end = pfn + run->npages;
+		if (run->pgoff < from)
+			pfn += from - run->pgoff;
+		while (pfn < end) {
+			folio = page_folio(pfn_to_page(pfn));
+			if (!frdma_folio_longterm_ok(folio))
+				return false;
+			pfn = folio_pfn(folio) + folio_nr_pages(folio);
+		}
 	}
 	return true;
 }
@@ -164,6 +171,7 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 	struct page **batch;
 	u64 before, folded;
 	unsigned int want;
+	u32 last;
 	long got;
 	int err = 0;
 
@@ -178,17 +186,18 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 			err = got ? got : -EFAULT;
 			break;
 		}
-		if ((gup_flags & FOLL_LONGTERM) &&
-		    !frdma_umem_batch_pinnable(batch, got)) {
-			unpin_user_pages(batch, got);
-			err = -EBUSY;
-			break;
-		}
 		before = runs->npages;
+		last = runs->nr ? runs->nr - 1 : 0;
 		err = frdma_runs_add_pages(runs, batch, got);
 		if (err) {
 			folded = runs->npages - before;
 			unpin_user_pages(batch + folded, got - folded);
+			break;
+		}
+		/* Folded: on failure the caller unpins them with the rest. */
+		if ((gup_flags & FOLL_LONGTERM) &&
+		    !frdma_umem_runs_pinnable(runs, last, before)) {
+			err = -EBUSY;
 			break;
 		}
 		addr += (unsigned long)got << PAGE_SHIFT;

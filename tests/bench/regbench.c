@@ -23,7 +23,7 @@
  *       FOLL_WRITE) + unpin_user_pages(), the floor any registration pays,
  *       and frdma's umem pin + release; prints
  *       "pin BACKING SIZE plain_median_ns umem_median_ns umem_meta_bytes
- *        plain_meta_bytes nr_runs REPS"
+ *        plain_meta_bytes nr_runs REPS plain_min_ns umem_min_ns"
  * hold: registers the buffer, runs COMMAND (e.g. rdma res show mr -dd)
  *       while the MR exists, prints "hold DEV BACKING SIZE LKEY RKEY"
  *       first, then deregisters; exits with COMMAND's status.
@@ -295,7 +295,7 @@ static int do_reg(const char *dev, const char *backing, size_t len, int reps)
 static int do_pin(const char *backing, size_t len, int reps)
 {
 #ifdef HAVE_UMEM_TEST
-	uint64_t *plain, *umem;
+	uint64_t *plain, *umem, plain_min, umem_min;
 	struct fut_bench fb;
 	struct buffer b;
 	int fd, i;
@@ -327,11 +327,15 @@ static int do_pin(const char *backing, size_t len, int reps)
 		}
 		plain[i] = fb.plain_ns;
 		umem[i] = fb.umem_ns;
+		if (!i || plain[i] < plain_min)
+			plain_min = plain[i];
+		if (!i || umem[i] < umem_min)
+			umem_min = umem[i];
 	}
-	printf("pin %s %zu %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %d\n",
+	printf("pin %s %zu %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %d %" PRIu64 " %" PRIu64 "\n",
 	       backing, len, median(plain, reps), median(umem, reps),
 	       (uint64_t)fb.umem_meta_bytes, (uint64_t)fb.plain_meta_bytes,
-	       fb.nr_runs, reps);
+	       fb.nr_runs, reps, plain_min, umem_min);
 	buffer_put(&b);
 	close(fd);
 	return 0;

@@ -57,6 +57,9 @@
 
 #include <infiniband/verbs.h>
 
+#include "../lib/procfs.h"
+#include "../verbs/loopback.h"
+
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
 #endif
@@ -201,42 +204,6 @@ static void fill_random(struct rng *r, void *p, size_t len)
 		c[i] = v;
 }
 
-/* ---- /proc helpers ------------------------------------------------------ */
-
-/* VmPin of this process in KiB, or -1. */
-static long vmpin_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-static long meminfo_kb(const char *key)
-{
-	char line[256], k[64];
-	long v;
-	FILE *f = fopen("/proc/meminfo", "r");
-	long ret = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63[^:]: %ld", k, &v) == 2 && !strcmp(k, key)) {
-			ret = v;
-			break;
-		}
-	fclose(f);
-	return ret;
-}
-
 /* ---- device ------------------------------------------------------------- */
 
 struct dev {
@@ -258,52 +225,6 @@ static bool injected(int err)
 	return false;
 }
 
-static struct ibv_context *open_device(const char *name)
-{
-	struct ibv_device **list;
-	struct ibv_context *ctx = NULL;
-	int i, n, err = ENODEV;
-
-	list = ibv_get_device_list(&n);
-	for (i = 0; list && i < n; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name)) {
-			ctx = ibv_open_device(list[i]);
-			err = errno;
-		}
-	if (list)
-		ibv_free_device_list(list);
-	errno = err;
-	return ctx;
-}
-
-static int find_gid(struct ibv_context *ctx, int *index, union ibv_gid *gid)
-{
-	static const uint8_t v4prefix[12] = { [10] = 0xff, [11] = 0xff };
-	struct ibv_port_attr pa;
-	struct ibv_gid_entry e;
-	int i, any = -1;
-
-	if (ibv_query_port(ctx, 1, &pa))
-		return -1;
-	for (i = 0; i < pa.gid_tbl_len; i++) {
-		if (ibv_query_gid_ex(ctx, 1, i, &e, 0))
-			continue;
-		if (e.gid_type != IBV_GID_TYPE_ROCE_V2)
-			continue;
-		if (!memcmp(e.gid.raw, v4prefix, sizeof(v4prefix))) {
-			*index = i;
-			*gid = e.gid;
-			return 0;
-		}
-		if (any < 0)
-			any = i;
-	}
-	if (any < 0)
-		return -1;
-	*index = any;
-	return ibv_query_gid(ctx, 1, any, gid);
-}
-
 /* Open the device and a PD; 0, or an errno (injected ones are retried). */
 static int dev_open(struct dev *d)
 {
@@ -313,7 +234,7 @@ static int dev_open(struct dev *d)
 
 	memset(d, 0, sizeof(*d));
 	for (;;) {
-		d->ctx = open_device(opt.device);
+		d->ctx = open_device_by_name(opt.device);
 		if (d->ctx)
 			break;
 		err = errno;
@@ -328,7 +249,7 @@ static int dev_open(struct dev *d)
 	d->max_rd_atomic = da.max_qp_rd_atom < 4 ? da.max_qp_rd_atom : 4;
 	if (d->max_rd_atomic < 1)
 		d->max_rd_atomic = 1;
-	if (find_gid(d->ctx, &d->gid_index, &d->gid)) {
+	if (lb_find_gid(d->ctx, &d->gid_index, &d->gid)) {
 		err = ENOENT;
 		goto close;
 	}
@@ -364,46 +285,11 @@ struct qpair {
 
 static int qp_connect(struct dev *d, struct ibv_qp *qp, uint32_t dqpn)
 {
-	struct ibv_qp_attr a;
+	struct lb_conn c = LB_CONN(d->max_rd_atomic);
 
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_INIT;
-	a.port_num = 1;
-	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
-			    IBV_ACCESS_REMOTE_ATOMIC;
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			  IBV_QP_PORT | IBV_QP_ACCESS_FLAGS))
-		return errno;
-
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = d->mtu;
-	a.dest_qp_num = dqpn;
-	a.rq_psn = 0;
-	a.max_dest_rd_atomic = d->max_rd_atomic;
-	a.min_rnr_timer = 1;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = d->gid;
-	a.ah_attr.grh.sgid_index = d->gid_index;
-	a.ah_attr.grh.hop_limit = 64;
-	a.ah_attr.port_num = 1;
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-			  IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			  IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER))
-		return errno;
-
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.sq_psn = 0;
-	a.max_rd_atomic = d->max_rd_atomic;
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT |
-			  IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
-			  IBV_QP_MAX_QP_RD_ATOMIC))
-		return errno;
-	return 0;
+	c.path_mtu = d->mtu;
+	c.hop_limit = 64;
+	return lb_connect_attr(qp, dqpn, &d->gid, d->gid_index, &c);
 }
 
 static void qpair_destroy(struct qpair *p)
@@ -421,7 +307,6 @@ static void qpair_destroy(struct qpair *p)
 /* 0, or an errno; injected failures are retried. */
 static int qpair_create(struct dev *d, struct qpair *p)
 {
-	struct ibv_qp_init_attr ia;
 	int i, err;
 
 again:
@@ -434,15 +319,7 @@ again:
 		return err;
 	}
 	for (i = 0; i < 2; i++) {
-		memset(&ia, 0, sizeof(ia));
-		ia.send_cq = p->cq;
-		ia.recv_cq = p->cq;
-		ia.qp_type = IBV_QPT_RC;
-		ia.cap.max_send_wr = QP_DEPTH;
-		ia.cap.max_recv_wr = QP_DEPTH;
-		ia.cap.max_send_sge = 1;
-		ia.cap.max_recv_sge = 1;
-		p->qp[i] = ibv_create_qp(d->pd, &ia);
+		p->qp[i] = lb_create_qp(d->pd, p->cq, p->cq, QP_DEPTH, 1, 0);
 		if (!p->qp[i]) {
 			err = errno;
 			qpair_destroy(p);

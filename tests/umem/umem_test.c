@@ -18,7 +18,6 @@
  * amount across it (once the VM's own I/O pins have settled).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,6 +36,8 @@
 #include <unistd.h>
 #include <linux/capability.h>
 
+#include "../lib/cma.h"
+#include "../lib/procfs.h"
 #include "umem_test_uapi.h"
 
 #define PG		4096UL
@@ -68,104 +69,6 @@ static void diag(const char *fmt, ...)
 
 /* ---- /proc helpers ---- */
 
-static void vmstat_pins(uint64_t *acq, uint64_t *rel)
-{
-	char name[64];
-	unsigned long long v;
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	*acq = *rel = 0;
-	if (!f)
-		return;
-	while (fscanf(f, "%63s %llu", name, &v) == 2) {
-		if (!strcmp(name, "nr_foll_pin_acquired"))
-			*acq = v;
-		else if (!strcmp(name, "nr_foll_pin_released"))
-			*rel = v;
-	}
-	fclose(f);
-}
-
-/*
- * Pins outstanding in the whole system.  The VM's 9p root and output
- * share pin user buffers for their own I/O, briefly, so a test compares
- * the outstanding count once background I/O has settled: settle() polls
- * until the count is back to @want (a bounded number of times).
- */
-static int64_t pins_outstanding(void)
-{
-	uint64_t a, r;
-
-	vmstat_pins(&a, &r);
-	return (int64_t)(a - r);
-}
-
-static bool settle(int64_t want, int64_t *now)
-{
-	int i;
-
-	for (i = 0; i < 500; i++) {
-		*now = pins_outstanding();
-		if (*now == want)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
-/* VmPin of this process, in kB */
-static long vmpin_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-static long meminfo_kb(const char *key)
-{
-	char line[256];
-	long kb = -1;
-	size_t n = strlen(key);
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == ':') {
-			kb = atol(line + n + 1);
-			break;
-		}
-	fclose(f);
-	return kb;
-}
-
-/* PFNs of npages pages from addr; 0 for a page that is not present. */
-static int pagemap(unsigned long addr, unsigned long npages, uint64_t *pfn)
-{
-	unsigned long i;
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = pread(fd, pfn, npages * 8, (addr / PG) * 8);
-	close(fd);
-	if (n != (ssize_t)(npages * 8))
-		return -EIO;
-	for (i = 0; i < npages; i++)
-		pfn[i] = (pfn[i] >> 63) ? pfn[i] & ((1ULL << 55) - 1) : 0;
-	return 0;
-}
-
 static int write_file(const char *path, const char *s)
 {
 	int fd = open(path, O_WRONLY);
@@ -176,19 +79,6 @@ static int write_file(const char *path, const char *s)
 	n = write(fd, s, strlen(s));
 	close(fd);
 	return n == (ssize_t)strlen(s) ? 0 : -EIO;
-}
-
-static long read_long(const char *path)
-{
-	char buf[64] = "";
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) < 0)
-		buf[0] = 0;
-	close(fd);
-	return atol(buf);
 }
 
 /* ---- the test device ---- */
@@ -261,7 +151,7 @@ static void check_runs(const struct fut_pin *p, unsigned long addr,
 		FAIL("%s: cannot read runs", what);
 		goto out;
 	}
-	err = pagemap(first, npages, pfn);
+	err = pagemap_pfns(first, npages, pfn);
 	if (err) {
 		FAIL("%s: pagemap: %s", what, strerror(-err));
 		goto out;
@@ -664,12 +554,12 @@ static void t_memlock(void)
 		FAIL("dropping CAP_IPC_LOCK: %s", strerror(-err));
 		goto out;
 	}
-	settle(0, &out0);
+	pins_settle(0, &out0);
 	err = pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p);
 	EXPECT(err == -ENOMEM, "4 MiB over a 1 MiB limit: %s", strerror(-err));
 	if (!err)
 		release(p.handle, false);
-	EXPECT(settle(out0, &out1), "pins outstanding after a refused pin: %lld, was %lld",
+	EXPECT(pins_settle(out0, &out1), "pins outstanding after a refused pin: %lld, was %lld",
 	       (long long)out1, (long long)out0);
 	EXPECT(vmpin_kb() == pin0, "VmPin %ld kB after ENOMEM, was %ld", vmpin_kb(),
 	       pin0);
@@ -702,12 +592,12 @@ static void efault_case(char *buf, unsigned long len, unsigned int flags,
 	struct fut_pin p;
 	int err;
 
-	settle(0, &out0);
+	pins_settle(0, &out0);
 	err = pin((uintptr_t)buf, len, flags, &p);
 	EXPECT(err == -EFAULT, "%s: %s, expected EFAULT", what, strerror(-err));
 	if (!err)
 		release(p.handle, false);
-	EXPECT(settle(out0, &out1), "%s: %lld pins outstanding, was %lld", what,
+	EXPECT(pins_settle(out0, &out1), "%s: %lld pins outstanding, was %lld", what,
 	       (long long)out1, (long long)out0);
 	EXPECT(vmpin_kb() == pin0, "%s: VmPin changed", what);
 }
@@ -989,11 +879,11 @@ static void run(void (*fn)(void), const char *name)
 
 	cur_failed = false;
 	cur_skip = NULL;
-	if (!settle(0, &out0))
+	if (!pins_settle(0, &out0))
 		diag("%lld pins outstanding in the system before the test",
 		     (long long)out0);
 	fn();
-	if (!settle(out0, &out1))
+	if (!pins_settle(out0, &out1))
 		FAIL("pin balance: %lld pins outstanding after the test, %lld before",
 		     (long long)out1, (long long)out0);
 	test_nr++;
@@ -1057,7 +947,7 @@ static void t_movable(void)
 		return;
 	}
 	fill(buf, len, 0x33);
-	pagemap((uintptr_t)buf, npages, pfn);
+	pagemap_pfns((uintptr_t)buf, npages, pfn);
 	before = count_in(pfn, npages, s, e);
 	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
 		FAIL("long-term pin: %s", strerror(errno));
@@ -1089,55 +979,6 @@ static void t_movable(void)
 }
 
 /*
- * CMA: the PFN ranges of every CMA area, from the debug kernel's
- * /sys/kernel/debug/cma/AREA/{base_pfn,count} (CONFIG_CMA_DEBUGFS).
- * The kernel also logs them at boot ("cma: Reserved 1024 MiB at
- * 0x...", the physical address of base_pfn); the cma suite prints both.
- */
-#define CMA_MAX_AREAS	8
-
-struct pfn_range {
-	uint64_t start, end;
-};
-
-static int cma_areas(struct pfn_range *r)
-{
-	DIR *d = opendir("/sys/kernel/debug/cma");
-	char path[512];
-	struct dirent *e;
-	long base, count;
-	int n = 0;
-
-	while (d && n < CMA_MAX_AREAS && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/base_pfn",
-			 e->d_name);
-		base = read_long(path);
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/count",
-			 e->d_name);
-		count = read_long(path);
-		if (base > 0 && count > 0) {
-			r[n].start = base;
-			r[n++].end = base + count;
-		}
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
-static bool in_ranges(uint64_t pfn, const struct pfn_range *r, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (pfn >= r[i].start && pfn < r[i].end)
-			return true;
-	return false;
-}
-
-/*
  * A 256 MiB anonymous buffer allocated while CMA holds half the memory
  * lies in CMA (the page allocator serves movable allocations from CMA
  * first once free CMA pages exceed half the free pages); a long-term
@@ -1164,9 +1005,9 @@ static void cma_case(int advice, const char *what)
 		goto out;
 	}
 	fill(buf, len, 0x5a);
-	pagemap((uintptr_t)buf, npages, pfn);
+	pagemap_pfns((uintptr_t)buf, npages, pfn);
 	for (i = 0; i < npages; i++)
-		before += in_ranges(pfn[i], r, n);
+		before += pfn_in_ranges(pfn[i], r, n);
 	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
 		FAIL("%s: long-term pin: %s", what, strerror(errno));
 		goto out;
@@ -1174,10 +1015,10 @@ static void cma_case(int advice, const char *what)
 	runs = get_runs(p.handle, p.nr_runs);
 	for (i = 0; runs && i < p.nr_runs; i++)
 		for (k = 0; k < runs[i].npages; k++)
-			after += in_ranges(runs[i].pfn + k, r, n);
-	pagemap((uintptr_t)buf, npages, pfn);
+			after += pfn_in_ranges(runs[i].pfn + k, r, n);
+	pagemap_pfns((uintptr_t)buf, npages, pfn);
 	for (i = 0; i < npages; i++)
-		mapped += in_ranges(pfn[i], r, n);
+		mapped += pfn_in_ranges(pfn[i], r, n);
 	diag("%s: CMA PFNs [%#llx, %#llx): %lu of %lu pages there before the long-term pin, %lu after (runs), %lu after (pagemap); %u runs",
 	     what, (unsigned long long)r[0].start, (unsigned long long)r[0].end,
 	     before, npages, after, mapped, p.nr_runs);
@@ -1302,7 +1143,7 @@ static void fi_case(const char *fi, char *buf, unsigned long len,
 	for (i = 0; i < sizeof(slab_space) / sizeof(slab_space[0]); i++) {
 		snprintf(v, sizeof(v), "%ld", space[i]);
 		fi_set(fi, "space", v);
-		settle(0, &out0);
+		pins_settle(0, &out0);
 		EXPECT(pwrite(mif, "1", 1, 0) == 1, "make-it-fail: %s", strerror(errno));
 		err = pin((uintptr_t)buf, len, flags, &p);
 		EXPECT(pwrite(mif, "0", 1, 0) == 1, "make-it-fail: %s", strerror(errno));
@@ -1316,7 +1157,7 @@ static void fi_case(const char *fi, char *buf, unsigned long len,
 			other++;
 			diag("%s: space %ld: %s", what, space[i], strerror(-err));
 		}
-		EXPECT(settle(out0, &out1), "%s: space %ld: %lld pins outstanding, was %lld",
+		EXPECT(pins_settle(out0, &out1), "%s: space %ld: %lld pins outstanding, was %lld",
 		       what, space[i], (long long)out1, (long long)out0);
 		EXPECT(vmpin_kb() == pin0, "%s: space %ld: VmPin %ld kB, was %ld", what,
 		       space[i], vmpin_kb(), pin0);

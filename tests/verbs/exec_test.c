@@ -42,58 +42,19 @@ struct env {
 	struct ibv_mr *mr;
 };
 
-/* INIT -> RTR -> RTS with the given retry parameters. */
-static int connect_qp(struct env *e, struct ibv_qp *qp, uint32_t dqpn,
-		      int rnr_retry, int retry_cnt, int timeout)
-{
-	struct ibv_qp_attr a;
-	int ret;
-
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_INIT;
-	a.port_num = LB_PORT;
-	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
-			    IBV_ACCESS_REMOTE_ATOMIC;
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			    IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
-	if (ret)
-		return ret;
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = dqpn;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 1;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = e->gid;
-	a.ah_attr.grh.sgid_index = e->gid_index;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.port_num = LB_PORT;
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-			    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			    IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
-	if (ret)
-		return ret;
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = timeout;
-	a.retry_cnt = retry_cnt;
-	a.rnr_retry = rnr_retry;
-	a.max_rd_atomic = 1;
-	return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT |
-			     IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
-			     IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
-}
-
+/* Two connected RC QPs, A on the send CQ, B on the receive CQ. */
 static int pair(struct env *e, struct ibv_qp **a, struct ibv_qp **b,
 		int rnr_retry)
 {
+	struct lb_conn c = LB_CONN(1);
+
 	*a = lb_create_qp(e->pd, e->scq, e->scq, 16, 2, 64);
 	*b = lb_create_qp(e->pd, e->rcq, e->rcq, 16, 2, 64);
 	if (!*a || !*b)
 		return -1;
-	if (connect_qp(e, *a, (*b)->qp_num, rnr_retry, 7, 14) ||
-	    connect_qp(e, *b, (*a)->qp_num, rnr_retry, 7, 14))
+	c.rnr_retry = rnr_retry;
+	if (lb_connect_attr(*a, (*b)->qp_num, &e->gid, e->gid_index, &c) ||
+	    lb_connect_attr(*b, (*a)->qp_num, &e->gid, e->gid_index, &c))
 		return -1;
 	return 0;
 }
@@ -247,12 +208,15 @@ out:
 
 static void test_unreachable(struct env *e)
 {
+	struct lb_conn c = LB_CONN(1);
 	struct ibv_qp *a;
 	struct ibv_wc wc[1];
 	int n;
 
+	c.retry_cnt = 1;
+	c.timeout = 1;
 	a = lb_create_qp(e->pd, e->scq, e->scq, 4, 1, 0);
-	if (!ok(a && !connect_qp(e, a, 0xfffff0, 7, 1, 1),
+	if (!ok(a && !lb_connect_attr(a, 0xfffff0, &e->gid, e->gid_index, &c),
 		"unreachable: a QP connected to QPN 0xfffff0"))
 		goto out;
 	post_send(a, 1, IBV_WR_SEND, e->buf, 16, e->mr->lkey, 0, 0, 0);
@@ -343,48 +307,19 @@ static struct ibv_qp *create_uc(struct env *e, struct ibv_cq *cq)
 	return ibv_create_qp(e->pd, &ia);
 }
 
-/* UC: INIT -> RTR -> RTS with the attributes UC takes. */
-static int connect_uc(struct env *e, struct ibv_qp *qp, uint32_t dqpn)
-{
-	struct ibv_qp_attr a;
-	int ret;
-
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_INIT;
-	a.port_num = LB_PORT;
-	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE;
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			    IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
-	if (ret)
-		return ret;
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = dqpn;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = e->gid;
-	a.ah_attr.grh.sgid_index = e->gid_index;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.port_num = LB_PORT;
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-			    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN);
-	if (ret)
-		return ret;
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
-}
-
 static void test_uc(struct env *e)
 {
+	struct lb_conn c = LB_CONN(1);
 	struct ibv_qp *a, *b;
 	struct ibv_wc wc[2];
 	int n;
 
 	a = create_uc(e, e->scq);
 	b = create_uc(e, e->rcq);
-	if (!ok(a && b && !connect_uc(e, a, b->qp_num) &&
-		!connect_uc(e, b, a->qp_num), "UC: a connected pair"))
+	if (!ok(a && b &&
+		!lb_connect_attr(a, b->qp_num, &e->gid, e->gid_index, &c) &&
+		!lb_connect_attr(b, a->qp_num, &e->gid, e->gid_index, &c),
+		"UC: a connected pair"))
 		goto out;
 	memset(e->buf + 1024, 0, 2048);
 	strcpy(e->buf, "uc");

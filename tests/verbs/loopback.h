@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Loopback RC connections for the data-path tests (integrity, security,
- * hostile, killed): two RC QPs of one process on one device, connected to
- * each other through the device's own RoCE v2 IPv4 GID, exactly as two
- * processes would be (destination GID + QPN), so the same program runs on
- * frdma0 and on rdma_rxe.
+ * Loopback connections for the data-path tests (integrity, security,
+ * hostile, killed, exec, mr, the debug kernel's fi_verbs, stress): two RC
+ * (or UC) QPs of one process on one device, connected to each other
+ * through the device's own RoCE v2 IPv4 GID, exactly as two processes
+ * would be (destination GID + QPN), so the same program runs on frdma0 and
+ * on rdma_rxe.  lb_connect() connects with the defaults, lb_connect_attr()
+ * with other retry, MTU or hop-limit settings (struct lb_conn).
  *
  * Every wait is bounded (LB_WAIT_MS) so that a lost completion fails the
  * test instead of hanging it; the bound is a watchdog, not a performance
@@ -14,6 +16,7 @@
 #define FRDMA_VERBS_LOOPBACK_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,25 +85,52 @@ static inline struct ibv_qp *lb_create_qp(struct ibv_pd *pd,
 	return ibv_create_qp(pd, &ia);
 }
 
-/* INIT -> RTR -> RTS towards QPN @dqpn at @dgid; returns 0 or an errno. */
-static inline int lb_connect(struct ibv_qp *qp, uint32_t dqpn,
-			     const union ibv_gid *dgid, int sgid_index,
-			     int rd_atomic)
+/*
+ * How lb_connect_attr() connects a QP, beyond the destination.
+ * LB_CONN(rd_atomic) is what lb_connect() uses.
+ */
+struct lb_conn {
+	int rd_atomic;		/* max_rd_atomic and max_dest_rd_atomic (RC) */
+	enum ibv_mtu path_mtu;	/* 0: the port's active MTU */
+	uint8_t timeout;	/* RC: local ACK timeout, 4.096 us << timeout */
+	uint8_t retry_cnt;	/* RC */
+	uint8_t rnr_retry;	/* RC: 7 is forever, 0 fails at the first RNR */
+	uint8_t hop_limit;
+};
+
+#define LB_CONN(rd)	((struct lb_conn){ .rd_atomic = (rd), .timeout = 14, \
+				.retry_cnt = 7, .rnr_retry = 7, .hop_limit = 1 })
+
+/*
+ * INIT -> RTR -> RTS towards QPN @dqpn at @dgid, an RC QP (remote write,
+ * read and atomic access) or a UC QP (remote write; no RC attributes);
+ * PSNs 0.  Returns 0 or an errno.
+ */
+static inline int lb_connect_attr(struct ibv_qp *qp, uint32_t dqpn,
+				  const union ibv_gid *dgid, int sgid_index,
+				  const struct lb_conn *c)
 {
+	bool rc = qp->qp_type == IBV_QPT_RC;
 	struct ibv_port_attr pa;
 	struct ibv_qp_attr a;
+	enum ibv_mtu mtu = c->path_mtu;
 	int ret;
 
-	ret = ibv_query_port(qp->context, LB_PORT, &pa);
-	if (ret)
-		return ret;
+	if (!mtu) {
+		ret = ibv_query_port(qp->context, LB_PORT, &pa);
+		if (ret)
+			return ret;
+		mtu = pa.active_mtu;
+	}
 
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_INIT;
 	a.pkey_index = 0;
 	a.port_num = LB_PORT;
-	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ |
-			    IBV_ACCESS_REMOTE_ATOMIC;
+	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE;
+	if (rc)
+		a.qp_access_flags |= IBV_ACCESS_REMOTE_READ |
+				     IBV_ACCESS_REMOTE_ATOMIC;
 	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
 			    IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
 	if (ret)
@@ -108,32 +138,47 @@ static inline int lb_connect(struct ibv_qp *qp, uint32_t dqpn,
 
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = pa.active_mtu;
+	a.path_mtu = mtu;
 	a.dest_qp_num = dqpn;
 	a.rq_psn = 0;
-	a.max_dest_rd_atomic = rd_atomic;
-	a.min_rnr_timer = 1;
 	a.ah_attr.is_global = 1;
 	a.ah_attr.grh.dgid = *dgid;
 	a.ah_attr.grh.sgid_index = sgid_index;
-	a.ah_attr.grh.hop_limit = 1;
+	a.ah_attr.grh.hop_limit = c->hop_limit;
 	a.ah_attr.port_num = LB_PORT;
+	if (rc) {
+		a.max_dest_rd_atomic = c->rd_atomic;
+		a.min_rnr_timer = 1;
+	}
 	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
 			    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			    IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+			    (rc ? IBV_QP_MAX_DEST_RD_ATOMIC |
+				  IBV_QP_MIN_RNR_TIMER : 0));
 	if (ret)
 		return ret;
 
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
 	a.sq_psn = 0;
-	a.max_rd_atomic = rd_atomic;
+	if (!rc)
+		return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
+	a.timeout = c->timeout;
+	a.retry_cnt = c->retry_cnt;
+	a.rnr_retry = c->rnr_retry;
+	a.max_rd_atomic = c->rd_atomic;
 	return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT |
 			     IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
 			     IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
+}
+
+/* An RC QP with the defaults: lb_connect_attr() with LB_CONN(rd_atomic). */
+static inline int lb_connect(struct ibv_qp *qp, uint32_t dqpn,
+			     const union ibv_gid *dgid, int sgid_index,
+			     int rd_atomic)
+{
+	struct lb_conn c = LB_CONN(rd_atomic);
+
+	return lb_connect_attr(qp, dqpn, dgid, sgid_index, &c);
 }
 
 static inline int lb_connect_pair(struct ibv_qp *a, struct ibv_qp *b,

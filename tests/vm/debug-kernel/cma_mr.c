@@ -13,13 +13,11 @@
  * ibv_reg_mr() with local and remote write access is a FOLL_LONGTERM |
  * FOLL_WRITE pin, which must migrate them all out before pinning: with
  * the MR registered, no page of the buffer is in CMA and the data is
- * intact.  Prints TAP lines without a plan (the suite numbers them) and
+ * intact.  Prints TAP (tests/verbs/tap.h; the suite renumbers it) and
  * the figures as a "# cma-mr" line.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,54 +28,12 @@
 
 #include <infiniband/verbs.h>
 
+#include "../../lib/cma.h"
+#include "../../verbs/device.h"
+#include "../../verbs/tap.h"
+
 #define PG		4096UL
 #define MiB		(1UL << 20)
-#define MAX_AREAS	8
-
-struct pfn_range {
-	uint64_t start, end;
-};
-
-static long read_long(const char *path)
-{
-	char buf[64] = "";
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (read(fd, buf, sizeof(buf) - 1) < 0)
-		buf[0] = 0;
-	close(fd);
-	return atol(buf);
-}
-
-/* The CMA areas, from /sys/kernel/debug/cma/AREA/{base_pfn,count}. */
-static int cma_areas(struct pfn_range *r)
-{
-	DIR *d = opendir("/sys/kernel/debug/cma");
-	char path[512];
-	struct dirent *e;
-	long base, count;
-	int n = 0;
-
-	while (d && n < MAX_AREAS && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/base_pfn",
-			 e->d_name);
-		base = read_long(path);
-		snprintf(path, sizeof(path), "/sys/kernel/debug/cma/%s/count",
-			 e->d_name);
-		count = read_long(path);
-		if (base > 0 && count > 0) {
-			r[n].start = base;
-			r[n++].end = base + count;
-		}
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
 
 /* Pages of [buf, buf + npages pages) in CMA; -1 if pagemap failed. */
 static long count_in_cma(const char *buf, unsigned long npages,
@@ -86,51 +42,15 @@ static long count_in_cma(const char *buf, unsigned long npages,
 	uint64_t *pfn = calloc(npages, 8);
 	unsigned long i;
 	long c = 0;
-	ssize_t got;
-	int fd, k;
 
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0 || !pfn) {
-		free(pfn);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	got = pread(fd, pfn, npages * 8, ((uintptr_t)buf / PG) * 8);
-	close(fd);
-	if (got != (ssize_t)(npages * 8)) {
+	if (!pfn || pagemap_pfns((uintptr_t)buf, npages, pfn)) {
 		free(pfn);
 		return -1;
 	}
-	for (i = 0; i < npages; i++) {
-		uint64_t p;
-
-		if (!(pfn[i] >> 63))
-			continue;
-		p = pfn[i] & ((1ULL << 55) - 1);
-		for (k = 0; k < nr; k++)
-			if (p >= r[k].start && p < r[k].end) {
-				c++;
-				break;
-			}
-	}
+	for (i = 0; i < npages; i++)
+		c += pfn[i] && pfn_in_ranges(pfn[i], r, nr);
 	free(pfn);
 	return c;
-}
-
-static struct ibv_context *open_dev(const char *name)
-{
-	struct ibv_device **list;
-	struct ibv_context *ctx = NULL;
-	int i, n;
-
-	list = ibv_get_device_list(&n);
-	for (i = 0; list && i < n; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	if (list)
-		ibv_free_device_list(list);
-	return ctx;
 }
 
 /* Page @pg of the buffer is filled with this byte. */
@@ -151,7 +71,7 @@ int main(int argc, char **argv)
 	unsigned long len = mib * MiB, npages = len / PG, i;
 	const char *dev = argc > 1 ? argv[1] : NULL;
 	long before, during, after;
-	struct pfn_range r[MAX_AREAS];
+	struct pfn_range r[CMA_MAX_AREAS];
 	struct ibv_context *ctx;
 	struct ibv_pd *pd;
 	struct ibv_mr *mr;
@@ -165,21 +85,20 @@ int main(int argc, char **argv)
 	}
 	nr = cma_areas(r);
 	if (!nr) {
-		printf("not ok - %s: no CMA area (boot with cma=)\n", dev);
-		return 1;
+		ok(false, "%s: no CMA area (boot with cma=)", dev);
+		return tap_done();
 	}
-	ctx = open_dev(dev);
+	ctx = open_device_by_name(dev);
 	pd = ctx ? ibv_alloc_pd(ctx) : NULL;
 	if (!pd) {
-		printf("not ok - %s: open and allocate a PD: %s\n", dev,
-		       strerror(errno));
-		return 1;
+		ok(false, "%s: open and allocate a PD: %s", dev, strerror(errno));
+		return tap_done();
 	}
 	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED) {
-		printf("not ok - %s: mmap %lu MiB: %s\n", dev, mib, strerror(errno));
-		return 1;
+		ok(false, "%s: mmap %lu MiB: %s", dev, mib, strerror(errno));
+		return tap_done();
 	}
 	madvise(buf, len, MADV_NOHUGEPAGE);
 	for (i = 0; i < npages; i++)
@@ -191,13 +110,13 @@ int main(int argc, char **argv)
 	if (!mr) {
 		err = errno;
 		if (err == EOPNOTSUPP || err == ENOSYS) {
-			printf("ok - %s: long-term MR migrates out of CMA # SKIP %s does not register memory yet (%s)\n",
-			       dev, dev, strerror(err));
-			return 0;
+			ok(true, "%s: long-term MR migrates out of CMA # SKIP %s does not register memory yet (%s)",
+			   dev, dev, strerror(err));
+			return tap_done();
 		}
-		printf("not ok - %s: ibv_reg_mr of %lu MiB: %s\n", dev, mib,
-		       strerror(err));
-		return 1;
+		ok(false, "%s: ibv_reg_mr of %lu MiB: %s", dev, mib,
+		   strerror(err));
+		return tap_done();
 	}
 	during = count_in_cma(buf, npages, r, nr);
 	for (i = 0; i < npages; i++)
@@ -208,20 +127,19 @@ int main(int argc, char **argv)
 	err = ibv_dereg_mr(mr);
 	after = count_in_cma(buf, npages, r, nr);
 
-	printf("# cma-mr %s: CMA PFNs [%#llx, %#llx): %ld of %lu pages in CMA before ibv_reg_mr, %ld while registered, %ld after dereg\n",
-	       dev, (unsigned long long)r[0].start,
-	       (unsigned long long)r[0].end, before, npages, during, after);
+	diag("cma-mr %s: CMA PFNs [%#llx, %#llx): %ld of %lu pages in CMA before ibv_reg_mr, %ld while registered, %ld after dereg",
+	     dev, (unsigned long long)r[0].start,
+	     (unsigned long long)r[0].end, before, npages, during, after);
 	/* The premise: the buffer starts in CMA, or nothing is shown. */
-	printf("%s - %s: most of the buffer starts in CMA (%ld of %lu pages)\n",
-	       before >= (long)npages / 2 ? "ok" : "not ok", dev, before,
-	       npages);
-	printf("%s - %s: no page of a long-term MR stays in CMA (%ld)\n",
-	       during == 0 ? "ok" : "not ok", dev, during);
-	printf("%s - %s: data intact after migration, dereg %s\n",
-	       intact && !err ? "ok" : "not ok", dev,
-	       err ? strerror(err) : "ok");
+	ok(before >= (long)npages / 2,
+	   "%s: most of the buffer starts in CMA (%ld of %lu pages)", dev,
+	   before, npages);
+	ok(during == 0, "%s: no page of a long-term MR stays in CMA (%ld)",
+	   dev, during);
+	ok(intact && !err, "%s: data intact after migration, dereg %s", dev,
+	   err ? strerror(err) : "ok");
 	munmap(buf, len);
 	ibv_dealloc_pd(pd);
 	ibv_close_device(ctx);
-	return before >= (long)npages / 2 && during == 0 && intact && !err ? 0 : 1;
+	return tap_done();
 }

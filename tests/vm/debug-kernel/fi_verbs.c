@@ -26,7 +26,8 @@
  *
  * Steps the device does not implement (EOPNOTSUPP at the first,
  * uninjected session) end the session there and are reported as skips.
- * Prints TAP lines without a plan (the suite numbers them).
+ * Prints TAP (tests/verbs/tap.h); the suite renumbers its lines into its
+ * own stream.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +43,9 @@
 
 #include <infiniband/verbs.h>
 
+#include "../../lib/procfs.h"
 #include "../../verbs/loopback.h"
+#include "../../verbs/tap.h"
 
 #define PG		4096UL
 #define MR_LEN		(2UL << 20)
@@ -73,91 +76,6 @@ static struct ibv_device *dev;
 static union ibv_gid gid;
 static int gid_index;
 static char *buf_a, *buf_b;
-static int tap_failed;
-
-static void tap(bool cond, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void tap(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
-
-#define diag(...) do { printf("# "); printf(__VA_ARGS__); printf("\n"); } while (0)
-
-static long read_long(const char *path)
-{
-	char b[64] = "";
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -1;
-	if (read(fd, b, sizeof(b) - 1) < 0)
-		b[0] = 0;
-	close(fd);
-	return atol(b);
-}
-
-static int64_t pins_outstanding(void)
-{
-	unsigned long long v, a = 0, r = 0;
-	char name[64];
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %llu", name, &v) == 2) {
-		if (!strcmp(name, "nr_foll_pin_acquired"))
-			a = v;
-		else if (!strcmp(name, "nr_foll_pin_released"))
-			r = v;
-	}
-	fclose(f);
-	return (int64_t)(a - r);
-}
-
-/*
- * The VM's 9p shares pin user buffers briefly for their own I/O: wait
- * (a bounded number of times) for the system's outstanding pins to come
- * back to @want.
- */
-static bool settle(int64_t want, int64_t *now)
-{
-	int i;
-
-	for (i = 0; i < 500; i++) {
-		*now = pins_outstanding();
-		if (*now == want)
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
-static long vmpin_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* frdma's debugfs counters; false when there are none. */
 static bool read_counters(long *v)
 {
@@ -408,44 +326,44 @@ int main(int argc, char **argv)
 			dev = list[i];
 	ctx = dev ? ibv_open_device(dev) : NULL;
 	if (!ctx || lb_find_gid(ctx, &gid_index, &gid)) {
-		tap(false, "%s: %s is there and has a RoCE v2 IPv4 GID", label,
-		    dev_name);
-		return 1;
+		ok(false, "%s: %s is there and has a RoCE v2 IPv4 GID", label,
+		   dev_name);
+		return tap_done();
 	}
 	ibv_close_device(ctx);
 	buf_a = scattered(MR_LEN);
 	buf_b = memfd_area(MR_LEN);
 	fd = open("/proc/thread-self/fail-nth", O_RDWR);
 	if (!buf_a || !buf_b || fd < 0) {
-		tap(false, "%s: buffers and /proc/thread-self/fail-nth: %s",
-		    label, strerror(errno));
-		return 1;
+		ok(false, "%s: buffers and /proc/thread-self/fail-nth: %s",
+		   label, strerror(errno));
+		return tap_done();
 	}
 
 	/* The uninjected session: what the device implements. */
-	settle(0, &out0);
+	pins_settle(0, &out0);
 	have_counters = read_counters(c0);
 	st = session(S_NR, 0, &err);
 	if (st < S_NR && (err == EOPNOTSUPP || err == ENOSYS) &&
 	    (st == S_MR || st == S_QP)) {
 		upto = st;
 	} else if (st < S_NR) {
-		tap(false, "%s: an uninjected session: %s failed: %s", label,
-		    step_name[st], err > 0 ? strerror(err) : "bad completion or data");
-		return 1;
+		ok(false, "%s: an uninjected session: %s failed: %s", label,
+		   step_name[st], err > 0 ? strerror(err) : "bad completion or data");
+		return tap_done();
 	}
-	tap(true, "%s: an uninjected session runs through %s", label,
-	    step_name[upto - 1]);
+	ok(true, "%s: an uninjected session runs through %s", label,
+	   step_name[upto - 1]);
 	if (!strncmp(dev_name, "frdma", 5))
-		tap(have_counters, "%s: frdma's debugfs counters are there",
-		    label);
+		ok(have_counters, "%s: frdma's debugfs counters are there",
+		   label);
 
 	for (n = first; n <= last && !done; n++) {
 		snprintf(v, sizeof(v), "%u", n);
 		if (pwrite(fd, v, strlen(v), 0) != (ssize_t)strlen(v)) {
-			tap(false, "%s: write fail-nth: %s", label,
-			    strerror(errno));
-			return 1;
+			ok(false, "%s: write fail-nth: %s", label,
+			   strerror(errno));
+			return tap_done();
 		}
 		st = session(upto, n, &err);
 		len = pread(fd, v, sizeof(v) - 1, 0);
@@ -455,9 +373,9 @@ int main(int argc, char **argv)
 			pwrite(fd, "0", 1, 0);
 			done = true;
 			if (st != S_NR) {
-				tap(false, "%s: the last session failed in %s with nothing injected: %s",
-				    label, step_name[st],
-				    err > 0 ? strerror(err) : "bad completion or data");
+				ok(false, "%s: the last session failed in %s with nothing injected: %s",
+				   label, step_name[st],
+				   err > 0 ? strerror(err) : "bad completion or data");
 				clean = false;
 			}
 		} else {
@@ -471,7 +389,7 @@ int main(int argc, char **argv)
 				clean = false;
 			}
 		}
-		if (!settle(out0, &out1)) {
+		if (!pins_settle(out0, &out1)) {
 			diag("%s: fail-nth %u: %lld pins outstanding, %lld before",
 			     label, n, (long long)out1, (long long)out0);
 			clean = false;
@@ -499,16 +417,16 @@ int main(int argc, char **argv)
 			     label, failed_at[i],
 			     i == S_NR ? "nothing (recovered)" : step_name[i]);
 	if (first == 1) {
-		tap(done, "%s: the sweep ended (%u allocations failed, one per session)",
-		    label, injected);
-		tap(injected > 0, "%s: injection reached the module's allocations",
-		    label);
+		ok(done, "%s: the sweep ended (%u allocations failed, one per session)",
+		   label, injected);
+		ok(injected > 0, "%s: injection reached the module's allocations",
+		   label);
 	}
-	tap(clean, "%s: every injected failure unwound: pins, VmPin, counters, data",
-	    label);
+	ok(clean, "%s: every injected failure unwound: pins, VmPin, counters, data",
+	   label);
 	for (st = upto; st < S_NR; st++)
 		if (st == S_MR || st == S_QP || st == S_DATA)
-			printf("ok - %s: %s under injection # SKIP %s does not implement %s yet\n",
-			       label, step_name[st], dev_name, step_name[upto]);
-	return tap_failed ? 1 : 0;
+			ok(true, "%s: %s under injection # SKIP %s does not implement %s yet",
+			   label, step_name[st], dev_name, step_name[upto]);
+	return tap_done();
 }
