@@ -5,7 +5,9 @@
  * An AH stores its address vector (a RoCE v2 GRH: destination GID, source
  * GID index, traffic class, hop limit, flow label) for UD sends.  User
  * space names it in a UD SQE by the ah_num of its create response; the
- * number indexes the device's AH table.
+ * number indexes the device's AH table.  Kernel AHs (the CM's, built from
+ * path records and from received work completions) are the same objects;
+ * a kernel UD work request names its AH by pointer (gsi.c).
  */
 
 #include <rdma/uverbs_ioctl.h>
@@ -35,9 +37,11 @@ int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 		if (udata->outlen < sizeof(resp))
 			return -EINVAL;
 	}
-	if (frdma_should_fail())
+	/* Faults are injected, and objects counted, for user space's only. */
+	if (udata && frdma_should_fail())
 		return -ENOMEM;
 
+	ah->user = udata;
 	ah->attr = *attr;
 	ah->attr.grh.sgid_attr = NULL;
 	if (attr->grh.sgid_attr)
@@ -60,8 +64,8 @@ int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 			xa_erase_irq(&fdev->ah_table, ah->ah_num);
 			return err;
 		}
+		frdma_count(FRDMA_CNT_AH, 1);
 	}
-	frdma_count(FRDMA_CNT_AH, 1);
 	return 0;
 }
 
@@ -113,6 +117,7 @@ int frdma_destroy_ah(struct ib_ah *ibah, u32 flags)
 	xa_lock_irqsave(&fdev->ah_table, irqflags);
 	__xa_erase(&fdev->ah_table, ah->ah_num);
 	xa_unlock_irqrestore(&fdev->ah_table, irqflags);
-	frdma_count(FRDMA_CNT_AH, -1);
+	if (ah->user)
+		frdma_count(FRDMA_CNT_AH, -1);
 	return 0;
 }

@@ -7,6 +7,12 @@
  * frdma_cq_post(), under the CQ's lock; a full ring, or a consumer index
  * user space has broken, is a CQ overrun: the CQE is dropped and
  * IB_EVENT_CQ_ERR is reported once.
+ *
+ * A kernel CQ (created with no udata, by ib_alloc_cq() for the MAD layer
+ * on behalf of the GSI QP) is the same ring in kernel-only memory, of
+ * struct ib_wc: frdma_cq_post_wc() produces, poll_cq consumes, both under
+ * the CQ's lock.  Kernel consumers re-arm with IB_CQ_REPORT_MISSED_EVENTS,
+ * so req_notify_cq tells them when completions are already waiting.
  */
 
 #include <linux/log2.h>
@@ -34,6 +40,23 @@ static_assert((int)IB_UVERBS_WC_FETCH_ADD == (int)IB_WC_FETCH_ADD);
 static_assert((int)FRDMA_WC_WITH_IMM == (int)IB_WC_WITH_IMM);
 static_assert((int)FRDMA_WC_GRH == (int)IB_WC_GRH);
 
+/* A kernel consumer's CQ: a ring of struct ib_wc nobody maps. */
+static int frdma_create_kernel_cq(struct frdma_cq *cq,
+				  const struct ib_cq_init_attr *attr)
+{
+	u32 entries = roundup_pow_of_two(attr->cqe);
+	int err;
+
+	spin_lock_init(&cq->lock);
+	cq->kernel = true;
+	err = frdma_queue_init(&cq->q, NULL, entries,
+			       order_base_2(sizeof(struct ib_wc)), NULL);
+	if (err)
+		return err;
+	cq->ibcq.cqe = entries;
+	return 0;
+}
+
 int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		    struct uverbs_attr_bundle *attrs)
 {
@@ -44,13 +67,12 @@ int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 	u32 entries;
 	int err;
 
-	/* Kernel consumers are not supported yet. */
-	if (!udata)
-		return -EOPNOTSUPP;
 	if (attr->flags)
 		return -EOPNOTSUPP;
 	if (attr->cqe < 1 || attr->cqe > FRDMA_MAX_CQE)
 		return -EINVAL;
+	if (!udata)
+		return frdma_create_kernel_cq(cq, attr);
 	if (udata->inlen && !ib_is_udata_cleared(udata, 0, udata->inlen))
 		return -EINVAL;
 	if (udata->outlen < sizeof(resp))
@@ -79,7 +101,9 @@ int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
 	struct frdma_cq *cq = to_fcq(ibcq);
 
 	frdma_queue_destroy(&cq->q);
-	frdma_count(FRDMA_CNT_CQ, -1);
+	/* The counters count user objects only. */
+	if (!cq->kernel)
+		frdma_count(FRDMA_CNT_CQ, -1);
 	return 0;
 }
 
@@ -146,28 +170,58 @@ int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags)
 	struct frdma_cq *cq = to_fcq(ibcq);
 	unsigned long irqflags;
 
+	int missed = 0;
+
 	spin_lock_irqsave(&cq->lock, irqflags);
 	/* An armed "next completion" is not weakened to "solicited only". */
 	if (cq->notify != IB_CQ_NEXT_COMP)
 		cq->notify = flags & IB_CQ_SOLICITED_MASK;
+	/* A ring user space broke counts as not empty: let it be polled. */
+	if ((flags & IB_CQ_REPORT_MISSED_EVENTS) &&
+	    frdma_queue_user_space(&cq->q) != cq->q.num_entries)
+		missed = 1;
 	spin_unlock_irqrestore(&cq->lock, irqflags);
-	return 0;
+	return missed;
 }
 
 /**
- * frdma_cq_post - add a completion to a CQ
- * @cq: the completion queue
- * @cqe: the completion, copied into the ring
- * @solicited: the completion is for a solicited event
+ * frdma_poll_cq - poll a kernel consumer's CQ
+ * @ibcq: the CQ
+ * @num_entries: at most this many completions
+ * @wc: where they go
  *
- * Calls the CQ's completion handler if the CQ was armed for this
- * completion.  May be called from any context.
+ * User CQs are polled by the provider, in the shared ring; polling one
+ * here is refused.
  *
- * Return: 0, or -ENOSPC when the CQ overran (the completion is lost and the
- * CQ's event handler has been told).
+ * Context: any.
+ * Return: the number of completions, or -EOPNOTSUPP for a user CQ.
  */
-int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
-		  bool solicited)
+int frdma_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc)
+{
+	struct frdma_cq *cq = to_fcq(ibcq);
+	struct frdma_ring_hdr *hdr = cq->q.hdr;
+	unsigned long irqflags;
+	int n = 0;
+
+	if (!cq->kernel)
+		return -EOPNOTSUPP;
+	spin_lock_irqsave(&cq->lock, irqflags);
+	while (n < num_entries && hdr->cons != cq->q.kidx) {
+		memcpy(&wc[n++], frdma_queue_entry(&cq->q, hdr->cons),
+		       sizeof(*wc));
+		/* Only this function writes it, under the lock. */
+		smp_store_release(&hdr->cons, hdr->cons + 1);
+	}
+	spin_unlock_irqrestore(&cq->lock, irqflags);
+	return n;
+}
+
+/*
+ * Add the @size bytes at @e to the ring of @cq and call its completion
+ * handler if it was armed for this completion.
+ */
+static int frdma_cq_produce(struct frdma_cq *cq, const void *e, size_t size,
+			    bool solicited)
 {
 	struct ib_event ev = {
 		.device = cq->ibcq.device,
@@ -189,7 +243,7 @@ int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
 			cq->ibcq.event_handler(&ev, cq->ibcq.cq_context);
 		return -ENOSPC;
 	}
-	memcpy(frdma_queue_entry(&cq->q, cq->q.kidx), cqe, sizeof(*cqe));
+	memcpy(frdma_queue_entry(&cq->q, cq->q.kidx), e, size);
 	cq->q.kidx++;
 	frdma_queue_publish(&cq->q, true);
 	if (cq->notify == IB_CQ_NEXT_COMP ||
@@ -202,4 +256,43 @@ int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
 	if (notify && cq->ibcq.comp_handler)
 		cq->ibcq.comp_handler(&cq->ibcq, cq->ibcq.cq_context);
 	return 0;
+}
+
+/**
+ * frdma_cq_post - add a completion to a user CQ
+ * @cq: the completion queue
+ * @cqe: the completion, copied into the ring
+ * @solicited: the completion is for a solicited event
+ *
+ * Calls the CQ's completion handler if the CQ was armed for this
+ * completion.  May be called from any context.
+ *
+ * Return: 0, or -ENOSPC when the CQ overran (the completion is lost and the
+ * CQ's event handler has been told).
+ */
+int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
+		  bool solicited)
+{
+	/* Only kernel QPs use kernel CQs, and they post with ib_wc. */
+	if (WARN_ON_ONCE(cq->kernel))
+		return -EINVAL;
+	return frdma_cq_produce(cq, cqe, sizeof(*cqe), solicited);
+}
+
+/**
+ * frdma_cq_post_wc - add a completion to a kernel CQ
+ * @cq: the completion queue, of a kernel consumer
+ * @wc: the completion, copied into the ring
+ * @solicited: the completion is for a solicited event
+ *
+ * As frdma_cq_post(), for the CQs of kernel QPs.
+ *
+ * Return: 0, or -ENOSPC when the CQ overran.
+ */
+int frdma_cq_post_wc(struct frdma_cq *cq, const struct ib_wc *wc,
+		     bool solicited)
+{
+	if (WARN_ON_ONCE(!cq->kernel))
+		return -EINVAL;
+	return frdma_cq_produce(cq, wc, sizeof(*wc), solicited);
 }

@@ -671,8 +671,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 #define FRDMA_GRH_SIZE		40
 #define FRDMA_UD_MAX_MSG	4096	/* the largest IB MTU */
 
-static void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
-			    const union ib_gid *sgid, u32 len)
+void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
+		     const union ib_gid *sgid, u32 len)
 {
 	const struct ib_global_route *g = &ah->grh;
 
@@ -745,6 +745,10 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 			d->qp = frdma_qp_get(d->fdev, sqe->ud.remote_qpn);
 	}
 	t = d->qp;
+	if (t && t->gsi) {		/* QP1: gsi.c delivers or drops */
+		frdma_gsi_recv_user(t, qp, sqe, &ah, &sgid, len, qkey);
+		return;
+	}
 	if (!t || t->ibqp.qp_type != IB_QPT_UD)
 		return;			/* dropped */
 	spin_lock(&t->lock);

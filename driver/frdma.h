@@ -131,6 +131,9 @@ struct frdma_queue {
  * @q: the ring of struct frdma_cqe
  * @notify: IB_CQ_SOLICITED or IB_CQ_NEXT_COMP while armed, else 0
  * @overrun: a completion was lost because the ring was full
+ * @kernel: a kernel consumer's CQ: @q is a kernel-only ring of struct
+ *	    ib_wc, read by poll_cq, instead of a ring of struct frdma_cqe
+ *	    shared with user space
  */
 struct frdma_cq {
 	struct ib_cq ibcq;
@@ -138,6 +141,7 @@ struct frdma_cq {
 	struct frdma_queue q;
 	u8 notify;
 	bool overrun;
+	bool kernel;
 };
 
 static inline struct frdma_dev *to_fdev(struct ib_device *ibdev)
@@ -190,6 +194,9 @@ int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata);
 int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
 int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
 		  bool solicited);
+int frdma_cq_post_wc(struct frdma_cq *cq, const struct ib_wc *wc,
+		     bool solicited);
+int frdma_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc);
 
 /*
  * debugfs.c: module-wide object counters (read by the stress oracle in

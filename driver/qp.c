@@ -2,11 +2,13 @@
 /*
  * frdma: queue pairs.
  *
- * A QP is created for user space only.  Its send and receive queues are
- * rings shared with the provider (see include/uapi/rdma/frdma-abi.h); the
- * kernel consumes both.  The QP is found by the data path through its
- * device's QPN table, which holds one reference; every lookup takes
- * another, and destroy_qp waits until all of them are dropped.
+ * A user QP's send and receive queues are rings shared with the provider
+ * (see include/uapi/rdma/frdma-abi.h); the kernel consumes both.  The one
+ * kernel QP is the GSI QP the MAD layer creates on the port (QP number 1),
+ * whose queues are kernel memory (gsi.c); other kernel QPs are refused.
+ * The QP is found by the data path through its device's QPN table, which
+ * holds one reference; every lookup takes another, and destroy_qp waits
+ * until all of them are dropped.
  *
  * Attributes are stored as modify_qp gives them and returned by query_qp.
  * A modify that changes the state takes the send queue's mutex, so the
@@ -110,6 +112,51 @@ static int frdma_check_cap(struct ib_qp_cap *cap)
 	return 0;
 }
 
+/* What user and kernel QPs share, before anything can find the QP. */
+static void frdma_qp_init_common(struct frdma_qp *qp,
+				 struct ib_qp_init_attr *init)
+{
+	qp->fdev = to_fdev(qp->ibqp.device);
+	refcount_set(&qp->ref, 1);
+	init_completion(&qp->free);
+	spin_lock_init(&qp->lock);
+	mutex_init(&qp->sq_mutex);
+	mutex_init(&qp->rq_mutex);
+	INIT_DELAYED_WORK(&qp->retry_work, frdma_sq_retry_work);
+	qp->state = IB_QPS_RESET;
+	qp->attr.cap = init->cap;
+	qp->attr.port_num = 1;
+	qp->attr.path_mtu = IB_MTU_1024;
+	qp->attr.path_mig_state = IB_MIG_MIGRATED;
+	qp->sq_sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
+}
+
+/*
+ * A kernel QP: only the port's GSI QP, which takes QP number 1.  It is not
+ * counted against FRDMA_MAX_QP, nor in the debugfs counters, which count
+ * user space's objects.
+ */
+static int frdma_create_kernel_qp(struct frdma_qp *qp,
+				  struct ib_qp_init_attr *init)
+{
+	struct frdma_dev *fdev = to_fdev(qp->ibqp.device);
+	int err;
+
+	if (init->qp_type != IB_QPT_GSI)
+		return -EOPNOTSUPP;
+	frdma_qp_init_common(qp, init);
+	err = frdma_gsi_create(qp, init);
+	if (err)
+		return err;
+	err = xa_insert(&fdev->qp_table, FRDMA_GSI_QPN, qp, GFP_KERNEL);
+	if (err) {
+		frdma_gsi_destroy(qp);
+		return err;
+	}
+	qp->ibqp.qp_num = FRDMA_GSI_QPN;
+	return 0;
+}
+
 int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 		    struct ib_udata *udata)
 {
@@ -121,9 +168,8 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 	u32 sq_shift, rq_shift, body, qpn;
 	int err;
 
-	/* Kernel consumers are not supported. */
 	if (!udata)
-		return -EOPNOTSUPP;
+		return frdma_create_kernel_qp(qp, init);
 	if (init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UC &&
 	    init->qp_type != IB_QPT_UD)
 		return -EOPNOTSUPP;
@@ -156,19 +202,7 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 				  FRDMA_MAX_SGE);
 	cap->max_recv_wr = roundup_pow_of_two(max_t(u32, cap->max_recv_wr, 1));
 
-	qp->fdev = fdev;
-	refcount_set(&qp->ref, 1);
-	init_completion(&qp->free);
-	spin_lock_init(&qp->lock);
-	mutex_init(&qp->sq_mutex);
-	mutex_init(&qp->rq_mutex);
-	INIT_DELAYED_WORK(&qp->retry_work, frdma_sq_retry_work);
-	qp->state = IB_QPS_RESET;
-	qp->attr.cap = *cap;
-	qp->attr.port_num = 1;
-	qp->attr.path_mtu = IB_MTU_1024;
-	qp->attr.path_mig_state = IB_MIG_MIGRATED;
-	qp->sq_sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
+	frdma_qp_init_common(qp, init);
 
 	if (atomic_inc_return(&fdev->qp_count) > FRDMA_MAX_QP) {
 		err = -ENOMEM;
@@ -359,6 +393,10 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 
 	if (!(mask & IB_QP_STATE))
 		goto out;
+	if (qp->gsi) {
+		frdma_gsi_state_changed(qp, cur, next);
+		goto out;
+	}
 	switch (next) {
 	case IB_QPS_RESET:
 		cancel_delayed_work(&qp->retry_work);
@@ -426,6 +464,12 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	/* Nobody else can queue the work now. */
 	cancel_delayed_work_sync(&qp->retry_work);
 
+	if (qp->gsi) {
+		frdma_gsi_destroy(qp);
+		mutex_destroy(&qp->sq_mutex);
+		mutex_destroy(&qp->rq_mutex);
+		return 0;
+	}
 	frdma_queue_destroy(&qp->rq);
 	frdma_queue_destroy(&qp->sq);
 	mutex_destroy(&qp->sq_mutex);
@@ -436,23 +480,31 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 }
 
 /*
- * The send doorbell: a post_send with no work request from user space.
- * Kernel consumers, which would pass work requests, are not supported.
+ * The send doorbell of a user QP: a post_send with no work request.  Work
+ * requests are taken from kernel consumers of the GSI QP only.
  */
 int frdma_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 		    const struct ib_send_wr **bad_wr)
 {
+	struct frdma_qp *qp = to_fqp(ibqp);
+
+	if (qp->gsi)
+		return wr ? frdma_gsi_post_send(qp, wr, bad_wr) : 0;
 	if (wr) {
 		*bad_wr = wr;
 		return -EOPNOTSUPP;
 	}
-	return frdma_sq_doorbell(to_fqp(ibqp));
+	return frdma_sq_doorbell(qp);
 }
 
-/* Receive queues have no doorbell; kernel consumers are not supported. */
+/* User receive queues have no doorbell; the GSI QP's take work requests. */
 int frdma_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		    const struct ib_recv_wr **bad_wr)
 {
+	struct frdma_qp *qp = to_fqp(ibqp);
+
+	if (qp->gsi)
+		return frdma_gsi_post_recv(qp, wr, bad_wr);
 	*bad_wr = wr;
 	return -EOPNOTSUPP;
 }

@@ -30,6 +30,7 @@
 #include "frdma.h"
 
 struct frdma_mr;
+struct frdma_gsi;
 
 /**
  * struct frdma_sgl - the memory a work request touches on one side
@@ -71,6 +72,8 @@ struct frdma_sgl {
  * @rq_mutex: see the lock order above
  * @rq: the receive queue ring
  * @rqe: the copy of the RQE being consumed (under @rq_mutex)
+ * @gsi: the kernel queues of the GSI QP (gsi.c), else NULL; a GSI QP has
+ *	 no rings and uses none of the ring fields above
  */
 struct frdma_qp {
 	struct ib_qp ibqp;
@@ -97,6 +100,8 @@ struct frdma_qp {
 	struct mutex rq_mutex;	/* see above */
 	struct frdma_queue rq;
 	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
+
+	struct frdma_gsi *gsi;
 };
 
 /**
@@ -105,12 +110,14 @@ struct frdma_qp {
  * @attr: the address vector (without its sgid_attr reference)
  * @sgid: the source GID its sgid_attr named
  * @ah_num: the number user space puts in a UD SQE
+ * @user: created by user space (counted in the debugfs counters)
  */
 struct frdma_ah {
 	struct ib_ah ibah;
 	struct rdma_ah_attr attr;
 	union ib_gid sgid;
 	u32 ah_num;
+	bool user;
 };
 
 static inline struct frdma_qp *to_fqp(struct ib_qp *ibqp)
@@ -147,6 +154,22 @@ void frdma_sq_retry_work(struct work_struct *work);
 void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event);
 void frdma_flush_sq(struct frdma_qp *qp);
 void frdma_flush_rq(struct frdma_qp *qp);
+void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
+		     const union ib_gid *sgid, u32 len);
+
+/* gsi.c: the GSI QP (QP1), a kernel QP */
+#define FRDMA_GSI_QPN	1
+int frdma_gsi_create(struct frdma_qp *qp, struct ib_qp_init_attr *init);
+void frdma_gsi_destroy(struct frdma_qp *qp);
+void frdma_gsi_state_changed(struct frdma_qp *qp, enum ib_qp_state cur,
+			     enum ib_qp_state next);
+int frdma_gsi_post_send(struct frdma_qp *qp, const struct ib_send_wr *wr,
+			const struct ib_send_wr **bad_wr);
+int frdma_gsi_post_recv(struct frdma_qp *qp, const struct ib_recv_wr *wr,
+			const struct ib_recv_wr **bad_wr);
+void frdma_gsi_recv_user(struct frdma_qp *gsi, struct frdma_qp *qp,
+			 const struct frdma_sqe *sqe, const struct rdma_ah_attr *ah,
+			 const union ib_gid *sgid, u64 len, u32 qkey);
 
 /* ah.c */
 bool frdma_ah_lookup(struct frdma_dev *fdev, u32 ah_num, struct ib_pd *pd,

@@ -55,6 +55,12 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->max_srq = FRDMA_MAX_SRQ;
 	attr->max_pkeys = FRDMA_PKEY_TBL_LEN;
 	attr->local_ca_ack_delay = 15;
+	/*
+	 * Kernel work requests (the GSI QP's) name memory by kernel virtual
+	 * address with the device's local_dma_lkey: the device has no DMA
+	 * device, so ib_dma_map_*() return kernel virtual addresses.
+	 */
+	attr->kernel_cap_flags |= IBK_LOCAL_DMA_LKEY;
 }
 
 static int frdma_query_device(struct ib_device *ibdev,
@@ -157,16 +163,31 @@ static void frdma_dealloc_ucontext(struct ib_ucontext *ibuc)
 {
 }
 
+/* The counters count user space's objects, not the MAD layer's PD. */
 static int frdma_alloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
-	frdma_count(FRDMA_CNT_PD, 1);
+	if (!rdma_is_kernel_res(&ibpd->res))
+		frdma_count(FRDMA_CNT_PD, 1);
 	return 0;
 }
 
 static int frdma_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
-	frdma_count(FRDMA_CNT_PD, -1);
+	if (!rdma_is_kernel_res(&ibpd->res))
+		frdma_count(FRDMA_CNT_PD, -1);
 	return 0;
+}
+
+/*
+ * The core lists get_dma_mr among the verbs a device needs before kernel
+ * clients (the MAD layer, ib_cm, rdma_cm) will use it.  Kernel memory is
+ * named by the local_dma_lkey (IBK_LOCAL_DMA_LKEY), so ib_alloc_pd() never
+ * asks for a DMA MR; one with remote access (IB_PD_UNSAFE_GLOBAL_RKEY)
+ * would expose all of memory and is refused.
+ */
+static struct ib_mr *frdma_get_dma_mr(struct ib_pd *ibpd, int access)
+{
+	return ERR_PTR(-EOPNOTSUPP);
 }
 
 const struct ib_device_ops frdma_dev_ops = {
@@ -188,11 +209,13 @@ const struct ib_device_ops frdma_dev_ops = {
 	.destroy_cq = frdma_destroy_cq,
 	.destroy_qp = frdma_destroy_qp,
 	.fill_res_mr_entry = frdma_fill_res_mr_entry,
+	.get_dma_mr = frdma_get_dma_mr,
 	.get_link_layer = frdma_get_link_layer,
 	.get_port_immutable = frdma_get_port_immutable,
 	.mmap = frdma_mmap,
 	.mmap_free = frdma_mmap_free,
 	.modify_qp = frdma_modify_qp,
+	.poll_cq = frdma_poll_cq,
 	.post_recv = frdma_post_recv,
 	.post_send = frdma_post_send,
 	.query_ah = frdma_query_ah,
