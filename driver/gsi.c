@@ -50,6 +50,11 @@
 #include "mr.h"
 #include "qp.h"
 
+/* Kernel SGEs are kernel virtual addresses only with the core's virt_dma. */
+#if !IS_ENABLED(CONFIG_INFINIBAND_VIRT_DMA)
+#error "frdma needs CONFIG_INFINIBAND_VIRT_DMA (kernel SGEs are virtual addresses)"
+#endif
+
 #define FRDMA_GSI_MAX_SGE	4
 #define FRDMA_GSI_MAX_MSG	4096	/* a UD message: at most one MTU */
 
