@@ -116,7 +116,9 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	err = frdma_mr_check_access(access);
 	if (err)
 		return ERR_PTR(err);
+	/* The core asks this too; frdma_mr_atomic() relies on it. */
 	if (!length || length > FRDMA_MAX_MR_SIZE ||
+	    ((start ^ iova) & ~PAGE_MASK) ||
 	    check_add_overflow(iova, length - 1, &last) ||
 	    check_add_overflow(start, length - 1, &last))
 		return ERR_PTR(-EINVAL);
@@ -144,6 +146,7 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	mr->umem = umem;
 	mr->access = access & FRDMA_MR_ACCESS;
 	mr->pd = pd;
+	mr->start = start;
 	mr->iova = iova;
 	mr->length = length;
 	mr->writable = flags & FRDMA_UMEM_WRITE;
@@ -195,12 +198,13 @@ err_free:
  *
  * A new PD or new rights are set in place, keeping the keys and the pin:
  * an operation already past frdma_mr_check() finishes under the old ones.
- * New rights that write need memory pinned for writing (-EACCES if it was
- * not, as the core's umem rule says).  A new translation is a new
- * registration, with new keys, which the core swaps in for the old MR
- * (and then deregisters the old one); if it fails the old MR stays.
- * An MR with memory windows bound to it is not changed (-EBUSY): the
- * windows were checked against its PD, rights and range.
+ * What the pin cannot carry is a new registration, with new keys, which
+ * the core swaps in for the old MR (and then deregisters the old one); if
+ * it fails the old MR stays.  That is a new translation, and new rights
+ * that write to memory the MR pinned read-only: those are a registration
+ * of the MR's own range, pinned for writing.  An MR with memory windows
+ * bound to it is not changed (-EBUSY): the windows were checked against
+ * its PD, rights and range.
  *
  * Context: process context; sleeps.
  * Return: NULL when changed in place, the new MR, or an ERR_PTR() as for
@@ -217,18 +221,32 @@ struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
 		return ERR_PTR(-EOPNOTSUPP);
 	if (!(flags & IB_MR_REREG_ACCESS))
 		access = mr->access;
+	if (!(flags & IB_MR_REREG_TRANS) &&
+	    (access & FRDMA_MR_WRITES) && !mr->writable) {
+		start = mr->start;
+		length = mr->length;
+		iova = mr->iova;
+		flags |= IB_MR_REREG_TRANS;
+	}
 	if (flags & IB_MR_REREG_TRANS) {
-		/* The core deregisters the old MR after this succeeds. */
-		if (atomic_read(&mr->num_mw))
+		struct ib_mr *new_mr;
+
+		/*
+		 * No window may bind to the old MR from here on: the core
+		 * deregisters it once this succeeds (num_mw stays -1 then).
+		 */
+		if (atomic_cmpxchg(&mr->num_mw, 0, -1))
 			return ERR_PTR(-EBUSY);
-		return frdma_reg_user_mr(pd, start, length, iova, access, udata);
+		new_mr = frdma_reg_user_mr(pd, start, length, iova, access,
+					   udata);
+		if (IS_ERR(new_mr))
+			atomic_set_release(&mr->num_mw, 0);
+		return new_mr;
 	}
 
 	err = frdma_mr_check_access(access);
 	if (err)
 		return ERR_PTR(err);
-	if ((access & FRDMA_MR_WRITES) && !mr->writable)
-		return ERR_PTR(-EACCES);
 	if (udata && udata->inlen &&
 	    !ib_is_udata_cleared(udata, 0, udata->inlen))
 		return ERR_PTR(-EINVAL);
@@ -259,8 +277,11 @@ int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 	struct frdma_dev *fdev = to_fdev(ibmr->device);
 	struct frdma_mr *mr = to_fmr(ibmr);
 
-	/* From here on no window binds to it (frdma_mw_bind()). */
-	if (atomic_cmpxchg(&mr->num_mw, 0, -1))
+	/*
+	 * From here on no window binds to it (frdma_mw_bind()); -1 already
+	 * is a rereg_mr that replaced this MR.
+	 */
+	if (atomic_cmpxchg(&mr->num_mw, 0, -1) > 0)
 		return -EBUSY;
 
 	xa_erase(&fdev->mr_table, mr->ibmr.lkey >> FRDMA_MR_KEY_SHIFT);
@@ -579,11 +600,12 @@ void frdma_mr_read(struct frdma_mr *src, u64 addr, void *buf, u64 len)
 }
 
 /*
- * Store @val at @addr of @mr (checked, 8 bytes) with one 8-byte store
- * when it is aligned in memory, else by copy.  Release order: the data an
- * earlier operation wrote is visible before the word.
+ * Store @val at @addr of @mr (checked, 8 bytes) with one 8-byte store;
+ * -EINVAL if the word were not aligned in memory (the core's page-offset
+ * rule for iovas rules that out).  Release order: the data an earlier
+ * operation wrote is visible before the word.
  */
-static void frdma_mr_store_u64(struct frdma_mr *mr, u64 addr, u64 val)
+static int frdma_mr_store_u64(struct frdma_mr *mr, u64 addr, u64 val)
 {
 	struct frdma_umem_chunk c;
 	struct frdma_umem_iter it;
@@ -591,15 +613,14 @@ static void frdma_mr_store_u64(struct frdma_mr *mr, u64 addr, u64 val)
 
 	if (!frdma_mr_iter(mr, &it, addr, sizeof(val)) ||
 	    !frdma_umem_iter_peek(&it, &c))
-		return;
-	if (c.len < sizeof(val) || (c.offset & (sizeof(val) - 1))) {
-		frdma_mr_write(mr, addr, &val, sizeof(val));
-		return;
-	}
+		return -ERANGE;
+	if (c.len < sizeof(val) || (c.offset & (sizeof(val) - 1)))
+		return -EINVAL;
 	p = kmap_local_page(c.page) + c.offset;
 	/* Pairs with the reader's load: earlier writes are seen first. */
 	smp_store_release(p, val);
 	kunmap_local(p);
+	return 0;
 }
 
 /**
@@ -617,13 +638,11 @@ static void frdma_mr_store_u64(struct frdma_mr *mr, u64 addr, u64 val)
  *
  * The word is in host byte order.  The operation is atomic against every
  * other frdma atomic on any MR (one global lock), as IB_ATOMIC_HCA
- * promises, not against CPU accesses.  The iova is aligned, but the user
- * address behind it need not be when the MR was registered at an iova
- * that differs from its address by other than a multiple of 8, so the
- * word is read and written through the copy helpers and may straddle two
- * pages.  An atomic write stores the whole word with one 8-byte store
- * when the word is aligned in memory too, so no CPU or frdma reader sees
- * half of it (IBTA oA19-28); a word straddling two pages is copied.
+ * promises, not against CPU accesses.  The core registers an MR only at
+ * an iova with the same offset in the page as its address, so an aligned
+ * iova is an aligned word in one page of memory.  An atomic write stores
+ * it with one 8-byte store, so no CPU or frdma reader sees half of it
+ * (IBTA oA19-28).
  *
  * Context: any; does not sleep.
  * Return: 0, -EINVAL for a misaligned address or an unknown opcode, or
@@ -648,10 +667,12 @@ int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
 		return -EINVAL;
 
 	if (opcode == IB_UVERBS_WR_ATOMIC_WRITE) {
+		int err;
+
 		spin_lock_irqsave(&frdma_atomic_lock, irqflags);
-		frdma_mr_store_u64(mr, addr, compare_add);
+		err = frdma_mr_store_u64(mr, addr, compare_add);
 		spin_unlock_irqrestore(&frdma_atomic_lock, irqflags);
-		return 0;
+		return err;
 	}
 
 	spin_lock_irqsave(&frdma_atomic_lock, irqflags);

@@ -58,11 +58,12 @@
  * @free: completed when @ref drops to zero
  * @pd: the PD it was registered in (set before the MR is published, unlike
  *	@ibmr.pd, which the core sets after reg_user_mr returns)
+ * @start: the user address of its first byte (what is pinned)
  * @iova: the address of its first byte in work requests (likewise)
  * @length: its length in bytes (likewise)
  * @rcu: frees it after the lookups that may still see it
  * @writable: its pages are pinned for writing (so @access may grant
- *	      writes; rereg_mr may change @access but not this)
+ *	      writes; rereg_mr changes @access in place only within this)
  * @num_mw: memory windows bound to it, or -1 while it is being
  *	    deregistered or re-registered (see "Memory windows" above)
  */
@@ -73,6 +74,7 @@ struct frdma_mr {
 	refcount_t ref;
 	struct completion free;
 	struct ib_pd *pd;
+	u64 start;
 	u64 iova;
 	u64 length;
 	struct rcu_head rcu;

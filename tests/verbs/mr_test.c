@@ -1215,11 +1215,30 @@ static void test_rereg(struct ibv_context *ctx, struct ibv_pd *pd)
 	   "  the MR is unchanged after the failure");
 	ok(!ibv_dereg_mr(mr), "  ibv_dereg_mr");
 
+	/*
+	 * Write rights on an MR pinned read-only need a writable pin: a new
+	 * registration of the same range, with new keys.
+	 */
+	mr2 = ibv_reg_mr(pd, buf, 4 * PAGE, IBV_ACCESS_REMOTE_READ);
+	key = mr2 ? mr2->lkey : 0;
+	ret = mr2 ? rereg(mr2, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0,
+			  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE) : -2;
+	snap(&now);
+	ok(!ret && mr2->lkey != key && mr2->addr == buf &&
+	   mr2->length == 4 * PAGE && now.mr == before.mr + 1 &&
+	   now.pages == before.pages + 4 && pins_held(&before, 4) == 4,
+	   "  CHANGE_ACCESS adding write rights to an MR pinned read-only: %d, new key %#x, still one MR of 4 pages",
+	   ret, mr2 ? mr2->lkey : 0);
+	if (mr2)
+		ibv_dereg_mr(mr2);
 	mr2 = ibv_reg_mr(pd, ro, 4 * PAGE, IBV_ACCESS_REMOTE_READ);
+	key = mr2 ? mr2->lkey : 0;
 	ret = mr2 ? rereg(mr2, IBV_REREG_MR_CHANGE_ACCESS, NULL, NULL, 0,
 			  IBV_ACCESS_LOCAL_WRITE) : -2;
-	ok(ret == EACCES,
-	   "  CHANGE_ACCESS adding LOCAL_WRITE to memory pinned read-only: %s",
+	snap(&now);
+	ok(ret == EFAULT && mr2->lkey == key && now.mr == before.mr + 1 &&
+	   now.pages == before.pages + 4,
+	   "  CHANGE_ACCESS adding LOCAL_WRITE to read-only memory: %s, the MR unchanged",
 	   strerror(ret));
 	if (mr2)
 		ibv_dereg_mr(mr2);
