@@ -56,8 +56,6 @@
 #define FRDMA_MR_WRITES	(IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
 			 IB_ACCESS_REMOTE_ATOMIC)
 
-#define FRDMA_MR_KEY_SHIFT	FRDMA_KEY_SHIFT
-
 /* Serialises every frdma atomic operation against every other. */
 static DEFINE_SPINLOCK(frdma_atomic_lock);
 
@@ -166,7 +164,7 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 		err = err == -EBUSY ? -ENOMEM : err;
 		goto err_unpin;
 	}
-	key = (index << FRDMA_MR_KEY_SHIFT) | get_random_u8();
+	key = (index << FRDMA_KEY_SHIFT) | get_random_u8();
 	mr->ibmr.lkey = key;
 	mr->ibmr.rkey = key;
 	/* The core sets these after reg_mr, but not after a rereg_mr. */
@@ -284,7 +282,7 @@ int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 	if (atomic_cmpxchg(&mr->num_mw, 0, -1) > 0)
 		return -EBUSY;
 
-	xa_erase(&fdev->mr_table, mr->ibmr.lkey >> FRDMA_MR_KEY_SHIFT);
+	xa_erase(&fdev->mr_table, mr->ibmr.lkey >> FRDMA_KEY_SHIFT);
 	frdma_mr_put(mr);
 	wait_for_completion(&mr->free);
 
@@ -345,6 +343,20 @@ void frdma_mr_table_destroy(struct frdma_dev *fdev)
 	xa_destroy(&fdev->mr_table);
 }
 
+/*
+ * The MR of key-table entry @entry if it is one (a memory window's entry
+ * is tagged), live and named by all 32 bits of @key, referenced; or NULL.
+ * Under rcu_read_lock().
+ */
+static struct frdma_mr *frdma_mr_entry_get(void *entry, u32 key)
+{
+	struct frdma_mr *mr = xa_pointer_tag(entry) ? NULL : entry;
+
+	if (mr && (mr->ibmr.lkey != key || !refcount_inc_not_zero(&mr->ref)))
+		mr = NULL;
+	return mr;
+}
+
 /**
  * frdma_mr_get() - look an MR up by key
  * @fdev: the device
@@ -357,15 +369,11 @@ void frdma_mr_table_destroy(struct frdma_dev *fdev)
 struct frdma_mr *frdma_mr_get(struct frdma_dev *fdev, u32 key)
 {
 	struct frdma_mr *mr;
-
 	void *entry;
 
 	rcu_read_lock();
-	entry = xa_load(&fdev->mr_table, key >> FRDMA_MR_KEY_SHIFT);
-	/* A memory window's entry is tagged: it is no MR. */
-	mr = xa_pointer_tag(entry) ? NULL : entry;
-	if (mr && (mr->ibmr.lkey != key || !refcount_inc_not_zero(&mr->ref)))
-		mr = NULL;
+	entry = xa_load(&fdev->mr_table, key >> FRDMA_KEY_SHIFT);
+	mr = frdma_mr_entry_get(entry, key);
 	rcu_read_unlock();
 	return mr;
 }
@@ -394,16 +402,15 @@ int frdma_rkey_get(struct frdma_dev *fdev, u32 rkey, struct ib_qp *qp,
 	int err;
 
 	rcu_read_lock();
-	entry = xa_load(&fdev->mr_table, rkey >> FRDMA_MR_KEY_SHIFT);
+	entry = xa_load(&fdev->mr_table, rkey >> FRDMA_KEY_SHIFT);
 	if (xa_pointer_tag(entry) == FRDMA_KEY_MW) {
 		err = frdma_mw_resolve(xa_untag_pointer(entry), rkey, qp, addr,
 				       len, access, mrp);
 		rcu_read_unlock();
 		return err;
 	}
+	mr = frdma_mr_entry_get(entry, rkey);
 	rcu_read_unlock();
-
-	mr = frdma_mr_get(fdev, rkey);
 	if (!mr)
 		return -ENOENT;
 	err = frdma_mr_check(mr, qp->pd, addr, len, access);
