@@ -31,11 +31,23 @@ import unittest.runner
 
 
 class PrefixStream:
-    """A text stream that puts "# " before every line it writes."""
+    """A text stream that puts "# " before every line it writes.
+
+    It stands in for sys.stdout while the tests run, so that what the
+    tests print themselves is commented too, and TAP lines go out through
+    tap(), which first ends a line the tests left open.
+    """
 
     def __init__(self, out):
         self.out = out
         self.bol = True
+
+    def tap(self, line):
+        if not self.bol:
+            self.out.write('\n')
+            self.bol = True
+        self.out.write(line + '\n')
+        self.out.flush()
 
     def write(self, text):
         for chunk in text.splitlines(keepends=True):
@@ -53,6 +65,7 @@ class PrefixStream:
 
 
 class TapState:
+    stream = None       # the PrefixStream over the real stdout
     count = 0
     results = {}        # test id -> pass | fail | error | skip | xfail | xpass
     reference = None
@@ -64,8 +77,7 @@ def tap_line(ok, name, directive=''):
     line = '%s %d - %s' % ('ok' if ok else 'not ok', TapState.count, name)
     if directive:
         line += ' # ' + directive
-    sys.stdout.write(line + '\n')
-    sys.stdout.flush()
+    TapState.stream.tap(line)
 
 
 def one_line(text):
@@ -147,7 +159,7 @@ class TapRunner(unittest.TextTestRunner):
     resultclass = TapResult
 
     def __init__(self, *args, **kwargs):
-        kwargs['stream'] = PrefixStream(sys.stdout)
+        kwargs['stream'] = TapState.stream
         kwargs['resultclass'] = TapResult
         super().__init__(*args, **kwargs)
 
@@ -179,7 +191,7 @@ def check_reference():
         tap_line(False, 'every test that passes in %s passes (%d of %d do not)'
                  % (ref, len(missing), len(want)))
         for n in missing:
-            sys.stdout.write('#   %s: %s\n' % (n, TapState.results.get(n, 'not run')))
+            TapState.stream.tap('#   %s: %s' % (n, TapState.results.get(n, 'not run')))
     else:
         tap_line(True, 'every test that passes in %s passes (%d tests%s)'
                  % (ref, len(want), ', TODO items apart' if TapState.todo else ''))
@@ -204,18 +216,20 @@ def main():
     sys.argv = [script] + args[1:]
     sys.path.insert(0, os.path.dirname(script))
     unittest.runner.TextTestRunner = TapRunner
+    TapState.stream = PrefixStream(sys.stdout)
+    sys.stdout = TapState.stream
     status = 0
     try:
         runpy.run_path(script, run_name='__main__')
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
-        sys.stdout.flush()
+        sys.stdout = TapState.stream.out
         if TapState.reference and TapState.count:
             check_reference()
         # No plan when nothing ran: a run that never started is a failure.
         if TapState.count:
-            sys.stdout.write('1..%d\n' % TapState.count)
+            TapState.stream.tap('1..%d' % TapState.count)
         sys.stdout.flush()
     if TapState.reference and any(
             r in ('fail', 'error', 'xpass') for r in TapState.results.values()):
