@@ -37,10 +37,13 @@
  *
  * Locks: gsi->sq_lock and gsi->rq_lock protect the two queues; both are
  * leaf locks taken with interrupts disabled, as kernel consumers may post
- * from any context.  A deliverer holds the target's rq_lock only to take a
- * receive; it copies into it and completes it after dropping the lock,
- * holding a reference on the target QP.  The send work holds no lock while
- * it delivers.
+ * from any context.  Receives complete in the order they were posted,
+ * however many senders deliver at once: gsi->recv_lock is held from taking
+ * a receive (or flushing it) until its completion is in the CQ, and is
+ * taken before rq_lock and before the CQ's lock.  The CQ's completion
+ * handler may run under it; a handler may post receives (rq_lock) but
+ * never delivers.  A deliverer holds a reference on the target QP.  The
+ * send work holds no lock while it delivers.
  */
 
 #include <linux/slab.h>
@@ -111,6 +114,7 @@ struct frdma_gsi_rwqe {
  * @rq_tail: where the next receive is posted
  * @rq_mask: entries of @rq minus one
  * @rq: the receive queue
+ * @recv_lock: orders the completions of receives (see above)
  * @send_work: runs the send queue
  * @cur: the send being run (the send work's own)
  * @buf: its payload (likewise)
@@ -127,6 +131,7 @@ struct frdma_gsi {
 	u32 rq_tail;
 	u32 rq_mask;
 	struct frdma_gsi_rwqe *rq;
+	spinlock_t recv_lock;	/* see above */
 	struct work_struct send_work;
 	struct frdma_gsi_swqe cur;
 	u8 buf[FRDMA_GSI_MAX_MSG];
@@ -201,36 +206,41 @@ static void frdma_gsi_flush_sq(struct frdma_qp *qp)
 static void frdma_gsi_flush_rq(struct frdma_qp *qp)
 {
 	struct frdma_gsi *gsi = qp->gsi;
-	unsigned long flags;
+	unsigned long flags, rflags;
 	u64 wr_id;
 
+	spin_lock_irqsave(&gsi->recv_lock, flags);
 	for (;;) {
-		spin_lock_irqsave(&gsi->rq_lock, flags);
+		spin_lock_irqsave(&gsi->rq_lock, rflags);
 		if (gsi->rq_head == gsi->rq_tail) {
-			spin_unlock_irqrestore(&gsi->rq_lock, flags);
-			return;
+			spin_unlock_irqrestore(&gsi->rq_lock, rflags);
+			break;
 		}
 		wr_id = gsi->rq[gsi->rq_head++ & gsi->rq_mask].wr_id;
-		spin_unlock_irqrestore(&gsi->rq_lock, flags);
+		spin_unlock_irqrestore(&gsi->rq_lock, rflags);
 		frdma_gsi_complete(qp, qp->ibqp.recv_cq, wr_id, IB_WC_RECV,
 				   IB_WC_WR_FLUSH_ERR);
 	}
+	spin_unlock_irqrestore(&gsi->recv_lock, flags);
 }
 
 /*
  * Receiving.
  */
 
-/* The bytes @r can hold; 0 if one of its SGEs is not kernel memory. */
-static u64 frdma_gsi_rwqe_room(struct frdma_qp *t,
+/*
+ * The bytes @r can hold (0 for a receive without SGEs), or -EFAULT if one
+ * of its SGEs is not kernel memory.
+ */
+static s64 frdma_gsi_rwqe_room(struct frdma_qp *t,
 			       const struct frdma_gsi_rwqe *r)
 {
-	u64 room = 0;
+	s64 room = 0;
 	u32 i;
 
 	for (i = 0; i < r->num_sge; i++) {
 		if (r->sge[i].lkey != t->ibqp.pd->local_dma_lkey)
-			return 0;
+			return -EFAULT;
 		room += r->sge[i].length;
 	}
 	return room;
@@ -285,7 +295,7 @@ static void frdma_gsi_scatter(const struct frdma_gsi_rwqe *r, const u8 *grh,
 
 /*
  * Deliver @m to @t, a GSI QP the caller holds a reference on, or drop it.
- * Context: process or atomic; takes t's rq_lock.
+ * Context: process or atomic; takes t's recv_lock and rq_lock.
  */
 static void frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 {
@@ -293,36 +303,37 @@ static void frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 	struct frdma_gsi_rwqe r;
 	u8 grh[sizeof(struct ib_grh)];
 	struct ib_wc wc = {};
-	unsigned long flags;
-	u64 room;
+	unsigned long flags, rflags;
+	s64 room;
 
 	if (!frdma_gsi_state_receives(READ_ONCE(t->state)) ||
 	    m->qkey != IB_QP1_QKEY || m->len > FRDMA_GSI_MAX_MSG)
 		return;
 
-	spin_lock_irqsave(&gsi->rq_lock, flags);
+	spin_lock_irqsave(&gsi->recv_lock, flags);
+	spin_lock_irqsave(&gsi->rq_lock, rflags);
 	if (gsi->rq_head == gsi->rq_tail) {
-		spin_unlock_irqrestore(&gsi->rq_lock, flags);
-		return;
+		spin_unlock_irqrestore(&gsi->rq_lock, rflags);
+		goto out;
 	}
 	r = gsi->rq[gsi->rq_head & gsi->rq_mask];
 	room = frdma_gsi_rwqe_room(t, &r);
 	/* A bad receive is completed in error, one too short kept. */
-	if (room && room < sizeof(grh) + m->len) {
-		spin_unlock_irqrestore(&gsi->rq_lock, flags);
-		return;
+	if (room >= 0 && room < sizeof(grh) + m->len) {
+		spin_unlock_irqrestore(&gsi->rq_lock, rflags);
+		goto out;
 	}
 	gsi->rq_head++;
-	spin_unlock_irqrestore(&gsi->rq_lock, flags);
+	spin_unlock_irqrestore(&gsi->rq_lock, rflags);
 
 	wc.wr_id = r.wr_id;
 	wc.opcode = IB_WC_RECV;
 	wc.qp = &t->ibqp;
 	wc.port_num = 1;
-	if (!room) {
+	if (room < 0) {
 		wc.status = IB_WC_LOC_PROT_ERR;
 		frdma_cq_post_wc(to_fcq(t->ibqp.recv_cq), &wc, true);
-		return;
+		goto out;
 	}
 	frdma_build_grh(grh, m->ah, m->sgid, m->len);
 	frdma_gsi_scatter(&r, grh, m);
@@ -341,6 +352,8 @@ static void frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 	}
 	wc.pkey_index = 0;
 	frdma_cq_post_wc(to_fcq(t->ibqp.recv_cq), &wc, m->solicited);
+out:
+	spin_unlock_irqrestore(&gsi->recv_lock, flags);
 }
 
 /**
@@ -644,6 +657,7 @@ int frdma_gsi_create(struct frdma_qp *qp, struct ib_qp_init_attr *init)
 	gsi->qp = qp;
 	spin_lock_init(&gsi->sq_lock);
 	spin_lock_init(&gsi->rq_lock);
+	spin_lock_init(&gsi->recv_lock);
 	gsi->sq_mask = sq_size - 1;
 	gsi->rq_mask = rq_size - 1;
 	INIT_WORK(&gsi->send_work, frdma_gsi_send_work);
@@ -698,9 +712,12 @@ void frdma_gsi_state_changed(struct frdma_qp *qp, enum ib_qp_state cur,
 		spin_lock_irqsave(&gsi->sq_lock, flags);
 		gsi->sq_head = gsi->sq_tail;
 		spin_unlock_irqrestore(&gsi->sq_lock, flags);
-		spin_lock_irqsave(&gsi->rq_lock, flags);
+		/* No receive taken before the reset completes after it. */
+		spin_lock_irqsave(&gsi->recv_lock, flags);
+		spin_lock(&gsi->rq_lock);
 		gsi->rq_head = gsi->rq_tail;
-		spin_unlock_irqrestore(&gsi->rq_lock, flags);
+		spin_unlock(&gsi->rq_lock);
+		spin_unlock_irqrestore(&gsi->recv_lock, flags);
 		break;
 	case IB_QPS_ERR:
 		frdma_gsi_flush_rq(qp);
