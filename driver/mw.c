@@ -174,7 +174,8 @@ int frdma_dealloc_mw(struct ib_mw *ibmw)
 	struct frdma_mw *mw = to_mw(ibmw);
 	struct frdma_mr *mr;
 
-	xa_erase(&fdev->mr_table, mw->rkey >> FRDMA_KEY_SHIFT);
+	/* ibmw->rkey is the key given at allocation: its index never changes. */
+	xa_erase(&fdev->mr_table, ibmw->rkey >> FRDMA_KEY_SHIFT);
 	spin_lock(&mw->lock);
 	mw->dead = true;
 	mr = frdma_mw_unbind(mw);
