@@ -42,6 +42,7 @@ static const char * const frdma_counter_names[FRDMA_NR_COUNTERS] = {
 	[FRDMA_CNT_MR] = "mr",
 	[FRDMA_CNT_RUNS] = "runs",
 	[FRDMA_CNT_PINNED_PAGES] = "pinned_pages",
+	[FRDMA_CNT_MW] = "mw",
 };
 
 static atomic_long_t frdma_counters[FRDMA_NR_COUNTERS];

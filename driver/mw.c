@@ -131,6 +131,7 @@ int frdma_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata)
 	/* Replaces the reservation: allocates nothing, cannot fail. */
 	xa_store(&fdev->mr_table, index, xa_tag_pointer(mw, FRDMA_KEY_MW),
 		 GFP_KERNEL);
+	frdma_count(FRDMA_CNT_MW, 1);
 	return 0;
 }
 
@@ -182,6 +183,7 @@ int frdma_dealloc_mw(struct ib_mw *ibmw)
 	spin_unlock(&mw->lock);
 	frdma_mw_release_mr(mr);
 	kfree_rcu(mw, rcu);
+	frdma_count(FRDMA_CNT_MW, -1);
 	return 0;
 }
 

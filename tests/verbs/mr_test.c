@@ -116,7 +116,7 @@ static long long vmpin_kb(void)
 
 /* What frdma and the kernel say is pinned and registered right now. */
 struct snap {
-	long long mr, runs, pages, pd, acquired, released, vmpin;
+	long long mr, mw, runs, pages, pd, acquired, released, vmpin;
 };
 
 static void snap(struct snap *s)
@@ -124,6 +124,7 @@ static void snap(struct snap *s)
 	/* Fold the per-CPU vmstat deltas, or small changes stay invisible. */
 	write_num("/proc/sys/vm/stat_refresh", 1);
 	s->mr = read_num(DBG "mr");
+	s->mw = read_num(DBG "mw");
 	s->runs = read_num(DBG "runs");
 	s->pages = read_num(DBG "pinned_pages");
 	s->pd = read_num(DBG "pd");
@@ -157,8 +158,8 @@ static long long pins_held(const struct snap *s, long long want)
 
 static bool same_counters(const struct snap *a, const struct snap *b)
 {
-	return a->mr == b->mr && a->runs == b->runs && a->pages == b->pages &&
-	       a->vmpin == b->vmpin;
+	return a->mr == b->mr && a->mw == b->mw && a->runs == b->runs &&
+	       a->pages == b->pages && a->vmpin == b->vmpin;
 }
 
 static void *map_anon(size_t len, int prot)
@@ -682,6 +683,7 @@ static void test_mw(struct ibv_context *ctx, struct ibv_pd *pd)
 	struct ibv_send_wr wr;
 	struct ibv_wc wc;
 	uint32_t k2;
+	long long nmw;
 	int st, ret;
 
 	ok(!ibv_query_device_ex(ctx, NULL, &ax) &&
@@ -710,10 +712,13 @@ static void test_mw(struct ibv_context *ctx, struct ibv_pd *pd)
 	win = (uintptr_t)t.rbuf + WIN_OFF;
 
 	/* Type 1: bind, use, rebind with zero length (unbind). */
+	nmw = read_num(DBG "mw");
 	mw1 = ibv_alloc_mw(pd, IBV_MW_TYPE_1);
 	if (!ok(mw1 != NULL, "ibv_alloc_mw type 1 (%s)", strerror(errno)) ||
 	    !mwt_pair(&t))
 		goto out;
+	ok(nmw >= 0 && read_num(DBG "mw") == nmw + 1,
+	   "  debugfs mw counts the window (%lld before)", nmw);
 	old1 = mw1->rkey;
 	st = mwt_bind1(t.b, t.rcq, mw1, t.rmr, win, WIN_LEN,
 		       IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ);
