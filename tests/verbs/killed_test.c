@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include "../lib/procfs.h"
 #include "loopback.h"
 #include "tap.h"
 
@@ -231,35 +232,16 @@ static long res_count(const char *type)
 	return n;
 }
 
-static long read_long(const char *path)
-{
-	long v = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
 static void vmstat_pins(struct counts *c)
 {
-	char name[64];
-	long v;
-	FILE *f = fopen("/proc/vmstat", "r");
+	uint64_t acq, rel;
 
-	c->acquired = c->released = -1;
-	if (!f)
+	if (!foll_pins(&acq, &rel)) {
+		c->acquired = c->released = c->pins = -1;
 		return;
-	while (fscanf(f, "%63s %ld", name, &v) == 2) {
-		if (!strcmp(name, "nr_foll_pin_acquired"))
-			c->acquired = v;
-		else if (!strcmp(name, "nr_foll_pin_released"))
-			c->released = v;
 	}
-	fclose(f);
+	c->acquired = acq;
+	c->released = rel;
 	c->pins = c->acquired - c->released;
 }
 

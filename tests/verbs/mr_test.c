@@ -40,6 +40,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "../lib/procfs.h"
 #include "loopback.h"
 #include "device.h"
 #include "tap.h"
@@ -84,36 +85,6 @@ static bool write_num(const char *path, long long v)
 	return ret;
 }
 
-static long long vmstat(const char *key)
-{
-	char name[64];
-	long long v, found = -1;
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %lld", name, &v) == 2)
-		if (!strcmp(name, key))
-			found = v;
-	fclose(f);
-	return found;
-}
-
-/* This process's pinned_vm, in kB ("VmPin:" in /proc/self/status). */
-static long long vmpin_kb(void)
-{
-	long long v = -1;
-	char line[256];
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %lld", &v) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return v;
-}
-
 /* What frdma and the kernel say is pinned and registered right now. */
 struct snap {
 	long long mr, mw, runs, pages, pd, acquired, released, vmpin;
@@ -121,6 +92,8 @@ struct snap {
 
 static void snap(struct snap *s)
 {
+	uint64_t acq, rel;
+
 	/* Fold the per-CPU vmstat deltas, or small changes stay invisible. */
 	write_num("/proc/sys/vm/stat_refresh", 1);
 	s->mr = read_num(DBG "mr");
@@ -128,8 +101,12 @@ static void snap(struct snap *s)
 	s->runs = read_num(DBG "runs");
 	s->pages = read_num(DBG "pinned_pages");
 	s->pd = read_num(DBG "pd");
-	s->acquired = vmstat("nr_foll_pin_acquired");
-	s->released = vmstat("nr_foll_pin_released");
+	if (foll_pins(&acq, &rel)) {
+		s->acquired = acq;
+		s->released = rel;
+	} else {
+		s->acquired = s->released = -1;
+	}
 	s->vmpin = vmpin_kb();
 }
 
