@@ -13,6 +13,18 @@
  * every folio must be long-term pinnable.  Every page holds one pin; a run
  * is released with one unpin_user_page_range_dirty_lock() call.
  *
+ * Parts: a generic pin of 32 MiB or more, with more than one CPU online, is
+ * split into parts, one per CPU (at least 16 MiB each, on 2 MiB address
+ * boundaries), each pinned by the same batch loop (frdma_umem_pin_part())
+ * into runs of its own: the first by the pinning task, the others at the
+ * same time by helpers on frdma_umem_wq, which adopt the mm with
+ * kthread_use_mm().  A helper never faults (FOLL_NOFAULT) and stops at
+ * the first page it cannot pin without a fault, or when the pinning task
+ * has a fatal signal or another part failed; the pinning task waits for
+ * every helper, then continues their unfinished parts in address order
+ * itself, then joins the parts' runs in address order.  Release splits
+ * the runs the same way.
+ *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
  * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the
  * file's folios are pinned with memfd_pin_folios(), one pin per folio
@@ -21,16 +33,23 @@
  * from the runs (a folio never straddles two runs: its pages are
  * consecutive in both file order and PFN) and released with unpin_folios().
  *
- * Both paths charge the pages to mm->pinned_vm before pinning anything, so
- * a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned nothing, and
- * every failure after that unpins through the runs built so far and
- * uncharges.
+ * Both paths charge the pages to mm->pinned_vm once, before pinning
+ * anything, so a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned
+ * nothing, and every failure after that, in any part, unpins through the
+ * runs built so far (of every part) and uncharges.  FOLL_LONGTERM and the
+ * pinnability check are the same in every part.  No helper outlives the
+ * call that queued it.
  */
 #include <linux/capability.h>
+#include <linux/cpumask.h>
+#include <linux/debugfs.h>
+#include <linux/fault-inject.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/hugetlb.h>
+#include <linux/kthread.h>
+#include <linux/math64.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
@@ -41,6 +60,7 @@
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/userfaultfd_k.h>
+#include <linux/workqueue.h>
 
 #include <frdma/umem.h>
 #include "runs.h"
@@ -56,6 +76,26 @@
 /* Folio pointers handed to unpin_folios() at a time on release. */
 #define FRDMA_UMEM_UNPIN_BATCH	16
 
+/*
+ * The generic path splits a pin or release into parts of at least this
+ * many pages (16 MiB with 4 KiB pages), one per online CPU, at most
+ * FRDMA_UMEM_PARTS of them.
+ */
+#define FRDMA_UMEM_PART_MIN	(SZ_16M >> PAGE_SHIFT)
+#define FRDMA_UMEM_PARTS	16
+
+/* The helpers that pin and release the parts after the first. */
+static struct workqueue_struct *frdma_umem_wq;
+
+/*
+ * Fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS, tests only): when it
+ * fires, a batch of the generic path fails with -ENOMEM before it is
+ * pinned, in whichever part, pinning task or helper, reaches it.
+ * /sys/kernel/debug/frdma_umem/fail_pin/ (Documentation/fault-injection/).
+ */
+static DECLARE_FAULT_ATTR(frdma_umem_fail_pin);
+static struct dentry *frdma_umem_debugfs;
+
 /**
  * struct frdma_umem - a pinned range
  * @runs: the runs, in VA order
@@ -65,6 +105,7 @@
  * @nr_folio_pins: folios pinned by the folio path
  * @first_off: offset of @start in its page
  * @flags: FRDMA_UMEM_* flags, plus FRDMA_UMEM_FOLIO_PATH
+ * @nr_parts: parts the generic path split the pin into
  */
 struct frdma_umem {
 	struct frdma_runs runs;
@@ -74,6 +115,55 @@ struct frdma_umem {
 	u64 nr_folio_pins;
 	u32 first_off;
 	u32 flags;
+	u32 nr_parts;
+};
+
+/**
+ * struct frdma_umem_par - what the parts of one generic pin share
+ * @mm: the mm being pinned
+ * @task: the pinning task (frdma_umem_pin()'s caller)
+ * @gup_flags: FOLL_WRITE, FOLL_LONGTERM
+ * @stop: set once a part has failed: helpers stop at their next batch
+ */
+struct frdma_umem_par {
+	struct mm_struct *mm;
+	struct task_struct *task;
+	unsigned int gup_flags;
+	bool stop;
+};
+
+/**
+ * struct frdma_umem_part - one part of a generic pin
+ * @runs: the runs of the pages pinned so far, pgoff from the part's start
+ * @addr: user address of the next page to pin
+ * @npages: pages left to pin
+ * @par: what the parts share
+ * @err: a helper's result: 0, -EAGAIN (stopped early or never started, the
+ *	 pinning task continues from @addr) or the errno the whole pin fails
+ *	 with
+ * @work: the helper's work item
+ */
+struct frdma_umem_part {
+	struct frdma_runs runs;
+	unsigned long addr;
+	u64 npages;
+	struct frdma_umem_par *par;
+	int err;
+	struct work_struct work;
+};
+
+/**
+ * struct frdma_umem_unpart - one part of a generic release
+ * @run: its first run
+ * @nr: its runs
+ * @dirty: mark the pages dirty first
+ * @work: the helper's work item
+ */
+struct frdma_umem_unpart {
+	const struct frdma_umem_run *run;
+	u32 nr;
+	bool dirty;
+	struct work_struct work;
 };
 
 /*
@@ -163,11 +253,99 @@ static long frdma_umem_gup(struct mm_struct *mm, unsigned long addr,
 	return got;
 }
 
-/* The generic path: pin and fold one page-pointer batch at a time. */
-static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
-				u64 npages, unsigned int gup_flags)
+/*
+ * Parts to split a generic pin or release of @npages pages into: one per
+ * online CPU, each at least FRDMA_UMEM_PART_MIN pages, at most
+ * FRDMA_UMEM_PARTS.
+ */
+static unsigned int frdma_umem_nr_parts(u64 npages)
 {
-	struct frdma_runs *runs = &umem->runs;
+	return clamp_t(u64, div64_u64(npages, FRDMA_UMEM_PART_MIN), 1,
+		       min_t(unsigned int, num_online_cpus(),
+			     FRDMA_UMEM_PARTS));
+}
+
+/* Release the pins of @nr runs of the generic path. */
+static void frdma_umem_unpin_runs(const struct frdma_umem_run *run, u32 nr,
+				  bool dirty)
+{
+	u32 i;
+
+	for (i = 0; i < nr; i++) {
+		unpin_user_page_range_dirty_lock(pfn_to_page(run[i].pfn),
+						 run[i].npages, dirty);
+		cond_resched();
+	}
+}
+
+static void frdma_umem_unpin_work(struct work_struct *work)
+{
+	struct frdma_umem_unpart *part =
+		container_of(work, struct frdma_umem_unpart, work);
+
+	frdma_umem_unpin_runs(part->run, part->nr, part->dirty);
+}
+
+/*
+ * Release the generic path's pins: in parts of about equal page counts
+ * (frdma_umem_nr_parts()), the first by this task and the others at the
+ * same time by helpers, all finished before this returns.  Without memory
+ * for the parts, all by this task.
+ */
+static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
+{
+	unsigned int nr = frdma_umem_nr_parts(runs->npages), i;
+	struct frdma_umem_unpart *part;
+	u32 r = 0, first;
+	u64 goal;
+
+	part = nr > 1 ? kcalloc(nr, sizeof(*part), GFP_KERNEL) : NULL;
+	if (!part) {
+		frdma_umem_unpin_runs(runs->run, runs->nr, dirty);
+		return;
+	}
+	for (i = 0; i < nr; i++) {
+		/* the runs that start in the part's share of the pages */
+		goal = i + 1 < nr ? div_u64(runs->npages * (i + 1), nr) :
+				    runs->npages;
+		first = r;
+		while (r < runs->nr && runs->run[r].pgoff < goal)
+			r++;
+		part[i].run = runs->run + first;
+		part[i].nr = r - first;
+		part[i].dirty = dirty;
+		INIT_WORK(&part[i].work, frdma_umem_unpin_work);
+		if (i && part[i].nr)
+			queue_work(frdma_umem_wq, &part[i].work);
+	}
+	frdma_umem_unpin_runs(part[0].run, part[0].nr, dirty);
+	/* wait for the helpers that started, do the others' parts here */
+	for (i = 1; i < nr; i++)
+		if (cancel_work_sync(&part[i].work))
+			frdma_umem_unpin_runs(part[i].run, part[i].nr, dirty);
+	kfree(part);
+}
+
+/*
+ * The generic path over one part of the range: pin and fold one
+ * page-pointer batch at a time, from @part->addr for @part->npages pages,
+ * into @part->runs.  Both advance as batches are folded, so a part that
+ * stopped early can be continued by calling this again.
+ *
+ * In the pinning task (@nofault false) GUP may fault pages in, and a fatal
+ * signal ends the loop with -EINTR.  In a helper (@nofault true, see
+ * frdma_umem_pin_work()) GUP gets FOLL_NOFAULT: a helper never waits on a
+ * page fault, which could wait on user space (userfaultfd) with nobody to
+ * kill it.  Where GUP pins nothing, or when the pinning task has a fatal
+ * signal or another part failed, a helper stops with -EAGAIN having changed
+ * nothing since its last folded batch: the pinning task continues the part
+ * itself.
+ */
+static int frdma_umem_pin_part(struct frdma_umem_part *part, bool nofault)
+{
+	const struct frdma_umem_par *par = part->par;
+	unsigned int gup_flags = par->gup_flags;
+	struct frdma_runs *runs = &part->runs;
 	struct page **batch;
 	u64 before, folded;
 	unsigned int want;
@@ -175,15 +353,30 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 	long got;
 	int err = 0;
 
+	if (nofault)
+		gup_flags |= FOLL_NOFAULT;
 	batch = (struct page **)__get_free_page(GFP_KERNEL);
 	if (!batch)
 		return -ENOMEM;
 
-	while (npages) {
-		want = min_t(u64, npages, FRDMA_UMEM_BATCH);
-		got = frdma_umem_gup(umem->mm, addr, want, gup_flags, batch);
+	while (part->npages) {
+		if (fatal_signal_pending(par->task)) {
+			err = nofault ? -EAGAIN : -EINTR;
+			break;
+		}
+		if (nofault && READ_ONCE(par->stop)) {
+			err = -EAGAIN;
+			break;
+		}
+		if (should_fail(&frdma_umem_fail_pin, 1)) {
+			err = -ENOMEM;
+			break;
+		}
+		want = min_t(u64, part->npages, FRDMA_UMEM_BATCH);
+		got = frdma_umem_gup(par->mm, part->addr, want, gup_flags,
+				     batch);
 		if (got <= 0) {
-			err = got ? got : -EFAULT;
+			err = nofault ? -EAGAIN : got ? got : -EFAULT;
 			break;
 		}
 		before = runs->npages;
@@ -200,12 +393,113 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 			err = -EBUSY;
 			break;
 		}
-		addr += (unsigned long)got << PAGE_SHIFT;
-		npages -= got;
+		part->addr += (unsigned long)got << PAGE_SHIFT;
+		part->npages -= got;
 		cond_resched();
 	}
 
 	free_page((unsigned long)batch);
+	return err;
+}
+
+/* A helper: one part of the range, pinned in the pinning task's mm. */
+static void frdma_umem_pin_work(struct work_struct *work)
+{
+	struct frdma_umem_part *part =
+		container_of(work, struct frdma_umem_part, work);
+	struct frdma_umem_par *par = part->par;
+
+	/* pin_user_pages_fast() works on current->mm */
+	kthread_use_mm(par->mm);
+	part->err = frdma_umem_pin_part(part, true);
+	kthread_unuse_mm(par->mm);
+	if (part->err && part->err != -EAGAIN)
+		WRITE_ONCE(par->stop, true);
+}
+
+/*
+ * The generic path: the range is split into parts (one for a range below
+ * 2 * FRDMA_UMEM_PART_MIN pages or on one CPU), each pinned by
+ * frdma_umem_pin_part(): part 0 by the pinning task, the others at the
+ * same time by helpers on frdma_umem_wq.  Once every helper has finished,
+ * the pinning task continues in address order each part a helper left
+ * unfinished, then joins the parts' runs in address order into the umem's.
+ * On any failure every part's pins are dropped.
+ */
+static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
+				u64 npages, unsigned int gup_flags)
+{
+	struct frdma_umem_par par = {
+		.mm = umem->mm,
+		.task = current,
+		.gup_flags = gup_flags,
+	};
+	struct frdma_umem_part one, *part = &one;
+	unsigned int nr = frdma_umem_nr_parts(npages), i;
+	unsigned long end = addr + (npages << PAGE_SHIFT), next;
+	int err;
+
+	if (nr > 1) {
+		part = kcalloc(nr, sizeof(*part), GFP_KERNEL);
+		if (!part) {
+			part = &one;
+			nr = 1;
+		}
+	}
+	for (i = 0; i < nr; i++) {
+		/* parts end on PMD boundaries, so as not to split a THP */
+		next = end - ((npages - div_u64(npages * (i + 1), nr)) <<
+			      PAGE_SHIFT);
+		if (i + 1 < nr)
+			next = ALIGN_DOWN(next, PMD_SIZE);
+		next = clamp(next, addr + PAGE_SIZE, end);
+		frdma_runs_init(&part[i].runs);
+		part[i].runs.expect = (next - addr) >> PAGE_SHIFT;
+		part[i].addr = addr;
+		part[i].npages = (next - addr) >> PAGE_SHIFT;
+		part[i].par = &par;
+		addr = next;
+	}
+	for (i = 1; i < nr; i++) {
+		part[i].err = -EAGAIN;
+		INIT_WORK(&part[i].work, frdma_umem_pin_work);
+		queue_work(frdma_umem_wq, &part[i].work);
+	}
+
+	err = frdma_umem_pin_part(&part[0], false);
+	if (err)
+		WRITE_ONCE(par.stop, true);
+	/*
+	 * No helper outlives the call: wait for those that started, and take
+	 * back the parts of those that did not (all CPUs busy), which are
+	 * then pinned below like parts a helper stopped early.
+	 */
+	for (i = 1; i < nr; i++)
+		cancel_work_sync(&part[i].work);
+
+	/* The first failure in address order, if any part really failed. */
+	for (i = 1; i < nr && !err; i++)
+		if (part[i].err != -EAGAIN)
+			err = part[i].err;
+	/* Otherwise finish in this task what the helpers left. */
+	for (i = 1; i < nr && !err; i++)
+		if (part[i].err == -EAGAIN)
+			err = frdma_umem_pin_part(&part[i], false);
+	for (i = 1; i < nr && !err; i++)
+		err = frdma_runs_join(&part[0].runs, &part[i].runs);
+
+	if (err) {
+		for (i = 0; i < nr; i++)
+			frdma_umem_unpin_runs(part[i].runs.run,
+					      part[i].runs.nr, false);
+		frdma_runs_destroy(&part[0].runs);
+	}
+	umem->runs = part[0].runs;
+	umem->nr_parts = nr;
+	for (i = 1; i < nr; i++)
+		frdma_runs_destroy(&part[i].runs);
+	if (part != &one)
+		kfree(part);
 	return err;
 }
 
@@ -335,19 +629,10 @@ static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
 
 static void frdma_umem_unpin(struct frdma_umem *umem, bool dirty)
 {
-	const struct frdma_umem_run *run;
-	u32 i;
-
-	if (umem->flags & FRDMA_UMEM_FOLIO_PATH) {
+	if (umem->flags & FRDMA_UMEM_FOLIO_PATH)
 		frdma_umem_unpin_folios(umem, dirty);
-		return;
-	}
-	for (i = 0; i < umem->runs.nr; i++) {
-		run = &umem->runs.run[i];
-		unpin_user_page_range_dirty_lock(pfn_to_page(run->pfn),
-						 run->npages, dirty);
-		cond_resched();
-	}
+	else
+		frdma_umem_unpin_pages(&umem->runs, dirty);
 }
 
 /**
@@ -493,6 +778,7 @@ void frdma_umem_get_stats(const struct frdma_umem *umem,
 	stats->npages = umem->runs.npages;
 	stats->nr_folio_pins = umem->nr_folio_pins;
 	stats->meta_bytes = sizeof(*umem) + frdma_runs_bytes(&umem->runs);
+	stats->nr_parts = umem->nr_parts;
 }
 EXPORT_SYMBOL_GPL(frdma_umem_get_stats);
 
@@ -643,11 +929,19 @@ EXPORT_SYMBOL_GPL(frdma_umem_copy_from);
 
 static int __init frdma_umem_init(void)
 {
+	frdma_umem_wq = alloc_workqueue("frdma_umem", WQ_UNBOUND, 0);
+	if (!frdma_umem_wq)
+		return -ENOMEM;
+	frdma_umem_debugfs = debugfs_create_dir("frdma_umem", NULL);
+	fault_create_debugfs_attr("fail_pin", frdma_umem_debugfs,
+				  &frdma_umem_fail_pin);
 	return 0;
 }
 
 static void __exit frdma_umem_exit(void)
 {
+	debugfs_remove_recursive(frdma_umem_debugfs);
+	destroy_workqueue(frdma_umem_wq);
 }
 
 module_init(frdma_umem_init);
