@@ -87,6 +87,11 @@
 /* The helpers that pin and release the parts after the first. */
 static struct workqueue_struct *frdma_umem_wq;
 
+static unsigned int frdma_umem_max_parts = FRDMA_UMEM_PARTS;
+module_param_named(max_parts, frdma_umem_max_parts, uint, 0644);
+MODULE_PARM_DESC(max_parts,
+		 "CPUs a large pin or release may use at once (1: only the caller's; default and at most 16)");
+
 /*
  * Fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS, tests only): when it
  * fires, a batch of the generic path fails with -ENOMEM before it is
@@ -256,13 +261,16 @@ static long frdma_umem_gup(struct mm_struct *mm, unsigned long addr,
 /*
  * Parts to split a generic pin or release of @npages pages into: one per
  * online CPU, each at least FRDMA_UMEM_PART_MIN pages, at most
- * FRDMA_UMEM_PARTS.
+ * FRDMA_UMEM_PARTS or the max_parts parameter.
  */
 static unsigned int frdma_umem_nr_parts(u64 npages)
 {
+	unsigned int max = min3(num_online_cpus(),
+				READ_ONCE(frdma_umem_max_parts),
+				FRDMA_UMEM_PARTS);
+
 	return clamp_t(u64, div64_u64(npages, FRDMA_UMEM_PART_MIN), 1,
-		       min_t(unsigned int, num_online_cpus(),
-			     FRDMA_UMEM_PARTS));
+		       max ?: 1);
 }
 
 /* Release the pins of @nr runs of the generic path. */
