@@ -45,7 +45,11 @@
  * page (or folio) pointers, each batch folded into the runs as it arrives.
  *
  * A umem may be walked concurrently by any number of iterators; pinning and
- * releasing need process context (they sleep).  See Documentation/umem.rst.
+ * releasing need process context (they sleep).  A large pin or release is
+ * split into parts done at the same time on the online CPUs, every part by
+ * the same code, all finished before the call returns; the pages are
+ * charged once before any part is pinned, and a failure in any part
+ * unpins every part.  See Documentation/umem.rst.
  */
 #ifndef _FRDMA_UMEM_H
 #define _FRDMA_UMEM_H
