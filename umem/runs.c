@@ -209,6 +209,30 @@ long frdma_runs_add_folios(struct frdma_runs *runs, struct folio **folios,
 }
 
 /**
+ * frdma_runs_resize() - give the run array room for exactly @cap runs
+ * @runs: the run array
+ * @cap: runs it is to have room for, at least @runs->nr
+ *
+ * Return: 0, or -ENOMEM (the array is unchanged).
+ */
+int frdma_runs_resize(struct frdma_runs *runs, u32 cap)
+{
+	struct frdma_umem_run *run;
+
+	if (cap < runs->nr)
+		return -EINVAL;
+	if (cap == runs->cap)
+		return 0;
+	run = kvrealloc(runs->run, array_size(cap, sizeof(*run)),
+			GFP_KERNEL_ACCOUNT);
+	if (!run)
+		return -ENOMEM;
+	runs->run = run;
+	runs->cap = cap;
+	return 0;
+}
+
+/**
  * frdma_runs_join() - append a run array to another
  * @dst: the run array appended to
  * @src: the runs of the pages that follow @dst's pages in VA order

@@ -851,21 +851,23 @@ static void t_exit_with_pins(void)
 }
 
 /*
- * Pins of 64 MiB and more are split into parts pinned at the same time,
- * one per CPU (at least 16 MiB each); the helpers that pin the parts after
- * the first never fault pages in, and leave what they cannot pin to the
- * pinning task.  Every layout must still give exactly the pagemap's runs,
- * maximal across part boundaries, and every failure must leave nothing
- * pinned or charged.
+ * Pins of 32 MiB and more are split into parts of at least 16 MiB, up to
+ * four per CPU (at most 16 CPUs), pinned at the same time by the pinning
+ * task and helpers on the other CPUs; the helpers never fault pages in,
+ * and leave what they cannot pin to the pinning task.  Every layout must
+ * still give exactly the pagemap's runs, maximal across part boundaries,
+ * and every failure must leave nothing pinned or charged.
  */
-static unsigned int parts_expected(unsigned long len)
+static unsigned int parts_expected(unsigned long addr, unsigned long len)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned long n = len / (16 * MiB);
+	unsigned long n = ((addr + len - 1) / PG - addr / PG + 1) / (16 * MiB / PG);
 
-	if (n > (unsigned long)cpus)
-		n = cpus;
-	return n > 16 ? 16 : n ? n : 1;
+	if (cpus > 16)
+		cpus = 16;
+	if (cpus < 2 || !n)
+		return 1;
+	return n > 4UL * cpus ? 4 * cpus : n;
 }
 
 static void parts_check(unsigned long addr, unsigned long len,
@@ -875,8 +877,9 @@ static void parts_check(unsigned long addr, unsigned long len,
 
 	if (pin_check(addr, len, flags, what, &p))
 		return;
-	EXPECT(p.nr_parts == parts_expected(len), "%s: %u parts, expected %u",
-	       what, p.nr_parts, parts_expected(len));
+	EXPECT(p.nr_parts == parts_expected(addr, len),
+	       "%s: %u parts, expected %u", what, p.nr_parts,
+	       parts_expected(addr, len));
 }
 
 static void t_parts(void)
@@ -891,7 +894,7 @@ static void t_parts(void)
 		FAIL("mmap");
 		return;
 	}
-	if (parts_expected(len) < 2)
+	if (parts_expected(0, len) < 2)
 		diag("one CPU: pins are not split, the test shows little");
 	/* nothing faulted in: the pinning task pins every part */
 	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
@@ -1409,9 +1412,9 @@ static void t_fault_inject_parts(void)
 		if (!err) {
 			ok++;
 			check_runs(&p, (uintptr_t)buf, len, "fail_pin");
-			EXPECT(p.nr_parts == parts_expected(len),
+			EXPECT(p.nr_parts == parts_expected(0, len),
 			       "%u parts, expected %u", p.nr_parts,
-			       parts_expected(len));
+			       parts_expected(0, len));
 			release(p.handle, false);
 		} else {
 			nomem += err == -ENOMEM;
