@@ -209,6 +209,76 @@ long frdma_runs_add_folios(struct frdma_runs *runs, struct folio **folios,
 }
 
 /**
+ * frdma_runs_resize() - give the run array room for exactly @cap runs
+ * @runs: the run array
+ * @cap: runs it is to have room for, at least @runs->nr
+ *
+ * Return: 0, or -ENOMEM (the array is unchanged).
+ */
+int frdma_runs_resize(struct frdma_runs *runs, u32 cap)
+{
+	struct frdma_umem_run *run;
+
+	if (cap < runs->nr)
+		return -EINVAL;
+	if (cap == runs->cap)
+		return 0;
+	run = kvrealloc(runs->run, array_size(cap, sizeof(*run)),
+			GFP_KERNEL_ACCOUNT);
+	if (!run)
+		return -ENOMEM;
+	runs->run = run;
+	runs->cap = cap;
+	return 0;
+}
+
+/**
+ * frdma_runs_join() - append a run array to another
+ * @dst: the run array appended to
+ * @src: the runs of the pages that follow @dst's pages in VA order
+ *	 (pgoff counted from @src's own first page)
+ *
+ * @src's runs are folded into @dst as if their pages had come after @dst's
+ * one batch later: the first one merges with @dst's last run when it
+ * starts at the PFN after it.  @dst grows once, to the exact number of
+ * runs the two make together.  @src is left unchanged.
+ *
+ * Return: 0, -ENOMEM (then @dst is unchanged), or -EINVAL past
+ * FRDMA_RUNS_MAX_PAGES pages.
+ */
+int frdma_runs_join(struct frdma_runs *dst, const struct frdma_runs *src)
+{
+	const struct frdma_umem_run *last, *first;
+	struct frdma_umem_run *run;
+	u32 i, need;
+	int err;
+
+	if (!src->nr)
+		return 0;
+	if (src->npages > FRDMA_RUNS_MAX_PAGES - dst->npages)
+		return -EINVAL;
+	last = dst->nr ? &dst->run[dst->nr - 1] : NULL;
+	first = &src->run[0];
+	need = src->nr - (last && last->pfn + last->npages == first->pfn);
+	if (need > dst->cap - dst->nr) {
+		run = kvrealloc(dst->run,
+				array_size((size_t)dst->nr + need, sizeof(*run)),
+				GFP_KERNEL_ACCOUNT);
+		if (!run)
+			return -ENOMEM;
+		dst->run = run;
+		dst->cap = dst->nr + need;
+	}
+	/* Allocates nothing: there is room for every run. */
+	for (i = 0; i < src->nr; i++) {
+		err = frdma_runs_add(dst, src->run[i].pfn, src->run[i].npages);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/**
  * frdma_runs_trim() - size the run array exactly to its runs
  * @runs: the run array
  *

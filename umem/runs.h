@@ -47,6 +47,8 @@ int frdma_runs_add_pages(struct frdma_runs *runs, struct page **pages,
 			 unsigned int nr);
 long frdma_runs_add_folios(struct frdma_runs *runs, struct folio **folios,
 			   unsigned int nr, u64 skip, u64 limit);
+int frdma_runs_resize(struct frdma_runs *runs, u32 cap);
+int frdma_runs_join(struct frdma_runs *dst, const struct frdma_runs *src);
 void frdma_runs_trim(struct frdma_runs *runs);
 void frdma_runs_destroy(struct frdma_runs *runs);
 size_t frdma_runs_bytes(const struct frdma_runs *runs);

@@ -13,6 +13,19 @@
  * every folio must be long-term pinnable.  Every page holds one pin; a run
  * is released with one unpin_user_page_range_dirty_lock() call.
  *
+ * Parts: a generic pin of 32 MiB or more, with more than one CPU online, is
+ * split into parts (at least 16 MiB each, up to four per CPU, ending on
+ * 2 MiB address boundaries), each pinned by the same batch loop
+ * (frdma_umem_pin_part()) into runs of its own.  The pinning task and, at
+ * the same time, helpers on frdma_umem_wq (one fewer than the CPUs used),
+ * which adopt the mm with kthread_use_mm(), claim the parts one at a time.
+ * A helper never faults (FOLL_NOFAULT) and stops at the first page it
+ * cannot pin without a fault, or when the pinning task has a fatal signal;
+ * every part stops once one has failed.  The pinning task waits for every
+ * helper, continues their unfinished parts in address order itself, then
+ * joins the parts' runs in address order.  Release splits the runs the
+ * same way.
+ *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
  * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the
  * file's folios are pinned with memfd_pin_folios(), one pin per folio
@@ -21,16 +34,23 @@
  * from the runs (a folio never straddles two runs: its pages are
  * consecutive in both file order and PFN) and released with unpin_folios().
  *
- * Both paths charge the pages to mm->pinned_vm before pinning anything, so
- * a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned nothing, and
- * every failure after that unpins through the runs built so far and
- * uncharges.
+ * Both paths charge the pages to mm->pinned_vm once, before pinning
+ * anything, so a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned
+ * nothing, and every failure after that, in any part, unpins through the
+ * runs built so far (of every part) and uncharges.  FOLL_LONGTERM and the
+ * pinnability check are the same in every part.  No helper outlives the
+ * call that queued it.
  */
 #include <linux/capability.h>
+#include <linux/cpumask.h>
+#include <linux/debugfs.h>
+#include <linux/fault-inject.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/hugetlb.h>
+#include <linux/kthread.h>
+#include <linux/math64.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
@@ -41,6 +61,7 @@
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/userfaultfd_k.h>
+#include <linux/workqueue.h>
 
 #include <frdma/umem.h>
 #include "runs.h"
@@ -56,6 +77,37 @@
 /* Folio pointers handed to unpin_folios() at a time on release. */
 #define FRDMA_UMEM_UNPIN_BATCH	16
 
+/*
+ * The generic path splits a pin or release on several CPUs (at most
+ * FRDMA_UMEM_MAX_CPUS) into parts of at least FRDMA_UMEM_PART_MIN pages
+ * (16 MiB with 4 KiB pages), up to FRDMA_UMEM_PARTS_PER_CPU per CPU: the
+ * CPUs claim parts one at a time, so that one the hypervisor or other
+ * tasks leave less time to ends up with fewer of them.
+ */
+#define FRDMA_UMEM_PART_MIN		(SZ_16M >> PAGE_SHIFT)
+#define FRDMA_UMEM_PARTS_PER_CPU	4
+#define FRDMA_UMEM_MAX_CPUS		16
+
+/* A part's result while it is not pinned to its end (not an errno). */
+#define FRDMA_UMEM_UNFINISHED		1
+
+/* The helpers that pin and release parts beside the calling task. */
+static struct workqueue_struct *frdma_umem_wq;
+
+static unsigned int frdma_umem_max_cpus = FRDMA_UMEM_MAX_CPUS;
+module_param_named(max_cpus, frdma_umem_max_cpus, uint, 0644);
+MODULE_PARM_DESC(max_cpus,
+		 "CPUs a large pin or release may use at once (1: only the caller's; default and at most 16)");
+
+/*
+ * Fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS, tests only): when it
+ * fires, a batch of the generic path fails with -ENOMEM before it is
+ * pinned, in whichever part, pinning task or helper, reaches it.
+ * /sys/kernel/debug/frdma_umem/fail_pin/ (Documentation/fault-injection/).
+ */
+static DECLARE_FAULT_ATTR(frdma_umem_fail_pin);
+static struct dentry *frdma_umem_debugfs;
+
 /**
  * struct frdma_umem - a pinned range
  * @runs: the runs, in VA order
@@ -65,6 +117,7 @@
  * @nr_folio_pins: folios pinned by the folio path
  * @first_off: offset of @start in its page
  * @flags: FRDMA_UMEM_* flags, plus FRDMA_UMEM_FOLIO_PATH
+ * @nr_parts: parts the generic path split the pin into
  */
 struct frdma_umem {
 	struct frdma_runs runs;
@@ -74,6 +127,68 @@ struct frdma_umem {
 	u64 nr_folio_pins;
 	u32 first_off;
 	u32 flags;
+	u32 nr_parts;
+};
+
+/**
+ * struct frdma_umem_part - one part of a generic pin
+ * @runs: the runs of the pages pinned so far, pgoff from the part's start
+ * @addr: user address of the next page to pin
+ * @npages: pages left to pin
+ * @err: 0 once pinned to its end; FRDMA_UMEM_UNFINISHED while not (not
+ *	 claimed yet, or a helper stopped early: the pinning task continues
+ *	 from @addr); or the errno the whole pin fails with
+ */
+struct frdma_umem_part {
+	struct frdma_runs runs;
+	unsigned long addr;
+	u64 npages;
+	int err;
+};
+
+/**
+ * struct frdma_umem_unpart - one part of a generic release
+ * @run: its first run
+ * @nr: its runs
+ */
+struct frdma_umem_unpart {
+	const struct frdma_umem_run *run;
+	u32 nr;
+};
+
+/**
+ * struct frdma_umem_par - a generic pin or release split into parts
+ * @mm: pin: the mm being pinned
+ * @task: pin: the pinning task (frdma_umem_pin()'s caller)
+ * @part: pin: the parts
+ * @unpart: release: the parts
+ * @nr: number of parts
+ * @next: the next part to claim; every part is claimed once
+ * @gup_flags: pin: FOLL_WRITE, FOLL_LONGTERM
+ * @dirty: release: mark the pages dirty first
+ * @stop: pin: set once a part has failed: no part is claimed any more,
+ *	  and helpers stop at their next batch
+ */
+struct frdma_umem_par {
+	struct mm_struct *mm;
+	struct task_struct *task;
+	struct frdma_umem_part *part;
+	struct frdma_umem_unpart *unpart;
+	unsigned int nr;
+	atomic_t next;
+	unsigned int gup_flags;
+	bool dirty;
+	bool stop;
+};
+
+/**
+ * struct frdma_umem_helper - a work item claiming parts beside the task
+ * @work: queued on frdma_umem_wq
+ * @par: the parts
+ */
+struct frdma_umem_helper {
+	struct work_struct work;
+	struct frdma_umem_par *par;
 };
 
 /*
@@ -163,28 +278,173 @@ static long frdma_umem_gup(struct mm_struct *mm, unsigned long addr,
 	return got;
 }
 
-/* The generic path: pin and fold one page-pointer batch at a time. */
-static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
-				u64 npages, unsigned int gup_flags)
+/*
+ * How a generic pin or release of @npages pages is split: into the number
+ * of parts returned, claimed by *@nr_helpers helpers and the calling task.
+ * One part and no helper for a range below 2 * FRDMA_UMEM_PART_MIN pages
+ * or with one CPU to use.
+ */
+static unsigned int frdma_umem_nr_parts(u64 npages, unsigned int *nr_helpers)
 {
-	struct frdma_runs *runs = &umem->runs;
-	struct page **batch;
+	unsigned int cpus = min3(num_online_cpus(),
+				 READ_ONCE(frdma_umem_max_cpus),
+				 FRDMA_UMEM_MAX_CPUS);
+	unsigned int nr = 1;
+
+	if (cpus > 1)
+		nr = clamp_t(u64, div64_u64(npages, FRDMA_UMEM_PART_MIN), 1,
+			     cpus * FRDMA_UMEM_PARTS_PER_CPU);
+	*nr_helpers = min(cpus, nr) - 1;
+	return nr;
+}
+
+/*
+ * Queue @nr work items running @fn on the parts of @par, beside the
+ * calling task.  Returns the helpers to hand to frdma_umem_helpers_wait(),
+ * or NULL (no memory, or @nr is 0): the task then claims every part.
+ */
+static struct frdma_umem_helper *
+frdma_umem_helpers_start(struct frdma_umem_par *par, unsigned int nr,
+			 work_func_t fn)
+{
+	struct frdma_umem_helper *helper;
+	unsigned int i;
+
+	helper = nr ? kcalloc(nr, sizeof(*helper), GFP_KERNEL) : NULL;
+	for (i = 0; helper && i < nr; i++) {
+		helper[i].par = par;
+		INIT_WORK(&helper[i].work, fn);
+		queue_work(frdma_umem_wq, &helper[i].work);
+	}
+	return helper;
+}
+
+/*
+ * No helper outlives the call: wait for those that started; those that
+ * did not (every CPU busy) claimed nothing, and never will.
+ */
+static void frdma_umem_helpers_wait(struct frdma_umem_helper *helper,
+				    unsigned int nr)
+{
+	unsigned int i;
+
+	if (!helper)
+		return;
+	for (i = 0; i < nr; i++)
+		cancel_work_sync(&helper[i].work);
+	kfree(helper);
+}
+
+/* Release the pins of @nr runs of the generic path. */
+static void frdma_umem_unpin_runs(const struct frdma_umem_run *run, u32 nr,
+				  bool dirty)
+{
+	u32 i;
+
+	for (i = 0; i < nr; i++) {
+		unpin_user_page_range_dirty_lock(pfn_to_page(run[i].pfn),
+						 run[i].npages, dirty);
+		cond_resched();
+	}
+}
+
+/* Release parts, one claimed at a time, until every part is claimed. */
+static void frdma_umem_unpin_claim(struct frdma_umem_par *par)
+{
+	unsigned int i;
+
+	while ((i = atomic_fetch_inc(&par->next)) < par->nr)
+		frdma_umem_unpin_runs(par->unpart[i].run, par->unpart[i].nr,
+				      par->dirty);
+}
+
+static void frdma_umem_unpin_work(struct work_struct *work)
+{
+	frdma_umem_unpin_claim(container_of(work, struct frdma_umem_helper,
+					    work)->par);
+}
+
+/*
+ * Release the generic path's pins: in parts of about equal page counts
+ * (frdma_umem_nr_parts()), claimed by this task and helpers, all finished
+ * before this returns.  Without memory for the parts, all by this task.
+ */
+static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
+{
+	struct frdma_umem_par par = { .dirty = dirty };
+	struct frdma_umem_helper *helper;
+	unsigned int nr_helpers, i;
+	u32 r = 0, first;
+	u64 goal;
+
+	par.nr = frdma_umem_nr_parts(runs->npages, &nr_helpers);
+	par.unpart = par.nr > 1 ? kcalloc(par.nr, sizeof(*par.unpart),
+					  GFP_KERNEL) : NULL;
+	if (!par.unpart) {
+		frdma_umem_unpin_runs(runs->run, runs->nr, dirty);
+		return;
+	}
+	for (i = 0; i < par.nr; i++) {
+		/* the runs that start in the part's share of the pages */
+		goal = i + 1 < par.nr ? div_u64(runs->npages * (i + 1), par.nr) :
+					runs->npages;
+		first = r;
+		while (r < runs->nr && runs->run[r].pgoff < goal)
+			r++;
+		par.unpart[i].run = runs->run + first;
+		par.unpart[i].nr = r - first;
+	}
+	helper = frdma_umem_helpers_start(&par, nr_helpers,
+					  frdma_umem_unpin_work);
+	frdma_umem_unpin_claim(&par);
+	frdma_umem_helpers_wait(helper, nr_helpers);
+	kfree(par.unpart);
+}
+
+/*
+ * The generic path over one part of the range: pin and fold one
+ * page-pointer batch at a time, from @part->addr for @part->npages pages,
+ * into @part->runs, through @batch.  Both advance as batches are folded,
+ * so a part that stopped early can be continued by calling this again.
+ *
+ * In the pinning task (@nofault false) GUP may fault pages in, and a fatal
+ * signal ends the loop with -EINTR.  In a helper (@nofault true) GUP gets
+ * FOLL_NOFAULT: a helper never waits on a page fault, which could wait on
+ * user space (userfaultfd) with nobody to kill it.  Where GUP pins
+ * nothing, or when the pinning task has a fatal signal, a helper stops
+ * with FRDMA_UMEM_UNFINISHED, having changed nothing since its last folded
+ * batch: the pinning task continues the part itself.  Once a part has
+ * failed, every part stops so at its next batch.
+ */
+static int frdma_umem_pin_part(struct frdma_umem_part *part,
+			       const struct frdma_umem_par *par,
+			       struct page **batch, bool nofault)
+{
+	unsigned int gup_flags = par->gup_flags;
+	struct frdma_runs *runs = &part->runs;
 	u64 before, folded;
 	unsigned int want;
 	u32 last;
 	long got;
-	int err = 0;
+	int err;
 
-	batch = (struct page **)__get_free_page(GFP_KERNEL);
-	if (!batch)
-		return -ENOMEM;
-
-	while (npages) {
-		want = min_t(u64, npages, FRDMA_UMEM_BATCH);
-		got = frdma_umem_gup(umem->mm, addr, want, gup_flags, batch);
+	if (nofault)
+		gup_flags |= FOLL_NOFAULT;
+	while (part->npages) {
+		if (fatal_signal_pending(par->task))
+			return nofault ? FRDMA_UMEM_UNFINISHED : -EINTR;
+		if (READ_ONCE(par->stop))
+			return FRDMA_UMEM_UNFINISHED;
+		if (should_fail(&frdma_umem_fail_pin, 1))
+			return -ENOMEM;
+		want = min_t(u64, part->npages, FRDMA_UMEM_BATCH);
+		got = frdma_umem_gup(par->mm, part->addr, want, gup_flags,
+				     batch);
 		if (got <= 0) {
-			err = got ? got : -EFAULT;
-			break;
+			if (nofault)
+				return FRDMA_UMEM_UNFINISHED;
+			/* killed while GUP waited for the mmap lock */
+			return got == -EAGAIN ? -EINTR : got ? got : -EFAULT;
 		}
 		before = runs->npages;
 		last = runs->nr ? runs->nr - 1 : 0;
@@ -192,20 +452,153 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 		if (err) {
 			folded = runs->npages - before;
 			unpin_user_pages(batch + folded, got - folded);
-			break;
+			return err;
 		}
 		/* Folded: on failure the caller unpins them with the rest. */
 		if ((gup_flags & FOLL_LONGTERM) &&
-		    !frdma_umem_runs_pinnable(runs, last, before)) {
-			err = -EBUSY;
-			break;
-		}
-		addr += (unsigned long)got << PAGE_SHIFT;
-		npages -= got;
+		    !frdma_umem_runs_pinnable(runs, last, before))
+			return -EBUSY;
+		part->addr += (unsigned long)got << PAGE_SHIFT;
+		part->npages -= got;
 		cond_resched();
 	}
+	return 0;
+}
 
+/* Pin parts, one claimed at a time, until none is left or one failed. */
+static void frdma_umem_pin_claim(struct frdma_umem_par *par,
+				 struct page **batch, bool nofault)
+{
+	struct frdma_umem_part *part;
+	unsigned int i;
+
+	while (!READ_ONCE(par->stop) &&
+	       (i = atomic_fetch_inc(&par->next)) < par->nr) {
+		part = &par->part[i];
+		part->err = frdma_umem_pin_part(part, par, batch, nofault);
+		if (part->err < 0)
+			WRITE_ONCE(par->stop, true);
+	}
+}
+
+/* A helper: claims parts of the range and pins them in the task's mm. */
+static void frdma_umem_pin_work(struct work_struct *work)
+{
+	struct frdma_umem_par *par =
+		container_of(work, struct frdma_umem_helper, work)->par;
+	struct page **batch;
+
+	batch = (struct page **)__get_free_page(GFP_KERNEL);
+	if (!batch)
+		return;		/* the task pins what this would have */
+	/* pin_user_pages_fast() works on current->mm */
+	kthread_use_mm(par->mm);
+	frdma_umem_pin_claim(par, batch, true);
+	kthread_unuse_mm(par->mm);
 	free_page((unsigned long)batch);
+}
+
+/* The runs of the parts once joined: runs that touch across parts merge. */
+static u32 frdma_umem_joined_runs(const struct frdma_umem_part *part,
+				  unsigned int nr)
+{
+	const struct frdma_umem_run *last = NULL, *first;
+	unsigned int i;
+	u32 total = 0;
+
+	for (i = 0; i < nr; i++) {
+		if (!part[i].runs.nr)
+			continue;
+		first = &part[i].runs.run[0];
+		total += part[i].runs.nr -
+			 (last && last->pfn + last->npages == first->pfn);
+		last = &part[i].runs.run[part[i].runs.nr - 1];
+	}
+	return total;
+}
+
+/*
+ * The generic path: the range is split into parts (frdma_umem_nr_parts(),
+ * ending on PMD boundaries so as not to split a THP), claimed one at a
+ * time and pinned by frdma_umem_pin_part(), by this task and at the same
+ * time by helpers on frdma_umem_wq.  Once every helper has finished, the
+ * task continues in address order each part a helper left unfinished,
+ * then joins the parts' runs in address order into the umem's.  On any
+ * failure every part's pins are dropped.
+ */
+static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
+				u64 npages, unsigned int gup_flags)
+{
+	unsigned long end = addr + (npages << PAGE_SHIFT), next;
+	struct frdma_umem_par par = {
+		.mm = umem->mm,
+		.task = current,
+		.gup_flags = gup_flags,
+	};
+	struct frdma_umem_helper *helper = NULL;
+	struct frdma_umem_part one, *part = &one;
+	unsigned int nr_helpers, i;
+	struct page **batch;
+	int err = 0;
+
+	batch = (struct page **)__get_free_page(GFP_KERNEL);
+	if (!batch)
+		return -ENOMEM;
+	par.nr = frdma_umem_nr_parts(npages, &nr_helpers);
+	if (par.nr > 1)
+		part = kcalloc(par.nr, sizeof(*part), GFP_KERNEL);
+	if (!part) {
+		part = &one;
+		par.nr = 1;
+		nr_helpers = 0;
+	}
+	par.part = part;
+	for (i = 0; i < par.nr; i++) {
+		next = end - ((npages - div_u64(npages * (i + 1), par.nr)) <<
+			      PAGE_SHIFT);
+		if (i + 1 < par.nr)
+			next = ALIGN_DOWN(next, PMD_SIZE);
+		next = clamp(next, addr + PAGE_SIZE, end);
+		frdma_runs_init(&part[i].runs);
+		part[i].runs.expect = (next - addr) >> PAGE_SHIFT;
+		part[i].addr = addr;
+		part[i].npages = (next - addr) >> PAGE_SHIFT;
+		part[i].err = FRDMA_UMEM_UNFINISHED;
+		addr = next;
+	}
+
+	helper = frdma_umem_helpers_start(&par, nr_helpers,
+					  frdma_umem_pin_work);
+	frdma_umem_pin_claim(&par, batch, false);
+	frdma_umem_helpers_wait(helper, nr_helpers);
+
+	/* The first failure in address order, if a part failed. */
+	for (i = 0; i < par.nr && !err; i++)
+		if (part[i].err < 0)
+			err = part[i].err;
+	/* Otherwise finish here what the helpers left. */
+	for (i = 0; i < par.nr && !err; i++)
+		if (part[i].err == FRDMA_UMEM_UNFINISHED)
+			err = frdma_umem_pin_part(&part[i], &par, batch, false);
+	free_page((unsigned long)batch);
+	if (!err && par.nr > 1)
+		err = frdma_runs_resize(&part[0].runs,
+					frdma_umem_joined_runs(part, par.nr));
+	for (i = 1; i < par.nr && !err; i++)
+		err = frdma_runs_join(&part[0].runs, &part[i].runs);
+
+	if (err) {
+		for (i = 0; i < par.nr; i++)
+			frdma_umem_unpin_runs(part[i].runs.run,
+					      part[i].runs.nr, false);
+		frdma_runs_destroy(&part[0].runs);
+	}
+	umem->runs = part[0].runs;
+	umem->nr_parts = par.nr;
+	for (i = 1; i < par.nr; i++)
+		frdma_runs_destroy(&part[i].runs);
+	if (part != &one)
+		kfree(part);
 	return err;
 }
 
@@ -335,19 +728,10 @@ static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
 
 static void frdma_umem_unpin(struct frdma_umem *umem, bool dirty)
 {
-	const struct frdma_umem_run *run;
-	u32 i;
-
-	if (umem->flags & FRDMA_UMEM_FOLIO_PATH) {
+	if (umem->flags & FRDMA_UMEM_FOLIO_PATH)
 		frdma_umem_unpin_folios(umem, dirty);
-		return;
-	}
-	for (i = 0; i < umem->runs.nr; i++) {
-		run = &umem->runs.run[i];
-		unpin_user_page_range_dirty_lock(pfn_to_page(run->pfn),
-						 run->npages, dirty);
-		cond_resched();
-	}
+	else
+		frdma_umem_unpin_pages(&umem->runs, dirty);
 }
 
 /**
@@ -493,6 +877,7 @@ void frdma_umem_get_stats(const struct frdma_umem *umem,
 	stats->npages = umem->runs.npages;
 	stats->nr_folio_pins = umem->nr_folio_pins;
 	stats->meta_bytes = sizeof(*umem) + frdma_runs_bytes(&umem->runs);
+	stats->nr_parts = umem->nr_parts;
 }
 EXPORT_SYMBOL_GPL(frdma_umem_get_stats);
 
@@ -643,11 +1028,19 @@ EXPORT_SYMBOL_GPL(frdma_umem_copy_from);
 
 static int __init frdma_umem_init(void)
 {
+	frdma_umem_wq = alloc_workqueue("frdma_umem", WQ_UNBOUND, 0);
+	if (!frdma_umem_wq)
+		return -ENOMEM;
+	frdma_umem_debugfs = debugfs_create_dir("frdma_umem", NULL);
+	fault_create_debugfs_attr("fail_pin", frdma_umem_debugfs,
+				  &frdma_umem_fail_pin);
 	return 0;
 }
 
 static void __exit frdma_umem_exit(void)
 {
+	debugfs_remove_recursive(frdma_umem_debugfs);
+	destroy_workqueue(frdma_umem_wq);
 }
 
 module_init(frdma_umem_init);

@@ -45,7 +45,11 @@
  * page (or folio) pointers, each batch folded into the runs as it arrives.
  *
  * A umem may be walked concurrently by any number of iterators; pinning and
- * releasing need process context (they sleep).  See Documentation/umem.rst.
+ * releasing need process context (they sleep).  A large pin or release is
+ * split into parts done at the same time on the online CPUs, every part by
+ * the same code, all finished before the call returns; the pages are
+ * charged once before any part is pinned, and a failure in any part
+ * unpins every part.  See Documentation/umem.rst.
  */
 #ifndef _FRDMA_UMEM_H
 #define _FRDMA_UMEM_H
@@ -87,6 +91,9 @@ enum {
  * @npages: pages pinned (and charged to pinned_vm)
  * @nr_folio_pins: folios pinned through the folio path (0 on the generic path)
  * @meta_bytes: bytes of metadata: the umem object plus its run array
+ * @nr_parts: parts the generic path split the pin into, pinned at the same
+ *	      time on several CPUs (1: not split; 0: the folio path or an
+ *	      empty range)
  */
 struct frdma_umem_stats {
 	u32 nr_runs;
@@ -94,6 +101,7 @@ struct frdma_umem_stats {
 	u64 npages;
 	u64 nr_folio_pins;
 	u64 meta_bytes;
+	u32 nr_parts;
 };
 
 /**

@@ -129,6 +129,7 @@ static long fut_ioc_pin(struct fut_file *ff, void __user *argp)
 	arg.npages = st.npages;
 	arg.nr_folio_pins = st.nr_folio_pins;
 	arg.meta_bytes = st.meta_bytes;
+	arg.nr_parts = st.nr_parts;
 	if (copy_to_user(argp, &arg, sizeof(arg)))
 		return -EFAULT;
 	return 0;

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -849,6 +850,156 @@ static void t_exit_with_pins(void)
 	EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2, "child: status %#x", st);
 }
 
+/*
+ * Pins of 32 MiB and more are split into parts of at least 16 MiB, up to
+ * four per CPU (at most 16 CPUs), pinned at the same time by the pinning
+ * task and helpers on the other CPUs; the helpers never fault pages in,
+ * and leave what they cannot pin to the pinning task.  Every layout must
+ * still give exactly the pagemap's runs, maximal across part boundaries,
+ * and every failure must leave nothing pinned or charged.
+ */
+static unsigned int parts_expected(unsigned long addr, unsigned long len)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned long n = ((addr + len - 1) / PG - addr / PG + 1) / (16 * MiB / PG);
+
+	if (cpus > 16)
+		cpus = 16;
+	if (cpus < 2 || !n)
+		return 1;
+	return n > 4UL * cpus ? 4 * cpus : n;
+}
+
+static void parts_check(unsigned long addr, unsigned long len,
+			unsigned int flags, const char *what)
+{
+	struct fut_pin p;
+
+	if (pin_check(addr, len, flags, what, &p))
+		return;
+	EXPECT(p.nr_parts == parts_expected(addr, len),
+	       "%s: %u parts, expected %u", what, p.nr_parts,
+	       parts_expected(addr, len));
+}
+
+static void t_parts(void)
+{
+	unsigned long len = 64 * MiB, pg, i;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE), *back;
+	struct fut_pin p;
+	pid_t pid;
+	int st;
+
+	if (!buf) {
+		FAIL("mmap");
+		return;
+	}
+	if (parts_expected(0, len) < 2)
+		diag("one CPU: pins are not split, the test shows little");
+	/* nothing faulted in: the pinning task pins every part */
+	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
+		    "untouched, parts");
+	munmap(buf, len);
+
+	buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	/* every other MiB faulted in, backwards: helpers stop midway */
+	for (pg = len / PG; pg-- > 0;)
+		if (pg / 256 % 2)
+			buf[pg * PG] = 1;
+	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
+		    "half touched, parts");
+	/* all faulted in, backwards: scattered PFNs, thousands of runs */
+	for (pg = len / PG; pg-- > 0;)
+		buf[pg * PG] = 2;
+	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
+		    "scattered, parts");
+	parts_check((uintptr_t)buf + 100, len - 300, FUT_WRITE | FUT_LONGTERM,
+		    "scattered, unaligned, parts");
+	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM | FUT_REMOTE,
+		    "scattered, foreign mm, parts");
+	parts_check((uintptr_t)buf, len, FUT_LONGTERM, "read-only, parts");
+
+	/* after fork every page is COW: helpers cannot unshare, the task can */
+	fill(buf, len, 3);
+	pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	parts_check((uintptr_t)buf, len, FUT_LONGTERM, "COW, read-only, parts");
+	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
+		    "COW, writable, parts");
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+
+	/* written and read through a split pin, across the part boundary */
+	if (!pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
+		back = malloc(4 * MiB);
+		EXPECT(!kwrite(p.handle, 9, len / 2 - 2 * MiB, 4 * MiB),
+		       "kernel write");
+		for (i = 0; i < 4 * MiB; i++)
+			if ((unsigned char)buf[len / 2 - 2 * MiB + i] !=
+			    fut_pattern(9, len / 2 - 2 * MiB + i)) {
+				FAIL("byte %lu not written through the pin", i);
+				break;
+			}
+		EXPECT(back && !kread(p.handle, len / 2 - 2 * MiB, 4 * MiB, back) &&
+		       !memcmp(back, buf + len / 2 - 2 * MiB, 4 * MiB),
+		       "read through the pin");
+		free(back);
+		release(p.handle, true);
+	}
+
+	/* a failure in the last part, or in the first, fails the whole pin */
+	mprotect(buf + len - 3 * MiB, PG, PROT_NONE);
+	efault_case(buf, len, FUT_WRITE | FUT_LONGTERM, "PROT_NONE page in the last part");
+	efault_case(buf, len, FUT_WRITE | FUT_LONGTERM | FUT_REMOTE,
+		    "PROT_NONE page in the last part, foreign mm");
+	mprotect(buf + len - 3 * MiB, PG, PROT_READ | PROT_WRITE);
+	munmap(buf + 5 * MiB, PG);
+	efault_case(buf, len, FUT_WRITE | FUT_LONGTERM, "hole in the first part");
+	munmap(buf, len);
+
+	/* THP: parts split on 2 MiB boundaries, runs merged across them */
+	buf = map_aligned(len, HPAGE, MADV_HUGEPAGE);
+	fill(buf, len, 4);
+	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, "THP, parts");
+	parts_check((uintptr_t)buf + 3 * PG, len - 5 * PG,
+		    FUT_WRITE | FUT_LONGTERM, "THP, unaligned, parts");
+	munmap(buf, len);
+}
+
+/* Killed while pinning 512 MiB it has not touched: nothing stays pinned. */
+static void t_parts_killed(void)
+{
+	unsigned long len = 512 * MiB;
+	int64_t out0, out1;
+	int i, st, killed = 0;
+	pid_t pid;
+
+	for (i = 0; i < 4; i++) {
+		pins_settle(0, &out0);
+		pid = fork();
+		if (pid == 0) {
+			char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+			struct fut_pin p;
+
+			if (!buf || pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p))
+				_exit(1);
+			_exit(2);
+		}
+		usleep(20000 << i);
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		killed += WIFSIGNALED(st);
+		EXPECT(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 2),
+		       "child: status %#x", st);
+		EXPECT(pins_settle(out0, &out1), "kill after %d ms: %lld pins outstanding, was %lld",
+		       20 << i, (long long)out1, (long long)out0);
+	}
+	diag("%d of 4 children killed before their pin returned", killed);
+}
+
 struct test {
 	void (*fn)(void);
 	const char *name;
@@ -870,6 +1021,8 @@ static const struct test tests[] = {
 	{ t_dirty_release_ext4, "dirty release to an ext4 MAP_SHARED file survives sync and drop_caches" },
 	{ t_munmap_while_pinned, "munmap while pinned: pages stay pinned until release" },
 	{ t_exit_with_pins, "a process exiting with pins releases them" },
+	{ t_parts, "pins split across CPUs: runs equal pagemap, failures in any part leave nothing pinned" },
+	{ t_parts_killed, "killed while a split pin faults pages in: nothing stays pinned" },
 };
 
 /* Run one test with the pin balance checked around it. */
@@ -1217,6 +1370,68 @@ static void t_fault_inject(void)
 	munmap(shm, len);
 }
 
+/*
+ * umem's own fault injection point (/sys/kernel/debug/frdma_umem/fail_pin,
+ * a fault_attr: CONFIG_FAULT_INJECTION_DEBUG_FS): one batch of the generic
+ * path fails with ENOMEM, after a budget of batches ("space") has passed,
+ * in whichever part reaches it, the pinning task's or a helper's.  A
+ * 64 MiB pin is split into parts on several CPUs; the failure hits each
+ * of them at many points.  Every pin either succeeds with the right runs
+ * or fails with ENOMEM, leaving nothing pinned or charged.
+ */
+#define FAIL_PIN	"/sys/kernel/debug/frdma_umem/fail_pin"
+
+static void t_fault_inject_parts(void)
+{
+	unsigned long len = 64 * MiB, pg;
+	int ok = 0, nomem = 0, err, space;
+	long pin0 = vmpin_kb();
+	int64_t out0, out1;
+	struct fut_pin p;
+	char *buf, v[32];
+
+	if (access(FAIL_PIN "/space", W_OK)) {
+		cur_skip = "this kernel has no fault injection debugfs";
+		return;
+	}
+	buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	for (pg = len / PG; pg-- > 0;)
+		buf[pg * PG] = 1;
+	write_file(FAIL_PIN "/verbose", "0");
+	write_file(FAIL_PIN "/task-filter", "N");
+	write_file(FAIL_PIN "/interval", "1");
+	write_file(FAIL_PIN "/probability", "100");
+	for (space = 0; space <= 40; space += space < 4 ? 1 : 3) {
+		snprintf(v, sizeof(v), "%d", space);
+		write_file(FAIL_PIN "/space", v);
+		write_file(FAIL_PIN "/times", "1");
+		pins_settle(0, &out0);
+		err = pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM |
+			  (space % 2 ? FUT_REMOTE : 0), &p);
+		write_file(FAIL_PIN "/times", "0");
+		if (!err) {
+			ok++;
+			check_runs(&p, (uintptr_t)buf, len, "fail_pin");
+			EXPECT(p.nr_parts == parts_expected(0, len),
+			       "%u parts, expected %u", p.nr_parts,
+			       parts_expected(0, len));
+			release(p.handle, false);
+		} else {
+			nomem += err == -ENOMEM;
+			EXPECT(err == -ENOMEM, "space %d: %s", space, strerror(-err));
+		}
+		EXPECT(pins_settle(out0, &out1),
+		       "space %d: %lld pins outstanding, was %lld", space,
+		       (long long)out1, (long long)out0);
+		EXPECT(vmpin_kb() == pin0, "space %d: VmPin %ld kB, was %ld",
+		       space, vmpin_kb(), pin0);
+	}
+	write_file(FAIL_PIN "/probability", "0");
+	diag("fail_pin: %d pins succeeded, %d failed with ENOMEM", ok, nomem);
+	EXPECT(nomem > 0 && ok > 0, "injection never failed or never passed");
+	munmap(buf, len);
+}
+
 static unsigned long parse_size(const char *s)
 {
 	char *end;
@@ -1337,6 +1552,7 @@ int main(int argc, char **argv)
 		run(t_cma_thp, "CMA, THP: no long-term pinned page stays in CMA, data intact");
 	} else if (fault_inject) {
 		run(t_fault_inject, "allocation failures anywhere in a pin leave nothing pinned or charged");
+		run(t_fault_inject_parts, "a failure in any part of a pin split across CPUs leaves nothing pinned or charged");
 	} else if (movable) {
 		run(t_movable, "ZONE_MOVABLE: no long-term pinned page stays there, data intact");
 	} else {

@@ -31,6 +31,8 @@ struct fut_pin {
 	__u64 npages;		/* out */
 	__u64 nr_folio_pins;	/* out */
 	__u64 meta_bytes;	/* out */
+	__u32 nr_parts;		/* out */
+	__u32 pad;
 };
 
 struct fut_run {

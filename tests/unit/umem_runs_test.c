@@ -655,6 +655,62 @@ static void test_page_limit(void)
 	frdma_runs_destroy(&r);
 }
 
+/*
+ * A range folded in parts, each into runs of its own, then joined in
+ * order (umem.c's pins split across CPUs): the same runs as one fold,
+ * merged across the part boundaries; a failed join changes nothing.
+ */
+static void test_join(void)
+{
+	struct frdma_runs parts[5];
+	struct layout l;
+	u64 cut[6], pfn;
+	u32 nparts, i, order, nr;
+	int iter, err;
+	char what[80];
+
+	for (iter = 0; iter < 200 && !tap_checks_failed; iter++) {
+		layout_init(&l);
+		pfn = 1 << 20;
+		while (l.npages < 3000) {
+			order = rnd() % 10;
+			if (rnd() % 3)
+				pfn = (rnd() % (1 << 24)) & ~((1ULL << order) - 1);
+			layout_add(&l, pfn, 1ULL << order);
+			pfn += 1ULL << order;
+		}
+		nparts = rnd() % 5 + 1;
+		cut[0] = 0;
+		cut[nparts] = l.npages;
+		for (i = 1; i < nparts; i++)
+			cut[i] = cut[i - 1] + rnd() % (l.npages - cut[i - 1]);
+		for (i = 0; i < nparts; i++) {
+			frdma_runs_init(&parts[i]);
+			CHECK(!fold_pages(&parts[i], &l, cut[i], cut[i + 1] - cut[i],
+					  KBATCH), "fold part %u", i);
+		}
+		for (i = 1; i < nparts; i++) {
+			nr = parts[0].nr;
+			fake_alloc_budget = 0;
+			err = frdma_runs_join(&parts[0], &parts[i]);
+			fake_alloc_budget = -1;
+			if (err) {
+				CHECK(err == -ENOMEM && parts[0].nr == nr &&
+				      parts[0].npages == cut[i],
+				      "failed join changed the runs");
+				CHECK(!frdma_runs_join(&parts[0], &parts[i]),
+				      "join %u", i);
+			}
+		}
+		snprintf(what, sizeof(what), "join %d: %u parts", iter, nparts);
+		check_runs(&parts[0], &l, 0, l.npages, what);
+		for (i = 0; i < nparts; i++)
+			frdma_runs_destroy(&parts[i]);
+		layout_free(&l);
+	}
+	CHECK(fake_alloc_live == 0, "%ld allocations leaked", fake_alloc_live);
+}
+
 int main(void)
 {
 	TEST(test_run_size, "a run is 16 bytes");
@@ -673,5 +729,6 @@ int main(void)
 	TEST(test_enomem, "allocation failure leaves a consistent prefix");
 	TEST(test_growth_estimate, "growth sized by the expected page count");
 	TEST(test_page_limit, "2^32 - 1 pages at most");
+	TEST(test_join, "parts folded apart and joined: the runs of one fold");
 	return tap_done();
 }
