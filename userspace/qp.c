@@ -4,9 +4,9 @@
  *
  * A QP's send and receive queues are rings shared with the kernel (see
  * <rdma/frdma-abi.h>).  Posting writes entries into a ring and publishes
- * the producer index; a batch of sends then costs one doorbell write(), a
- * batch of receives no system call at all.  Each queue has a spinlock for
- * its producers.
+ * the producer index; a batch of sends then costs one doorbell write()
+ * (none while the kernel polls the SQ), a batch of receives no system
+ * call at all.  Each queue has a spinlock for its producers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,6 +53,17 @@ static int frdma_doorbell(struct frdma_qp *qp)
 	if (write(qp->vqp.qp.context->cmd_fd, &db, sizeof(db)) != sizeof(db))
 		return errno ? errno : EIO;
 	return 0;
+}
+
+/*
+ * After publishing prod: ring the doorbell unless the kernel's poller is
+ * watching the SQ (<rdma/frdma-abi.h>, "Send queue polling").
+ */
+static int frdma_sq_kick(struct frdma_qp *qp)
+{
+	if (!frdma_ring_sq_needs_doorbell(&qp->sq.ring))
+		return 0;
+	return frdma_doorbell(qp);
 }
 
 /* Work requests may be posted to an SQ only from RTS on (IBTA o10-4.2.1). */
@@ -353,7 +364,7 @@ static int frdma_wr_complete(struct ibv_qp_ex *qpx)
 	qp->wr_cur = NULL;
 	pthread_spin_unlock(&qp->sq.lock);
 	if (posted)
-		ret = frdma_doorbell(qp);
+		ret = frdma_sq_kick(qp);
 	return ret;
 }
 
@@ -645,7 +656,7 @@ int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 
 	/* one doorbell for the list, outside the lock */
 	if (posted) {
-		db = frdma_doorbell(qp);
+		db = frdma_sq_kick(qp);
 		if (db && !ret) {
 			/* published, but the kernel refused to look */
 			*bad_wr = wr;
