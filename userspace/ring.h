@@ -107,6 +107,19 @@ static inline bool frdma_ring_sq_needs_doorbell(const struct frdma_ring *r)
 				      memory_order_relaxed) & FRDMA_SQ_POLLED);
 }
 
+/*
+ * Entries an SQ may take while its cons stands still before the provider
+ * rings the doorbell even though FRDMA_SQ_POLLED is set: the kernel's
+ * poller may be slow to run (its CPU busy), and the doorbell then runs
+ * the queue in the caller instead.  A quarter of the ring, at most 32.
+ */
+static inline uint32_t frdma_ring_stall_limit(const struct frdma_ring *r)
+{
+	uint32_t n = r->num_entries / 4;
+
+	return n < 1 ? 1 : n > 32 ? 32 : n;
+}
+
 /* Free slots in a ring user space produces into (a work queue). */
 static inline uint32_t frdma_ring_space(const struct frdma_ring *r)
 {

@@ -110,6 +110,12 @@ static void test_sq_flags(void)
 	r.hdr->sq_flags = ~(uint32_t)FRDMA_SQ_POLLED;
 	ok(frdma_ring_sq_needs_doorbell(&r),
 	   "other bits of sq_flags do not skip the doorbell");
+	ok(frdma_ring_stall_limit(&r) == 2,
+	   "an 8-entry SQ rings anyway after 2 entries with cons unmoved");
+	r.num_entries = 2;
+	ok(frdma_ring_stall_limit(&r) == 1, "a 2-entry SQ after 1");
+	r.num_entries = 1U << 14;
+	ok(frdma_ring_stall_limit(&r) == 32, "a large SQ after 32");
 	free(buf);
 }
 

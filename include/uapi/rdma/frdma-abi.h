@@ -86,7 +86,9 @@
  *   poller loads prod again before it stops, so the doorbell may be
  *   skipped.  The provider, after storing prod (release), issues a full
  *   fence (atomic_thread_fence(memory_order_seq_cst)), then loads sq_flags
- *   and rings the doorbell unless FRDMA_SQ_POLLED is set.  The kernel,
+ *   and rings the doorbell unless FRDMA_SQ_POLLED is set (it may ring it
+ *   anyway: a doorbell is always correct, and runs the queue in the
+ *   caller when the poller is slow to get a CPU).  The kernel,
  *   when its poller stops, clears FRDMA_SQ_POLLED, issues a full fence
  *   (smp_mb()) and loads prod once more: of two such store-fence-load
  *   sequences at least one sees the other's store, so every SQE is either
