@@ -36,10 +36,27 @@
  * While an SQE is held for a retry the send queue does not advance, so
  * work requests complete in order.  A QP in the error state completes
  * everything queued with IB_WC_WR_FLUSH_ERR.
+ *
+ * The poller.  A doorbell is a system call, and most of a small message's
+ * cost.  When an RC QP's doorbells come back to back, the doorbell arms
+ * the QP's poller: a work item on the unbound workqueue that runs the
+ * send queue, under the same sq_mutex, for as long as it finds work, and
+ * sets FRDMA_SQ_POLLED in the ring meanwhile so the provider skips the
+ * doorbell (the protocol is in <rdma/frdma-abi.h>).  It stops when the
+ * queue has been idle for FRDMA_POLL_IDLE_NS, at once when another task
+ * wants its CPU (so two busy-polling processes on two CPUs are not slowed
+ * by it), and when the QP leaves RTS or holds an SQE for a retry; then it
+ * clears the flag, fences and runs the queue once more.  A session that
+ * did little doubles the streak of doorbells the next arming needs.
+ * modify_qp and destroy_qp disarm it (frdma_sq_poll_stop()), destroy_qp
+ * then waits for it.  The flag is only ever written by the kernel.
  */
 
 #include <linux/ip.h>
+#include <linux/moduleparam.h>
 #include <linux/sched.h>
+#include <linux/sched/clock.h>
+#include <linux/sched/stat.h>
 #include <linux/sizes.h>
 #include <net/checksum.h>
 #include <net/ipv6.h>
@@ -50,6 +67,23 @@
 
 /* Copy at most this much between two chances to reschedule. */
 #define FRDMA_COPY_STEP		SZ_4M
+
+/*
+ * The poller: doorbells closer than FRDMA_POLL_GAP_NS are back to back;
+ * FRDMA_POLL_STREAK << qp->poll_shift of them in a row arm it; it stops
+ * after FRDMA_POLL_IDLE_NS without work; a session that ran fewer than
+ * FRDMA_POLL_USEFUL SQEs raises poll_shift, up to FRDMA_POLL_MAX_SHIFT.
+ */
+#define FRDMA_POLL_GAP_NS	(50 * NSEC_PER_USEC)
+#define FRDMA_POLL_STREAK	8
+#define FRDMA_POLL_IDLE_NS	(500 * NSEC_PER_USEC)
+#define FRDMA_POLL_USEFUL	64
+#define FRDMA_POLL_MAX_SHIFT	9
+
+/* Off: no poller is armed any more; every doorbell is a system call. */
+static bool sq_poll = true;
+module_param(sq_poll, bool, 0644);
+MODULE_PARM_DESC(sq_poll, "Run busy send queues from a kernel poller (default on)");
 
 enum frdma_outcome {
 	FRDMA_DONE,		/* completed, successfully or not */
@@ -1050,6 +1084,129 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 	return 0;
 }
 
+/*
+ * Disarm the poller: clear the flag, then fence, so that whoever runs the
+ * send queue next under sq_mutex (the poller's last pass, a flush, a reset)
+ * loads a prod that covers every SQE whose provider saw the flag set.
+ */
+static void frdma_sq_poll_clear(struct frdma_qp *qp)
+{
+	qp->poll_on = false;
+	WRITE_ONCE(qp->sq.hdr->sq_flags, 0);
+	/* Pairs with the provider's fence between its prod store and flag load. */
+	smp_mb();
+}
+
+/**
+ * frdma_sq_poll_stop - disarm a QP's send queue poller
+ * @qp: the QP, whose sq_mutex the caller holds
+ *
+ * The poller's work may still be queued or running; it finds itself
+ * disarmed at its next pass and returns without touching the queue.
+ * destroy_qp then waits for it with cancel_work_sync().
+ */
+void frdma_sq_poll_stop(struct frdma_qp *qp)
+{
+	lockdep_assert_held(&qp->sq_mutex);
+	if (qp->poll_on)
+		frdma_sq_poll_clear(qp);
+}
+
+/*
+ * After a doorbell's pass, under sq_mutex: arm the poller when doorbells
+ * have come back to back long enough.  RC only; UD and UC keep the
+ * synchronous doorbell.
+ */
+static void frdma_sq_poll_consider(struct frdma_qp *qp)
+{
+	u64 now = local_clock();
+	bool soon = now - qp->last_db < FRDMA_POLL_GAP_NS;
+
+	qp->last_db = now;
+	if (qp->poll_on || qp->ibqp.qp_type != IB_QPT_RC ||
+	    !READ_ONCE(sq_poll))
+		return;
+	if (!soon) {
+		qp->poll_streak = 0;
+		return;
+	}
+	if (++qp->poll_streak < (FRDMA_POLL_STREAK << qp->poll_shift))
+		return;
+	qp->poll_streak = 0;
+	if (READ_ONCE(qp->state) != IB_QPS_RTS || qp->sqe_held)
+		return;
+	qp->poll_on = true;
+	WRITE_ONCE(qp->sq.hdr->sq_flags, FRDMA_SQ_POLLED);
+	queue_work(system_unbound_wq, &qp->poll_work);
+}
+
+/* Whether the poller should give its CPU up now. */
+static bool frdma_sq_poll_yield(void)
+{
+	return need_resched() || !single_task_running();
+}
+
+/**
+ * frdma_sq_poll_work - the send queue poller
+ * @work: qp->poll_work
+ *
+ * Runs the send queue, pass after pass under sq_mutex, while the provider
+ * keeps posting (and so skips the doorbell, FRDMA_SQ_POLLED being set).
+ * Between passes it watches the producer index without the mutex, which
+ * is only a hint: each pass loads it again.  It stops after
+ * FRDMA_POLL_IDLE_NS without work, as soon as another task wants the CPU,
+ * when the QP leaves RTS or holds an SQE for a retry (the retry work
+ * carries on), or when modify_qp or destroy_qp disarmed it.
+ */
+void frdma_sq_poll_work(struct work_struct *work)
+{
+	struct frdma_qp *qp = container_of(work, struct frdma_qp, poll_work);
+	u64 idle_since = local_clock();
+	unsigned int done = 0, spins;
+	bool stop = false;
+	u32 kidx;
+
+	for (;;) {
+		mutex_lock(&qp->sq_mutex);
+		if (!qp->poll_on) {	/* disarmed: not ours any more */
+			mutex_unlock(&qp->sq_mutex);
+			return;
+		}
+		kidx = qp->sq.kidx;
+		frdma_sq_run(qp, false);
+		if (qp->sq.kidx != kidx) {
+			done += qp->sq.kidx - kidx;
+			idle_since = local_clock();
+		}
+		if (stop || READ_ONCE(qp->state) != IB_QPS_RTS ||
+		    qp->sqe_held || frdma_sq_poll_yield())
+			break;
+		mutex_unlock(&qp->sq_mutex);
+
+		/* Wait for the next SQE, for a while. */
+		for (spins = 0; !stop; spins++) {
+			if (READ_ONCE(qp->sq.hdr->prod) !=
+			    READ_ONCE(qp->sq.kidx))
+				break;
+			if (!READ_ONCE(qp->poll_on) || frdma_sq_poll_yield() ||
+			    ((spins & 63) == 63 &&
+			     local_clock() - idle_since > FRDMA_POLL_IDLE_NS))
+				stop = true;
+			cpu_relax();
+		}
+		cond_resched();
+	}
+
+	/* Stop: nothing the provider posted before it saw the flag clear is left. */
+	frdma_sq_poll_clear(qp);
+	frdma_sq_run(qp, false);
+	if (done >= FRDMA_POLL_USEFUL)
+		qp->poll_shift = 0;
+	else if (qp->poll_shift < FRDMA_POLL_MAX_SHIFT)
+		qp->poll_shift++;
+	mutex_unlock(&qp->sq_mutex);
+}
+
 /**
  * frdma_sq_doorbell - the provider rang a QP's send doorbell
  * @qp: the QP
@@ -1067,6 +1224,8 @@ int frdma_sq_doorbell(struct frdma_qp *qp)
 	if (mutex_lock_killable(&qp->sq_mutex))
 		return -EINTR;
 	err = frdma_sq_run(qp, false);
+	if (!err)
+		frdma_sq_poll_consider(qp);
 	mutex_unlock(&qp->sq_mutex);
 	return err;
 }

@@ -123,6 +123,7 @@ static void frdma_qp_init_common(struct frdma_qp *qp,
 	mutex_init(&qp->sq_mutex);
 	mutex_init(&qp->rq_mutex);
 	INIT_DELAYED_WORK(&qp->retry_work, frdma_sq_retry_work);
+	INIT_WORK(&qp->poll_work, frdma_sq_poll_work);
 	qp->state = IB_QPS_RESET;
 	qp->attr.cap = init->cap;
 	qp->attr.port_num = 1;
@@ -393,6 +394,9 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 
 	if (!(mask & IB_QP_STATE))
 		goto out;
+	/* Only RTS is polled; the cases below see every SQE posted so far. */
+	if (next != IB_QPS_RTS)
+		frdma_sq_poll_stop(qp);
 	if (qp->gsi) {
 		frdma_gsi_state_changed(qp, cur, next);
 		goto out;
@@ -461,6 +465,11 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	xa_erase(&fdev->qp_table, ibqp->qp_num);
 	frdma_qp_put(qp);
 	wait_for_completion(&qp->free);
+	/* Stop the poller first: it may queue the retry work. */
+	mutex_lock(&qp->sq_mutex);
+	frdma_sq_poll_stop(qp);
+	mutex_unlock(&qp->sq_mutex);
+	cancel_work_sync(&qp->poll_work);
 	/* Nobody else can queue the work now. */
 	cancel_delayed_work_sync(&qp->retry_work);
 

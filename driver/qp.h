@@ -69,6 +69,16 @@ struct frdma_sgl {
  * @rsgl: its remote side: the target's MR or receive buffers (likewise)
  * @retry_work: runs the send queue after a retry delay, and flushes it
  *		when another QP moved this one to the error state
+ * @poll_work: the send queue poller (exec.c), armed by back-to-back
+ *	       doorbells: runs the send queue while the provider keeps
+ *	       posting, so the provider need not ring the doorbell
+ * @poll_on: the poller is armed and FRDMA_SQ_POLLED is set in the ring
+ *	     (under @sq_mutex)
+ * @poll_streak: doorbells in a row that came soon after the previous one
+ *		 (under @sq_mutex)
+ * @poll_shift: backoff: the poller is armed after FRDMA_POLL_STREAK <<
+ *		@poll_shift such doorbells (under @sq_mutex)
+ * @last_db: local_clock() of the last doorbell (under @sq_mutex)
  * @rq_mutex: see the lock order above
  * @rq: the receive queue ring
  * @rqe: the copy of the RQE being consumed (under @rq_mutex)
@@ -96,6 +106,11 @@ struct frdma_qp {
 	struct frdma_sgl lsgl;
 	struct frdma_sgl rsgl;
 	struct delayed_work retry_work;
+	struct work_struct poll_work;
+	bool poll_on;
+	u8 poll_shift;
+	u16 poll_streak;
+	u64 last_db;
 
 	struct mutex rq_mutex;	/* see above */
 	struct frdma_queue rq;
@@ -151,6 +166,8 @@ void frdma_qp_event(struct frdma_qp *qp, enum ib_event_type type);
 /* exec.c: the data path */
 int frdma_sq_doorbell(struct frdma_qp *qp);
 void frdma_sq_retry_work(struct work_struct *work);
+void frdma_sq_poll_work(struct work_struct *work);
+void frdma_sq_poll_stop(struct frdma_qp *qp);
 void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event);
 void frdma_flush_sq(struct frdma_qp *qp);
 void frdma_flush_rq(struct frdma_qp *qp);

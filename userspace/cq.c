@@ -104,8 +104,13 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 		r->uidx++;
 		n++;
 	}
-	if (n)
+	if (n) {
 		frdma_ring_store_cons(r);
+		cq->empty_polls = 0;
+	} else if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
+		cq->empty_polls = 0;
+		frdma_cq_kick_sqs(cq);
+	}
 	pthread_spin_unlock(&cq->lock);
 	return n;
 }
@@ -213,8 +218,15 @@ static int frdma_start_poll(struct ibv_cq_ex *cq_ex,
 		return EINVAL;
 	pthread_spin_lock(&cq->lock);
 	ret = frdma_cq_ex_load(cq);
-	if (ret)
-		pthread_spin_unlock(&cq->lock);
+	if (!ret) {
+		cq->empty_polls = 0;
+		return 0;
+	}
+	if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
+		cq->empty_polls = 0;
+		frdma_cq_kick_sqs(cq);
+	}
+	pthread_spin_unlock(&cq->lock);
 	return ret;
 }
 

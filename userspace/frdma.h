@@ -25,13 +25,25 @@ struct frdma_context {
 	struct frdma_alloc_ucontext_resp caps;
 };
 
+struct frdma_qp;
+
 struct frdma_cq {
 	struct verbs_cq vcq;
 	pthread_spinlock_t lock;	/* serialises pollers */
 	struct frdma_ring ring;		/* uidx is the consumer index */
 	/* extended polling: the CQE being read, under the lock */
 	const struct frdma_cqe *cur;
+	/*
+	 * Under the lock: the QPs whose send CQ this is (linked through
+	 * scq_next), and polls in a row that found nothing
+	 * (frdma_cq_kick_sqs()).
+	 */
+	struct frdma_qp *sqs;
+	uint32_t empty_polls;
 };
+
+/* Empty polls of a CQ after which its QPs' polled SQs are checked. */
+#define FRDMA_CQ_KICK_POLLS	1024
 
 /*
  * A work queue of a QP: its ring (hdr NULL when the QP has none, e.g. the
@@ -59,6 +71,15 @@ struct frdma_qp {
 	uint32_t wr_idx;
 	uint32_t wr_cons;
 	int wr_err;
+	/*
+	 * Under the SQ lock: the SQ's cons as last loaded, and how many
+	 * entries were posted since it last moved (frdma_sq_note()).
+	 */
+	uint32_t sq_seen_cons;
+	uint32_t sq_unmoved;
+	/* under the send CQ's lock: the next QP on it, cons at the last check */
+	struct frdma_qp *scq_next;
+	uint32_t kick_cons;
 };
 
 static inline struct frdma_qp *to_fqp(struct ibv_qp *ibqp)
@@ -275,6 +296,7 @@ int frdma_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
 int frdma_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
 		   int attr_mask, struct ibv_qp_init_attr *init_attr);
 int frdma_destroy_qp(struct ibv_qp *ibqp);
+void frdma_cq_kick_sqs(struct frdma_cq *cq);
 int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 		    struct ibv_send_wr **bad_wr);
 int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,

@@ -4,9 +4,9 @@
  *
  * A QP's send and receive queues are rings shared with the kernel (see
  * <rdma/frdma-abi.h>).  Posting writes entries into a ring and publishes
- * the producer index; a batch of sends then costs one doorbell write(), a
- * batch of receives no system call at all.  Each queue has a spinlock for
- * its producers.
+ * the producer index; a batch of sends then costs one doorbell write()
+ * (none while the kernel polls the SQ), a batch of receives no system
+ * call at all.  Each queue has a spinlock for its producers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,6 +53,59 @@ static int frdma_doorbell(struct frdma_qp *qp)
 	if (write(qp->vqp.qp.context->cmd_fd, &db, sizeof(db)) != sizeof(db))
 		return errno ? errno : EIO;
 	return 0;
+}
+
+/*
+ * Under the SQ lock, after publishing @n entries with the SQ's cons last
+ * loaded as @cons: whether the doorbell must be rung even if the kernel
+ * polls, because cons has not moved for frdma_ring_stall_limit() entries.
+ */
+static bool frdma_sq_note(struct frdma_qp *qp, uint32_t cons, uint32_t n)
+{
+	if (cons != qp->sq_seen_cons) {
+		qp->sq_seen_cons = cons;
+		qp->sq_unmoved = 0;
+	}
+	qp->sq_unmoved += n;
+	if (qp->sq_unmoved < frdma_ring_stall_limit(&qp->sq.ring))
+		return false;
+	qp->sq_unmoved = 0;
+	return true;
+}
+
+/*
+ * After publishing prod: ring the doorbell unless the kernel's poller is
+ * watching the SQ (<rdma/frdma-abi.h>, "Send queue polling") and keeps up.
+ */
+static int frdma_sq_kick(struct frdma_qp *qp, bool stalled)
+{
+	if (!stalled && !frdma_ring_sq_needs_doorbell(&qp->sq.ring))
+		return 0;
+	return frdma_doorbell(qp);
+}
+
+/*
+ * Under @cq's lock, when it has been polled empty FRDMA_CQ_KICK_POLLS
+ * times in a row: ring the doorbell of each QP sending to it whose SQ the
+ * kernel polls, holds entries, and has not moved since the last check.
+ * The poller may not get a CPU for a while (a busy host, another task on
+ * its CPU); then the caller runs the queue itself rather than wait.
+ */
+void frdma_cq_kick_sqs(struct frdma_cq *cq)
+{
+	struct frdma_qp *qp;
+	struct frdma_ring *r;
+	uint32_t cons;
+
+	for (qp = cq->sqs; qp; qp = qp->scq_next) {
+		r = &qp->sq.ring;
+		if (!r->hdr || frdma_ring_sq_needs_doorbell(r))
+			continue;
+		cons = frdma_ring_load_cons(r);
+		if (cons != frdma_ring_load_prod(r) && cons == qp->kick_cons)
+			frdma_doorbell(qp);
+		qp->kick_cons = cons;
+	}
 }
 
 /* Work requests may be posted to an SQ only from RTS on (IBTA o10-4.2.1). */
@@ -342,10 +395,11 @@ static int frdma_wr_complete(struct ibv_qp_ex *qpx)
 {
 	struct frdma_qp *qp = qpx_to_fqp(qpx);
 	struct frdma_ring *r = &qp->sq.ring;
-	bool posted = false;
+	bool posted = false, stalled = false;
 	int ret = qp->wr_err;
 
 	if (!ret && qp->wr_idx != r->uidx) {
+		stalled = frdma_sq_note(qp, qp->wr_cons, qp->wr_idx - r->uidx);
 		r->uidx = qp->wr_idx;
 		frdma_ring_store_prod(r);
 		posted = true;
@@ -353,7 +407,7 @@ static int frdma_wr_complete(struct ibv_qp_ex *qpx)
 	qp->wr_cur = NULL;
 	pthread_spin_unlock(&qp->sq.lock);
 	if (posted)
-		ret = frdma_doorbell(qp);
+		ret = frdma_sq_kick(qp, stalled);
 	return ret;
 }
 
@@ -503,6 +557,14 @@ static struct ibv_qp *frdma_create_qp_common(struct ibv_context *ibctx,
 
 	frdma_set_qp_ex_ops(qp, attr->qp_type);
 	qp->vqp.comp_mask |= VERBS_QP_EX;
+	if (attr->send_cq) {
+		struct frdma_cq *cq = to_fcq(attr->send_cq);
+
+		pthread_spin_lock(&cq->lock);
+		qp->scq_next = cq->sqs;
+		cq->sqs = qp;
+		pthread_spin_unlock(&cq->lock);
+	}
 	return &qp->vqp.qp;
 
 err_unmap:
@@ -607,6 +669,19 @@ int frdma_destroy_qp(struct ibv_qp *ibqp)
 	ret = ibv_cmd_destroy_qp(ibqp);
 	if (ret)
 		return ret;
+	if (ibqp->send_cq) {
+		struct frdma_cq *cq = to_fcq(ibqp->send_cq);
+		struct frdma_qp **pp;
+
+		pthread_spin_lock(&cq->lock);
+		for (pp = &cq->sqs; *pp; pp = &(*pp)->scq_next) {
+			if (*pp == qp) {
+				*pp = qp->scq_next;
+				break;
+			}
+		}
+		pthread_spin_unlock(&cq->lock);
+	}
 	frdma_ring_unmap(&qp->sq.ring);
 	frdma_ring_unmap(&qp->rq.ring);
 	pthread_spin_destroy(&qp->sq.lock);
@@ -621,7 +696,7 @@ int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 	struct frdma_qp *qp = to_fqp(ibqp);
 	struct frdma_ring *r = &qp->sq.ring;
 	uint32_t start, cons;
-	bool posted;
+	bool posted, stalled = false;
 	int ret, db;
 
 	if (!frdma_sq_postable(ibqp)) {
@@ -639,13 +714,15 @@ int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 	cons = frdma_ring_load_cons(r);
 	ret = frdma_sq_write(r, &cons, &qp->sql, wr, bad_wr);
 	posted = r->uidx != start;
-	if (posted)
+	if (posted) {
+		stalled = frdma_sq_note(qp, cons, r->uidx - start);
 		frdma_ring_store_prod(r);
+	}
 	pthread_spin_unlock(&qp->sq.lock);
 
 	/* one doorbell for the list, outside the lock */
 	if (posted) {
-		db = frdma_doorbell(qp);
+		db = frdma_sq_kick(qp, stalled);
 		if (db && !ret) {
 			/* published, but the kernel refused to look */
 			*bad_wr = wr;

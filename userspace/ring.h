@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -91,6 +92,32 @@ static inline void frdma_ring_store_cons(struct frdma_ring *r)
 {
 	atomic_store_explicit((_Atomic uint32_t *)&r->hdr->cons, r->uidx,
 			      memory_order_release);
+}
+
+/*
+ * After publishing an SQ's prod: whether the doorbell is needed.  The full
+ * fence orders the prod store before the flag load, as the kernel's fence
+ * orders its flag clear before its last prod load (<rdma/frdma-abi.h>,
+ * "Send queue polling").
+ */
+static inline bool frdma_ring_sq_needs_doorbell(const struct frdma_ring *r)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	return !(atomic_load_explicit((_Atomic uint32_t *)&r->hdr->sq_flags,
+				      memory_order_relaxed) & FRDMA_SQ_POLLED);
+}
+
+/*
+ * Entries an SQ may take while its cons stands still before the provider
+ * rings the doorbell even though FRDMA_SQ_POLLED is set: the kernel's
+ * poller may be slow to run (its CPU busy), and the doorbell then runs
+ * the queue in the caller instead.  A quarter of the ring, at most 32.
+ */
+static inline uint32_t frdma_ring_stall_limit(const struct frdma_ring *r)
+{
+	uint32_t n = r->num_entries / 4;
+
+	return n < 1 ? 1 : n > 32 ? 32 : n;
 }
 
 /* Free slots in a ring user space produces into (a work queue). */

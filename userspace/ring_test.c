@@ -6,6 +6,7 @@
  * by `make -C userspace check`.
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +92,38 @@ static void test_slots_and_wrap(void)
 	free(buf);
 }
 
+static void test_sq_flags(void)
+{
+	struct frdma_ring r = { .num_entries = 8, .entry_shift = 5 };
+	uint8_t *buf = calloc(1, FRDMA_RING_HDR_SIZE + 8 * 32);
+
+	r.hdr = (struct frdma_ring_hdr *)buf;
+	ok(offsetof(struct frdma_ring_hdr, prod) == 0 &&
+	   offsetof(struct frdma_ring_hdr, cons) == 64 &&
+	   offsetof(struct frdma_ring_hdr, sq_flags) == 68,
+	   "sq_flags follows cons; prod and cons did not move");
+	ok(frdma_ring_sq_needs_doorbell(&r),
+	   "the doorbell is rung while the kernel does not poll");
+	r.hdr->sq_flags = FRDMA_SQ_POLLED;
+	ok(!frdma_ring_sq_needs_doorbell(&r),
+	   "no doorbell while FRDMA_SQ_POLLED is set");
+	r.hdr->sq_flags = ~(uint32_t)FRDMA_SQ_POLLED;
+	ok(frdma_ring_sq_needs_doorbell(&r),
+	   "other bits of sq_flags do not skip the doorbell");
+	ok(frdma_ring_stall_limit(&r) == 2,
+	   "an 8-entry SQ rings anyway after 2 entries with cons unmoved");
+	r.num_entries = 2;
+	ok(frdma_ring_stall_limit(&r) == 1, "a 2-entry SQ after 1");
+	r.num_entries = 1U << 14;
+	ok(frdma_ring_stall_limit(&r) == 32, "a large SQ after 32");
+	free(buf);
+}
+
 int main(void)
 {
 	test_bad_descs();
 	test_slots_and_wrap();
+	test_sq_flags();
 	printf("1..%d\n", n);
 	return failed ? 1 : 0;
 }

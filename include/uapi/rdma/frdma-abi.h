@@ -77,6 +77,25 @@
  *   it loads.  Receive queues have no doorbell: the kernel loads an RQ's
  *   prod when a message arrives.  Completion notification is requested
  *   with IB_USER_VERBS_CMD_REQ_NOTIFY_CQ (ibv_cmd_req_notify_cq()).
+ *
+ * Send queue polling
+ *
+ *   When doorbells come back to back, the kernel may run an SQ from a
+ *   poller of its own for a while, and says so in the SQ header's sq_flags
+ *   word, which only the kernel writes: while FRDMA_SQ_POLLED is set, the
+ *   poller loads prod again before it stops, so the doorbell may be
+ *   skipped.  The provider, after storing prod (release), issues a full
+ *   fence (atomic_thread_fence(memory_order_seq_cst)), then loads sq_flags
+ *   and rings the doorbell unless FRDMA_SQ_POLLED is set (it may ring it
+ *   anyway: a doorbell is always correct, and runs the queue in the
+ *   caller when the poller is slow to get a CPU).  The kernel,
+ *   when its poller stops, clears FRDMA_SQ_POLLED, issues a full fence
+ *   (smp_mb()) and loads prod once more: of two such store-fence-load
+ *   sequences at least one sees the other's store, so every SQE is either
+ *   seen by the poller or followed by a doorbell.  sq_flags is a hint the
+ *   kernel never reads back: a provider that sets it itself, or ignores
+ *   it, only delays or speeds up its own QP's send queue.  It is zero in
+ *   every other ring.
  */
 #ifndef FRDMA_ABI_USER_H
 #define FRDMA_ABI_USER_H
@@ -104,13 +123,21 @@
  * @prod: producer index, written only by the producer
  * @rsvd0: keeps @cons on its own cache line
  * @cons: consumer index, written only by the consumer
+ * @sq_flags: an SQ's FRDMA_SQ_* flags, written only by the kernel (see
+ *	      "Send queue polling" above); zero in other rings
  * @rsvd1: pads the header to FRDMA_RING_HDR_SIZE
  */
 struct frdma_ring_hdr {
 	__u32 prod;
 	__u32 rsvd0[15];
 	__u32 cons;
-	__u32 rsvd1[15];
+	__u32 sq_flags;
+	__u32 rsvd1[14];
+};
+
+/* struct frdma_ring_hdr.sq_flags */
+enum {
+	FRDMA_SQ_POLLED		= 1 << 0,	/* the kernel polls prod */
 };
 
 #define FRDMA_RING_HDR_SIZE	128
