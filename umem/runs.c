@@ -209,9 +209,12 @@ long frdma_runs_add_folios(struct frdma_runs *runs, struct folio **folios,
 }
 
 /**
- * frdma_runs_resize() - give the run array room for exactly @cap runs
+ * frdma_runs_resize() - give the run array room for @cap runs
  * @runs: the run array
- * @cap: runs it is to have room for, at least @runs->nr
+ * @cap: runs it is to have room for
+ *
+ * Grows the array to exactly @cap entries when it has fewer; never shrinks
+ * it (frdma_runs_trim() is the one way to do that).
  *
  * Return: 0, or -ENOMEM (the array is unchanged).
  */
@@ -219,9 +222,7 @@ int frdma_runs_resize(struct frdma_runs *runs, u32 cap)
 {
 	struct frdma_umem_run *run;
 
-	if (cap < runs->nr)
-		return -EINVAL;
-	if (cap == runs->cap)
+	if (cap <= runs->cap)
 		return 0;
 	run = kvrealloc(runs->run, array_size(cap, sizeof(*run)),
 			GFP_KERNEL_ACCOUNT);

@@ -5,8 +5,9 @@
  * The vocabulary and the invariants are stated in include/frdma/umem.h and
  * Documentation/umem.rst.  This file holds the two ways pages get pinned:
  *
- * Generic path: pin_user_pages_fast() for the caller's own mm, or
- * pin_user_pages_remote() under the mmap lock for another mm, PAGE_SIZE /
+ * Generic path: pin_user_pages_fast() for the caller's own mm (and in
+ * helpers, below), or pin_user_pages_remote() under the mmap lock for
+ * another mm in the pinning task, PAGE_SIZE /
  * sizeof(void *) pages at a time into one page of page pointers.  Each
  * batch is folded into the runs (one pass over its page pointers) and then
  * checked, long-term pins only, folio by folio along the runs it added:
@@ -51,6 +52,7 @@
 #include <linux/hugetlb.h>
 #include <linux/kthread.h>
 #include <linux/math64.h>
+#include <linux/memcontrol.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
@@ -95,7 +97,19 @@
 static struct workqueue_struct *frdma_umem_wq;
 
 static unsigned int frdma_umem_max_cpus = FRDMA_UMEM_MAX_CPUS;
-module_param_named(max_cpus, frdma_umem_max_cpus, uint, 0644);
+
+static int frdma_umem_max_cpus_set(const char *val,
+				   const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, FRDMA_UMEM_MAX_CPUS);
+}
+
+static const struct kernel_param_ops frdma_umem_max_cpus_ops = {
+	.set = frdma_umem_max_cpus_set,
+	.get = param_get_uint,
+};
+module_param_cb(max_cpus, &frdma_umem_max_cpus_ops, &frdma_umem_max_cpus,
+		0644);
 MODULE_PARM_DESC(max_cpus,
 		 "CPUs a large pin or release may use at once (1: only the caller's; default and at most 16)");
 
@@ -160,18 +174,21 @@ struct frdma_umem_unpart {
  * struct frdma_umem_par - a generic pin or release split into parts
  * @mm: pin: the mm being pinned
  * @task: pin: the pinning task (frdma_umem_pin()'s caller)
+ * @memcg: pin: the memory cgroup the task's allocations are charged to
+ *	   (a reference, or NULL): helpers charge their run arrays to it
  * @part: pin: the parts
  * @unpart: release: the parts
  * @nr: number of parts
  * @next: the next part to claim; every part is claimed once
  * @gup_flags: pin: FOLL_WRITE, FOLL_LONGTERM
  * @dirty: release: mark the pages dirty first
- * @stop: pin: set once a part has failed: no part is claimed any more,
- *	  and helpers stop at their next batch
+ * @stop: pin: set once a part has failed (its @err negative): no part is
+ *	  claimed any more, and helpers stop at their next batch
  */
 struct frdma_umem_par {
 	struct mm_struct *mm;
 	struct task_struct *task;
+	struct mem_cgroup *memcg;
 	struct frdma_umem_part *part;
 	struct frdma_umem_unpart *unpart;
 	unsigned int nr;
@@ -486,6 +503,7 @@ static void frdma_umem_pin_work(struct work_struct *work)
 {
 	struct frdma_umem_par *par =
 		container_of(work, struct frdma_umem_helper, work)->par;
+	struct mem_cgroup *old_memcg;
 	struct page **batch;
 
 	batch = (struct page **)__get_free_page(GFP_KERNEL);
@@ -493,7 +511,10 @@ static void frdma_umem_pin_work(struct work_struct *work)
 		return;		/* the task pins what this would have */
 	/* pin_user_pages_fast() works on current->mm */
 	kthread_use_mm(par->mm);
+	/* the run arrays are the task's memory, not the kworker's */
+	old_memcg = set_active_memcg(par->memcg);
 	frdma_umem_pin_claim(par, batch, true);
+	set_active_memcg(old_memcg);
 	kthread_unuse_mm(par->mm);
 	free_page((unsigned long)batch);
 }
@@ -537,7 +558,7 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 	};
 	struct frdma_umem_helper *helper = NULL;
 	struct frdma_umem_part one, *part = &one;
-	unsigned int nr_helpers, i;
+	unsigned int nr_helpers, i, joined = 1;
 	struct page **batch;
 	int err = 0;
 
@@ -567,10 +588,13 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 		addr = next;
 	}
 
+	if (nr_helpers)
+		par.memcg = get_mem_cgroup_from_mm(NULL);
 	helper = frdma_umem_helpers_start(&par, nr_helpers,
 					  frdma_umem_pin_work);
 	frdma_umem_pin_claim(&par, batch, false);
 	frdma_umem_helpers_wait(helper, nr_helpers);
+	mem_cgroup_put(par.memcg);
 
 	/* The first failure in address order, if a part failed. */
 	for (i = 0; i < par.nr && !err; i++)
@@ -584,11 +608,16 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 	if (!err && par.nr > 1)
 		err = frdma_runs_resize(&part[0].runs,
 					frdma_umem_joined_runs(part, par.nr));
-	for (i = 1; i < par.nr && !err; i++)
-		err = frdma_runs_join(&part[0].runs, &part[i].runs);
+	/* A part's pins belong to its own runs until joined into part 0's. */
+	while (!err && joined < par.nr) {
+		err = frdma_runs_join(&part[0].runs, &part[joined].runs);
+		if (!err)
+			joined++;
+	}
 
 	if (err) {
-		for (i = 0; i < par.nr; i++)
+		frdma_umem_unpin_runs(part[0].runs.run, part[0].runs.nr, false);
+		for (i = joined; i < par.nr; i++)
 			frdma_umem_unpin_runs(part[i].runs.run,
 					      part[i].runs.nr, false);
 		frdma_runs_destroy(&part[0].runs);
@@ -739,7 +768,8 @@ static void frdma_umem_unpin(struct frdma_umem *umem, bool dirty)
  * @mm: the mm the range belongs to.  For current->mm the pages are pinned
  *	with pin_user_pages_fast(); for any other mm the caller holds a
  *	reference that keeps it alive (mmget()) and the pages are pinned with
- *	pin_user_pages_remote() under its mmap lock.
+ *	pin_user_pages_remote() under its mmap lock; the parts of a split pin
+ *	that helpers take are pinned with pin_user_pages_fast() in either case.
  * @start: user address of the first byte, any alignment
  * @length: bytes to pin; 0 gives an empty umem (no runs)
  * @flags: FRDMA_UMEM_WRITE to pin for writing (FOLL_WRITE);

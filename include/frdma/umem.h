@@ -91,9 +91,9 @@ enum {
  * @npages: pages pinned (and charged to pinned_vm)
  * @nr_folio_pins: folios pinned through the folio path (0 on the generic path)
  * @meta_bytes: bytes of metadata: the umem object plus its run array
- * @nr_parts: parts the generic path split the pin into, pinned at the same
- *	      time on several CPUs (1: not split; 0: the folio path or an
- *	      empty range)
+ * @nr_parts: parts the generic path split the pin into, to be pinned at
+ *	      the same time on several CPUs when helpers could be queued
+ *	      (1: not split; 0: the folio path or an empty range)
  */
 struct frdma_umem_stats {
 	u32 nr_runs;

@@ -78,8 +78,10 @@ static int write_file(const char *path, const char *s)
 	if (fd < 0)
 		return -errno;
 	n = write(fd, s, strlen(s));
+	if (n < 0)
+		n = -errno;
 	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -EIO;
+	return n == (ssize_t)strlen(s) ? 0 : n < 0 ? n : -EIO;
 }
 
 /* ---- the test device ---- */
@@ -969,6 +971,58 @@ static void t_parts(void)
 	munmap(buf, len);
 }
 
+/*
+ * max_cpus takes 1 to 16 and refuses anything else; 1 keeps a large pin in
+ * one part on the calling CPU.
+ */
+#define MAX_CPUS_PARAM	"/sys/module/frdma_umem/parameters/max_cpus"
+
+static void t_max_cpus(void)
+{
+	static const char *const bad[] = { "0", "17", "-1", "x" };
+	unsigned long len = 64 * MiB;
+	char was[16] = "", now[16] = "";
+	struct fut_pin p;
+	unsigned int i;
+	char *buf;
+	FILE *f;
+	int err;
+
+	f = fopen(MAX_CPUS_PARAM, "r");
+	if (!f || !fgets(was, sizeof(was), f)) {
+		FAIL("read %s", MAX_CPUS_PARAM);
+		if (f)
+			fclose(f);
+		return;
+	}
+	fclose(f);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = write_file(MAX_CPUS_PARAM, bad[i]);
+		EXPECT(err == -EINVAL, "max_cpus=%s: %d, expected EINVAL",
+		       bad[i], err);
+	}
+	f = fopen(MAX_CPUS_PARAM, "r");
+	EXPECT(f && fgets(now, sizeof(now), f) && !strcmp(now, was),
+	       "max_cpus changed by refused writes: %s, was %s", now, was);
+	if (f)
+		fclose(f);
+
+	buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	if (!buf) {
+		FAIL("mmap");
+		return;
+	}
+	fill(buf, len, 5);
+	EXPECT(!write_file(MAX_CPUS_PARAM, "1"), "max_cpus=1");
+	if (!pin_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
+		       "max_cpus=1", &p))
+		EXPECT(p.nr_parts == 1, "max_cpus=1: %u parts", p.nr_parts);
+	EXPECT(!write_file(MAX_CPUS_PARAM, was), "max_cpus restored");
+	parts_check((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM,
+		    "max_cpus restored, parts");
+	munmap(buf, len);
+}
+
 /* Killed while pinning 512 MiB it has not touched: nothing stays pinned. */
 static void t_parts_killed(void)
 {
@@ -1022,6 +1076,7 @@ static const struct test tests[] = {
 	{ t_munmap_while_pinned, "munmap while pinned: pages stay pinned until release" },
 	{ t_exit_with_pins, "a process exiting with pins releases them" },
 	{ t_parts, "pins split across CPUs: runs equal pagemap, failures in any part leave nothing pinned" },
+	{ t_max_cpus, "max_cpus refuses 0 and more than 16; 1 keeps a pin in one part" },
 	{ t_parts_killed, "killed while a split pin faults pages in: nothing stays pinned" },
 };
 
