@@ -39,17 +39,18 @@
  *
  * The poller.  A doorbell is a system call, and most of a small message's
  * cost.  When an RC QP's doorbells come back to back, the doorbell arms
- * the QP's poller: a work item on the unbound workqueue that runs the
+ * the QP's poller: a work item on frdma_poll_wq (unbound) that runs the
  * send queue, under the same sq_mutex, for as long as it finds work, and
  * sets FRDMA_SQ_POLLED in the ring meanwhile so the provider skips the
  * doorbell (the protocol is in <rdma/frdma-abi.h>).  It stops when the
- * queue has been idle for FRDMA_POLL_IDLE_NS, at once when another task
- * wants its CPU (so two busy-polling processes on two CPUs are not slowed
- * by it), and when the QP leaves RTS or holds an SQE for a retry; then it
- * clears the flag, fences and runs the queue once more.  A session that
+ * queue has been idle for FRDMA_POLL_IDLE_NS, after the pass in which
+ * another task wants its CPU (so two busy-polling processes on two CPUs
+ * are not slowed by it), and when the QP leaves RTS or holds an SQE for a
+ * retry; then it clears the flag, fences and runs the queue once more.  A session that
  * did little doubles the streak of doorbells the next arming needs.
  * modify_qp and destroy_qp disarm it (frdma_sq_poll_stop()), destroy_qp
- * then waits for it.  The flag is only ever written by the kernel.
+ * then waits for it.  The kernel never reads the flag back: what user
+ * space writes there only changes when its own provider rings.
  */
 
 #include <linux/ip.h>
@@ -81,6 +82,8 @@
 #define FRDMA_POLL_MAX_SHIFT	9
 
 /* Off: no poller is armed any more; every doorbell is a system call. */
+static struct workqueue_struct *frdma_poll_wq;
+
 static bool sq_poll = true;
 module_param(sq_poll, bool, 0644);
 MODULE_PARM_DESC(sq_poll, "Run busy send queues from a kernel poller (default on)");
@@ -309,7 +312,7 @@ static void frdma_sgl_skip(struct frdma_sgl *sgl, u32 n)
 static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
 			   u64 len)
 {
-	u64 doff = 0, soff = 0, n;
+	u64 doff = 0, soff = 0, since = 0, n;
 	u32 di = 0, si = 0;
 
 	while (len) {
@@ -329,8 +332,11 @@ static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
 			si++;
 			soff = 0;
 		}
-		if (len && n == FRDMA_COPY_STEP)
+		since += n;
+		if (len && since >= FRDMA_COPY_STEP) {
 			cond_resched();
+			since = 0;
+		}
 	}
 }
 
@@ -1079,6 +1085,8 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 			frdma_flush_sq(qp);
 			break;
 		}
+		/* A ring of large SQEs is long work: let others run between. */
+		cond_resched();
 	}
 	frdma_dest_release(&d);
 	return 0;
@@ -1091,7 +1099,7 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
  */
 static void frdma_sq_poll_clear(struct frdma_qp *qp)
 {
-	qp->poll_on = false;
+	WRITE_ONCE(qp->poll_on, false);
 	WRITE_ONCE(qp->sq.hdr->sq_flags, 0);
 	/* Pairs with the provider's fence between its prod store and flag load. */
 	smp_mb();
@@ -1135,9 +1143,9 @@ static void frdma_sq_poll_consider(struct frdma_qp *qp)
 	qp->poll_streak = 0;
 	if (READ_ONCE(qp->state) != IB_QPS_RTS || qp->sqe_held)
 		return;
-	qp->poll_on = true;
+	WRITE_ONCE(qp->poll_on, true);
 	WRITE_ONCE(qp->sq.hdr->sq_flags, FRDMA_SQ_POLLED);
-	queue_work(system_unbound_wq, &qp->poll_work);
+	queue_work(frdma_poll_wq, &qp->poll_work);
 }
 
 /* Whether the poller should give its CPU up now. */
@@ -1181,12 +1189,12 @@ void frdma_sq_poll_work(struct work_struct *work)
 		if (stop || READ_ONCE(qp->state) != IB_QPS_RTS ||
 		    qp->sqe_held || frdma_sq_poll_yield())
 			break;
+		kidx = qp->sq.kidx;
 		mutex_unlock(&qp->sq_mutex);
 
 		/* Wait for the next SQE, for a while. */
 		for (spins = 0; !stop; spins++) {
-			if (READ_ONCE(qp->sq.hdr->prod) !=
-			    READ_ONCE(qp->sq.kidx))
+			if (READ_ONCE(qp->sq.hdr->prod) != kidx)
 				break;
 			if (!READ_ONCE(qp->poll_on) || frdma_sq_poll_yield() ||
 			    ((spins & 63) == 63 &&
@@ -1205,6 +1213,30 @@ void frdma_sq_poll_work(struct work_struct *work)
 	else if (qp->poll_shift < FRDMA_POLL_MAX_SHIFT)
 		qp->poll_shift++;
 	mutex_unlock(&qp->sq_mutex);
+}
+
+/**
+ * frdma_sq_poll_init - create the pollers' workqueue
+ *
+ * The pollers run on a workqueue of their own, so that many armed QPs
+ * never hold up other users of the system's unbound workqueue.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int frdma_sq_poll_init(void)
+{
+	frdma_poll_wq = alloc_workqueue("frdma_sq_poll", WQ_UNBOUND, 0);
+	return frdma_poll_wq ? 0 : -ENOMEM;
+}
+
+/**
+ * frdma_sq_poll_exit - destroy the pollers' workqueue
+ *
+ * Every QP is destroyed by then, and destroy_qp waits for its poller.
+ */
+void frdma_sq_poll_exit(void)
+{
+	destroy_workqueue(frdma_poll_wq);
 }
 
 /**

@@ -312,10 +312,14 @@ static int __init frdma_init(void)
 {
 	int err;
 
+	err = frdma_sq_poll_init();
+	if (err)
+		return err;
 	frdma_debugfs_init();
 	err = register_netdevice_notifier(&frdma_netdev_nb);
 	if (err) {
 		frdma_debugfs_exit();
+		frdma_sq_poll_exit();
 		return err;
 	}
 	rdma_link_register(&frdma_link_ops);
@@ -329,6 +333,7 @@ static void __exit frdma_exit(void)
 	unregister_netdevice_notifier(&frdma_netdev_nb);
 	frdma_remove_all();
 	frdma_debugfs_exit();
+	frdma_sq_poll_exit();
 }
 
 module_init(frdma_init);

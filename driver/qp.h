@@ -168,6 +168,8 @@ int frdma_sq_doorbell(struct frdma_qp *qp);
 void frdma_sq_retry_work(struct work_struct *work);
 void frdma_sq_poll_work(struct work_struct *work);
 void frdma_sq_poll_stop(struct frdma_qp *qp);
+int frdma_sq_poll_init(void);
+void frdma_sq_poll_exit(void);
 void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event);
 void frdma_flush_sq(struct frdma_qp *qp);
 void frdma_flush_rq(struct frdma_qp *qp);
