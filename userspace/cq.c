@@ -90,6 +90,20 @@ static void frdma_cqe_to_wc(const struct frdma_cqe *cqe, struct ibv_wc *wc)
 	wc->dlid_path_bits = 0;
 }
 
+/*
+ * Before sleeping on the CQ's next event, run the polled SQs that could
+ * be what that event waits for: the kernel's poller may not be running.
+ */
+int frdma_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
+{
+	struct frdma_cq *cq = to_fcq(ibcq);
+
+	pthread_spin_lock(&cq->lock);
+	frdma_cq_kick_sqs(cq, true);
+	pthread_spin_unlock(&cq->lock);
+	return ibv_cmd_req_notify_cq(ibcq, solicited_only);
+}
+
 int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 {
 	struct frdma_cq *cq = to_fcq(ibcq);
@@ -109,7 +123,7 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 		cq->empty_polls = 0;
 	} else if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
 		cq->empty_polls = 0;
-		frdma_cq_kick_sqs(cq);
+		frdma_cq_kick_sqs(cq, false);
 	}
 	pthread_spin_unlock(&cq->lock);
 	return n;
@@ -224,7 +238,7 @@ static int frdma_start_poll(struct ibv_cq_ex *cq_ex,
 	}
 	if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
 		cq->empty_polls = 0;
-		frdma_cq_kick_sqs(cq);
+		frdma_cq_kick_sqs(cq, false);
 	}
 	pthread_spin_unlock(&cq->lock);
 	return ret;

@@ -225,7 +225,7 @@ static const struct verbs_context_ops frdma_ctx_ops = {
 	.query_qp = frdma_query_qp,
 	.reg_mr = frdma_reg_mr,
 	.rereg_mr = frdma_rereg_mr,
-	.req_notify_cq = ibv_cmd_req_notify_cq,
+	.req_notify_cq = frdma_req_notify_cq,
 	.resize_cq = frdma_resize_cq,
 };
 

@@ -27,6 +27,17 @@ struct frdma_context {
 
 struct frdma_qp;
 
+/*
+ * A QP on the list of one of its CQs, under that CQ's lock: the QPs whose
+ * polled SQ a poller of the CQ may have to run (frdma_cq_kick_sqs()), and
+ * the SQ's cons as last seen from this CQ.
+ */
+struct frdma_cq_link {
+	struct frdma_qp *qp;
+	struct frdma_cq_link *next;
+	uint32_t kick_cons;
+};
+
 struct frdma_cq {
 	struct verbs_cq vcq;
 	pthread_spinlock_t lock;	/* serialises pollers */
@@ -34,11 +45,10 @@ struct frdma_cq {
 	/* extended polling: the CQE being read, under the lock */
 	const struct frdma_cqe *cur;
 	/*
-	 * Under the lock: the QPs whose send CQ this is (linked through
-	 * scq_next), and polls in a row that found nothing
-	 * (frdma_cq_kick_sqs()).
+	 * Under the lock: the QPs whose send or receive CQ this is, and
+	 * polls in a row that found nothing (frdma_cq_kick_sqs()).
 	 */
-	struct frdma_qp *sqs;
+	struct frdma_cq_link *links;
 	uint32_t empty_polls;
 };
 
@@ -77,9 +87,9 @@ struct frdma_qp {
 	 */
 	uint32_t sq_seen_cons;
 	uint32_t sq_unmoved;
-	/* under the send CQ's lock: the next QP on it, cons at the last check */
-	struct frdma_qp *scq_next;
-	uint32_t kick_cons;
+	/* on the send CQ's list, and the receive CQ's when that is another */
+	struct frdma_cq_link scq_link;
+	struct frdma_cq_link rcq_link;
 };
 
 static inline struct frdma_qp *to_fqp(struct ibv_qp *ibqp)
@@ -281,6 +291,7 @@ struct ibv_cq *frdma_create_cq(struct ibv_context *ibctx, int cqe,
 			       int comp_vector);
 int frdma_destroy_cq(struct ibv_cq *ibcq);
 int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc);
+int frdma_req_notify_cq(struct ibv_cq *ibcq, int solicited_only);
 int frdma_resize_cq(struct ibv_cq *ibcq, int cqe);
 void frdma_cq_clean(struct ibv_cq *ibcq, uint32_t qpn);
 struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
@@ -296,7 +307,7 @@ int frdma_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
 int frdma_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
 		   int attr_mask, struct ibv_qp_init_attr *init_attr);
 int frdma_destroy_qp(struct ibv_qp *ibqp);
-void frdma_cq_kick_sqs(struct frdma_cq *cq);
+void frdma_cq_kick_sqs(struct frdma_cq *cq, bool arming);
 int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 		    struct ibv_send_wr **bad_wr);
 int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,

@@ -85,27 +85,58 @@ static int frdma_sq_kick(struct frdma_qp *qp, bool stalled)
 }
 
 /*
- * Under @cq's lock, when it has been polled empty FRDMA_CQ_KICK_POLLS
- * times in a row: ring the doorbell of each QP sending to it whose SQ the
- * kernel polls, holds entries, and has not moved since the last check.
- * The poller may not get a CPU for a while (a busy host, another task on
- * its CPU); then the caller runs the queue itself rather than wait.
+ * Under @cq's lock, for the QPs whose send or receive CQ it is and whose
+ * SQ the kernel polls and holds entries: ring their doorbells.  When the
+ * CQ has been polled empty FRDMA_CQ_KICK_POLLS times in a row, those whose
+ * SQ has not moved since the last check; when it is being armed for an
+ * event (@arming), all of them, as the caller is about to sleep on work
+ * those SQs may be the start of.  The poller may not get a CPU for a
+ * while (a busy host, another task on its CPU); then the caller runs the
+ * queue itself rather than wait.
  */
-void frdma_cq_kick_sqs(struct frdma_cq *cq)
+void frdma_cq_kick_sqs(struct frdma_cq *cq, bool arming)
 {
-	struct frdma_qp *qp;
+	struct frdma_cq_link *l;
 	struct frdma_ring *r;
 	uint32_t cons;
 
-	for (qp = cq->sqs; qp; qp = qp->scq_next) {
-		r = &qp->sq.ring;
+	for (l = cq->links; l; l = l->next) {
+		r = &l->qp->sq.ring;
 		if (!r->hdr || frdma_ring_sq_needs_doorbell(r))
 			continue;
 		cons = frdma_ring_load_cons(r);
-		if (cons != frdma_ring_load_prod(r) && cons == qp->kick_cons)
-			frdma_doorbell(qp);
-		qp->kick_cons = cons;
+		if (cons != frdma_ring_load_prod(r) &&
+		    (arming || cons == l->kick_cons))
+			frdma_doorbell(l->qp);
+		l->kick_cons = cons;
 	}
+}
+
+static void frdma_cq_link_add(struct ibv_cq *ibcq, struct frdma_cq_link *l,
+			      struct frdma_qp *qp)
+{
+	struct frdma_cq *cq = to_fcq(ibcq);
+
+	l->qp = qp;
+	pthread_spin_lock(&cq->lock);
+	l->next = cq->links;
+	cq->links = l;
+	pthread_spin_unlock(&cq->lock);
+}
+
+static void frdma_cq_link_del(struct ibv_cq *ibcq, struct frdma_cq_link *l)
+{
+	struct frdma_cq *cq = to_fcq(ibcq);
+	struct frdma_cq_link **pp;
+
+	pthread_spin_lock(&cq->lock);
+	for (pp = &cq->links; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	pthread_spin_unlock(&cq->lock);
 }
 
 /* Work requests may be posted to an SQ only from RTS on (IBTA o10-4.2.1). */
@@ -557,14 +588,10 @@ static struct ibv_qp *frdma_create_qp_common(struct ibv_context *ibctx,
 
 	frdma_set_qp_ex_ops(qp, attr->qp_type);
 	qp->vqp.comp_mask |= VERBS_QP_EX;
-	if (attr->send_cq) {
-		struct frdma_cq *cq = to_fcq(attr->send_cq);
-
-		pthread_spin_lock(&cq->lock);
-		qp->scq_next = cq->sqs;
-		cq->sqs = qp;
-		pthread_spin_unlock(&cq->lock);
-	}
+	if (attr->send_cq)
+		frdma_cq_link_add(attr->send_cq, &qp->scq_link, qp);
+	if (attr->recv_cq && attr->recv_cq != attr->send_cq)
+		frdma_cq_link_add(attr->recv_cq, &qp->rcq_link, qp);
 	return &qp->vqp.qp;
 
 err_unmap:
@@ -669,19 +696,10 @@ int frdma_destroy_qp(struct ibv_qp *ibqp)
 	ret = ibv_cmd_destroy_qp(ibqp);
 	if (ret)
 		return ret;
-	if (ibqp->send_cq) {
-		struct frdma_cq *cq = to_fcq(ibqp->send_cq);
-		struct frdma_qp **pp;
-
-		pthread_spin_lock(&cq->lock);
-		for (pp = &cq->sqs; *pp; pp = &(*pp)->scq_next) {
-			if (*pp == qp) {
-				*pp = qp->scq_next;
-				break;
-			}
-		}
-		pthread_spin_unlock(&cq->lock);
-	}
+	if (ibqp->send_cq)
+		frdma_cq_link_del(ibqp->send_cq, &qp->scq_link);
+	if (ibqp->recv_cq && ibqp->recv_cq != ibqp->send_cq)
+		frdma_cq_link_del(ibqp->recv_cq, &qp->rcq_link);
 	frdma_ring_unmap(&qp->sq.ring);
 	frdma_ring_unmap(&qp->rq.ring);
 	pthread_spin_destroy(&qp->sq.lock);

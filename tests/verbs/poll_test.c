@@ -19,7 +19,11 @@
  *     the rest: every WR completes exactly once, in order, the successful
  *     ones first;
  *   - destroying the QPs in the middle of a stream returns (the poller is
- *     stopped and waited for); the VM harness adds the kernel's verdict.
+ *     stopped and waited for); the VM harness adds the kernel's verdict;
+ *   - with FRDMA_SQ_POLLED set by the test while no poller runs, a post is
+ *     left to a poller that is not there, and the provider still runs it:
+ *     when the QP's receive CQ (not its send CQ) has been polled empty
+ *     long enough, and when a CQ of the QP is armed for an event.
  *
  * The test finds the SQ header as the only mapping of the uverbs device
  * of the SQ's size (the QP under test has a larger SQ than anything else
@@ -234,19 +238,21 @@ static bool dst_holds_last(unsigned long n)
 }
 
 struct pair {
-	struct ibv_cq *cq, *pcq;
+	struct ibv_cq *cq, *rcq, *pcq;
 	struct ibv_qp *qp, *peer;
 	struct frdma_ring_hdr *h;
 };
 
-static bool pair_create(struct pair *p)
+/* @split: the QP under test gets a receive CQ of its own, p->rcq */
+static bool pair_create(struct pair *p, bool split)
 {
 	memset(p, 0, sizeof(*p));
 	p->cq = ibv_create_cq(ctx, SQ_DEPTH * 2, NULL, NULL, 0);
+	p->rcq = split ? ibv_create_cq(ctx, 16, NULL, NULL, 0) : p->cq;
 	p->pcq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
-	if (!p->cq || !p->pcq)
+	if (!p->cq || !p->rcq || !p->pcq)
 		return false;
-	p->qp = lb_create_qp(pd, p->cq, p->cq, SQ_DEPTH, 1, 0);
+	p->qp = lb_create_qp(pd, p->cq, p->rcq, SQ_DEPTH, 1, 0);
 	p->peer = lb_create_qp(pd, p->pcq, p->pcq, 16, 1, 0);
 	if (!p->qp || !p->peer ||
 	    lb_connect_pair(p->qp, p->peer, &gid, gid_index, 1))
@@ -263,6 +269,8 @@ static void pair_destroy(struct pair *p)
 		ibv_destroy_qp(p->qp);
 	if (p->peer)
 		ibv_destroy_qp(p->peer);
+	if (p->rcq && p->rcq != p->cq)
+		ibv_destroy_cq(p->rcq);
 	if (p->cq)
 		ibv_destroy_cq(p->cq);
 	if (p->pcq)
@@ -283,7 +291,7 @@ static void test_stream(void)
 	struct stream s;
 	struct pair p;
 
-	if (!ok(pair_create(&p), "a QP pair, the SQ header found")) {
+	if (!ok(pair_create(&p, false), "a QP pair, the SQ header found")) {
 		pair_destroy(&p);
 		return;
 	}
@@ -304,7 +312,7 @@ static void test_scribbled(void)
 	struct pair p;
 	pthread_t t;
 
-	if (!ok(pair_create(&p), "a QP pair, the SQ header found")) {
+	if (!ok(pair_create(&p, false), "a QP pair, the SQ header found")) {
 		pair_destroy(&p);
 		return;
 	}
@@ -332,7 +340,7 @@ static void test_error_midway(void)
 	struct stream s;
 	struct pair p;
 
-	if (!ok(pair_create(&p), "a QP pair, the SQ header found")) {
+	if (!ok(pair_create(&p, false), "a QP pair, the SQ header found")) {
 		pair_destroy(&p);
 		return;
 	}
@@ -351,7 +359,7 @@ static void test_destroy_midway(void)
 	struct pair p;
 	int ret, i;
 
-	if (!ok(pair_create(&p), "a QP pair, the SQ header found")) {
+	if (!ok(pair_create(&p, false), "a QP pair, the SQ header found")) {
 		pair_destroy(&p);
 		return;
 	}
@@ -373,6 +381,60 @@ static void test_destroy_midway(void)
 	p.qp = NULL;
 	ok(!ret, "a QP destroyed with its SQ full returns (%s)",
 	   strerror(ret));
+	pair_destroy(&p);
+}
+
+/* Post one signalled 8-byte WRITE with the poller's flag set by us. */
+static bool post_lied(struct pair *p, uint64_t wr_id)
+{
+	struct ibv_sge sge = { (uintptr_t)src, 8, smr->lkey };
+	struct ibv_send_wr wr = {
+		.wr_id = wr_id, .sg_list = &sge, .num_sge = 1,
+		.opcode = IBV_WR_RDMA_WRITE, .send_flags = IBV_SEND_SIGNALED,
+		.wr.rdma = { (uintptr_t)dst, dmr->rkey },
+	}, *bad;
+
+	atomic_store((_Atomic uint32_t *)&p->h->sq_flags, FRDMA_SQ_POLLED);
+	src[0] = wr_id;
+	return !ibv_post_send(p->qp, &wr, &bad);
+}
+
+/* One poll of the send CQ (no kick: that needs 1024 empty ones). */
+static bool send_completed(struct pair *p, uint64_t wr_id)
+{
+	struct ibv_wc wc;
+
+	return ibv_poll_cq(p->cq, 1, &wc) == 1 && wc.wr_id == wr_id &&
+	       wc.status == IBV_WC_SUCCESS && dst[0] == wr_id;
+}
+
+static void test_kicks(void)
+{
+	struct ibv_wc wc;
+	struct pair p;
+	int i;
+
+	if (!ok(pair_create(&p, true),
+		"a QP pair, its own receive CQ, the SQ header found")) {
+		pair_destroy(&p);
+		return;
+	}
+	/* No doorbell has been rung: no poller is armed. */
+	ok(post_lied(&p, 1), "a WRITE posted with FRDMA_SQ_POLLED set by us");
+	usleep(20000);
+	ok(!send_completed(&p, 1),
+	   "nothing ran it: the provider skipped the doorbell");
+	for (i = 0; i < 2048; i++)
+		ibv_poll_cq(p.rcq, 1, &wc);
+	ok(send_completed(&p, 1),
+	   "after the receive CQ was polled empty 2048 times it ran");
+
+	ok(post_lied(&p, 2), "another WRITE posted the same way");
+	usleep(20000);
+	ok(!send_completed(&p, 2), "nothing ran it");
+	ok(!ibv_req_notify_cq(p.rcq, 0), "the receive CQ armed");
+	ok(send_completed(&p, 2), "arming the receive CQ ran it");
+	ok(lb_qp_state(p.qp) == IBV_QPS_RTS, "the QP is still RTS");
 	pair_destroy(&p);
 }
 
@@ -415,6 +477,7 @@ int main(int argc, char **argv)
 	test_scribbled();
 	test_error_midway();
 	test_destroy_midway();
+	test_kicks();
 
 	ibv_dereg_mr(smr);
 	ibv_dereg_mr(dmr);
