@@ -97,10 +97,12 @@ static void frdma_cqe_to_wc(const struct frdma_cqe *cqe, struct ibv_wc *wc)
 int frdma_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 {
 	struct frdma_cq *cq = to_fcq(ibcq);
+	struct frdma_kick kick;
 
 	pthread_spin_lock(&cq->lock);
-	frdma_cq_kick_sqs(cq, true);
+	frdma_cq_kick_sqs(cq, true, &kick);
 	pthread_spin_unlock(&cq->lock);
+	frdma_kick_ring(cq, &kick);
 	return ibv_cmd_req_notify_cq(ibcq, solicited_only);
 }
 
@@ -108,9 +110,11 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 {
 	struct frdma_cq *cq = to_fcq(ibcq);
 	struct frdma_ring *r = &cq->ring;
+	struct frdma_kick kick;
 	uint32_t prod;
 	int n = 0;
 
+	kick.n = 0;
 	pthread_spin_lock(&cq->lock);
 	prod = frdma_ring_load_prod(r);
 	while (n < ne && r->uidx != prod) {
@@ -123,9 +127,10 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 		cq->empty_polls = 0;
 	} else if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
 		cq->empty_polls = 0;
-		frdma_cq_kick_sqs(cq, false);
+		frdma_cq_kick_sqs(cq, false, &kick);
 	}
 	pthread_spin_unlock(&cq->lock);
+	frdma_kick_ring(cq, &kick);
 	return n;
 }
 
@@ -226,10 +231,12 @@ static int frdma_start_poll(struct ibv_cq_ex *cq_ex,
 			    struct ibv_poll_cq_attr *attr)
 {
 	struct frdma_cq *cq = ex_to_fcq(cq_ex);
+	struct frdma_kick kick;
 	int ret;
 
 	if (attr->comp_mask)
 		return EINVAL;
+	kick.n = 0;
 	pthread_spin_lock(&cq->lock);
 	ret = frdma_cq_ex_load(cq);
 	if (!ret) {
@@ -238,9 +245,10 @@ static int frdma_start_poll(struct ibv_cq_ex *cq_ex,
 	}
 	if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
 		cq->empty_polls = 0;
-		frdma_cq_kick_sqs(cq, false);
+		frdma_cq_kick_sqs(cq, false, &kick);
 	}
 	pthread_spin_unlock(&cq->lock);
+	frdma_kick_ring(cq, &kick);
 	return ret;
 }
 

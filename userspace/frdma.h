@@ -56,6 +56,17 @@ struct frdma_cq {
 #define FRDMA_CQ_KICK_POLLS	1024
 
 /*
+ * The QPs whose doorbells a CQ's caller rings once it has dropped the CQ
+ * lock (frdma_cq_kick_sqs(), frdma_kick_ring()): by handle, so that a QP
+ * destroyed meanwhile is only a refused or spurious doorbell.
+ */
+#define FRDMA_KICK_MAX		16
+struct frdma_kick {
+	unsigned int n;
+	uint32_t handle[FRDMA_KICK_MAX];
+};
+
+/*
  * A work queue of a QP: its ring (hdr NULL when the QP has none, e.g. the
  * RQ of a QP on an SRQ) and the lock that serialises its producers; uidx
  * is the producer index.
@@ -307,7 +318,9 @@ int frdma_modify_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
 int frdma_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr,
 		   int attr_mask, struct ibv_qp_init_attr *init_attr);
 int frdma_destroy_qp(struct ibv_qp *ibqp);
-void frdma_cq_kick_sqs(struct frdma_cq *cq, bool arming);
+void frdma_cq_kick_sqs(struct frdma_cq *cq, bool arming,
+		       struct frdma_kick *kick);
+void frdma_kick_ring(struct frdma_cq *cq, const struct frdma_kick *kick);
 int frdma_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 		    struct ibv_send_wr **bad_wr);
 int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,

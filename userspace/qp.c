@@ -33,8 +33,11 @@ enum {
 			    IBV_QP_EX_WITH_ATOMIC_WRITE,
 };
 
-/* Ring the SQ's doorbell: the kernel consumes the SQ up to its prod. */
-static int frdma_doorbell(struct frdma_qp *qp)
+/*
+ * Ring the doorbell of the QP with uverbs handle @handle on @cmd_fd: the
+ * kernel consumes its SQ up to its prod.
+ */
+static int frdma_doorbell_handle(int cmd_fd, uint32_t handle)
 {
 	struct ib_uverbs_post_send_resp resp;
 	struct frdma_cmd_doorbell db = {
@@ -45,14 +48,20 @@ static int frdma_doorbell(struct frdma_qp *qp)
 		},
 		.core = {
 			.response = (uintptr_t)&resp,
-			.qp_handle = qp->vqp.qp.handle,
+			.qp_handle = handle,
 			.wqe_size = sizeof(struct ib_uverbs_send_wr),
 		},
 	};
 
-	if (write(qp->vqp.qp.context->cmd_fd, &db, sizeof(db)) != sizeof(db))
+	if (write(cmd_fd, &db, sizeof(db)) != sizeof(db))
 		return errno ? errno : EIO;
 	return 0;
+}
+
+static int frdma_doorbell(struct frdma_qp *qp)
+{
+	return frdma_doorbell_handle(qp->vqp.qp.context->cmd_fd,
+				     qp->vqp.qp.handle);
 }
 
 /*
@@ -86,30 +95,45 @@ static int frdma_sq_kick(struct frdma_qp *qp, bool stalled)
 
 /*
  * Under @cq's lock, for the QPs whose send or receive CQ it is and whose
- * SQ the kernel polls and holds entries: ring their doorbells.  When the
- * CQ has been polled empty FRDMA_CQ_KICK_POLLS times in a row, those whose
- * SQ has not moved since the last check; when it is being armed for an
- * event (@arming), all of them, as the caller is about to sleep on work
- * those SQs may be the start of.  The poller may not get a CPU for a
- * while (a busy host, another task on its CPU); then the caller runs the
- * queue itself rather than wait.
+ * SQ the kernel polls and holds entries: note in @kick the doorbells to
+ * ring (frdma_kick_ring(), after the lock is dropped, so that other
+ * threads polling the CQ never wait on a system call).  When the CQ has
+ * been polled empty FRDMA_CQ_KICK_POLLS times in a row, those whose SQ has
+ * not moved since the last check; when it is being armed for an event
+ * (@arming), all of them, as the caller is about to sleep on work those
+ * SQs may be the start of.  At most FRDMA_KICK_MAX at a time; the others
+ * are checked next time.  The poller may not get a CPU for a while (a
+ * busy host, another task on its CPU); then the caller runs the queue
+ * itself rather than wait.
  */
-void frdma_cq_kick_sqs(struct frdma_cq *cq, bool arming)
+void frdma_cq_kick_sqs(struct frdma_cq *cq, bool arming,
+		       struct frdma_kick *kick)
 {
 	struct frdma_cq_link *l;
 	struct frdma_ring *r;
 	uint32_t cons;
 
-	for (l = cq->links; l; l = l->next) {
+	kick->n = 0;
+	for (l = cq->links; l && kick->n < FRDMA_KICK_MAX; l = l->next) {
 		r = &l->qp->sq.ring;
 		if (!r->hdr || frdma_ring_sq_needs_doorbell(r))
 			continue;
 		cons = frdma_ring_load_cons(r);
 		if (cons != frdma_ring_load_prod(r) &&
 		    (arming || cons == l->kick_cons))
-			frdma_doorbell(l->qp);
+			kick->handle[kick->n++] = l->qp->vqp.qp.handle;
 		l->kick_cons = cons;
 	}
+}
+
+/* Ring the doorbells frdma_cq_kick_sqs() noted, without @cq's lock. */
+void frdma_kick_ring(struct frdma_cq *cq, const struct frdma_kick *kick)
+{
+	unsigned int i;
+
+	for (i = 0; i < kick->n; i++)
+		frdma_doorbell_handle(cq->vcq.cq.context->cmd_fd,
+				      kick->handle[i]);
 }
 
 static void frdma_cq_link_add(struct ibv_cq *ibcq, struct frdma_cq_link *l,
