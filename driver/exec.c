@@ -46,8 +46,9 @@
  * queue has been idle for FRDMA_POLL_IDLE_NS, after the pass in which
  * another task wants its CPU (so two busy-polling processes on two CPUs
  * are not slowed by it), and when the QP leaves RTS or holds an SQE for a
- * retry; then it clears the flag, fences and runs the queue once more.  A session that
- * did little doubles the streak of doorbells the next arming needs.
+ * retry; then it clears the flag, fences and runs the queue once more.
+ * A session that did little doubles the streak of doorbells the next
+ * arming needs.
  * modify_qp and destroy_qp disarm it (frdma_sq_poll_stop()), destroy_qp
  * then waits for it.  The kernel never reads the flag back: what user
  * space writes there only changes when its own provider rings.
@@ -81,9 +82,10 @@
 #define FRDMA_POLL_USEFUL	64
 #define FRDMA_POLL_MAX_SHIFT	9
 
-/* Off: no poller is armed any more; every doorbell is a system call. */
+/* Where pollers run (frdma_sq_poll_init()). */
 static struct workqueue_struct *frdma_poll_wq;
 
+/* Off: no poller is armed any more; every doorbell is a system call. */
 static bool sq_poll = true;
 module_param(sq_poll, bool, 0644);
 MODULE_PARM_DESC(sq_poll, "Run busy send queues from a kernel poller (default on)");
