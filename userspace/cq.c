@@ -106,6 +106,19 @@ int frdma_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 	return ibv_cmd_req_notify_cq(ibcq, solicited_only);
 }
 
+/*
+ * Under the lock, after a poll that found nothing: count it, and at every
+ * FRDMA_CQ_KICK_POLLS-th note in @kick the stalled polled SQs to ring.
+ */
+static void frdma_cq_polled_empty(struct frdma_cq *cq,
+				  struct frdma_kick *kick)
+{
+	if (++cq->empty_polls < FRDMA_CQ_KICK_POLLS)
+		return;
+	cq->empty_polls = 0;
+	frdma_cq_kick_sqs(cq, false, kick);
+}
+
 int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 {
 	struct frdma_cq *cq = to_fcq(ibcq);
@@ -125,9 +138,8 @@ int frdma_poll_cq(struct ibv_cq *ibcq, int ne, struct ibv_wc *wc)
 	if (n) {
 		frdma_ring_store_cons(r);
 		cq->empty_polls = 0;
-	} else if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
-		cq->empty_polls = 0;
-		frdma_cq_kick_sqs(cq, false, &kick);
+	} else {
+		frdma_cq_polled_empty(cq, &kick);
 	}
 	pthread_spin_unlock(&cq->lock);
 	frdma_kick_ring(cq, &kick);
@@ -243,10 +255,7 @@ static int frdma_start_poll(struct ibv_cq_ex *cq_ex,
 		cq->empty_polls = 0;
 		return 0;
 	}
-	if (++cq->empty_polls >= FRDMA_CQ_KICK_POLLS) {
-		cq->empty_polls = 0;
-		frdma_cq_kick_sqs(cq, false, &kick);
-	}
+	frdma_cq_polled_empty(cq, &kick);
 	pthread_spin_unlock(&cq->lock);
 	frdma_kick_ring(cq, &kick);
 	return ret;
