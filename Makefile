@@ -2,7 +2,8 @@
 #
 # frdma top-level Makefile.  Targets:
 #
-#   make            modules (umem/, driver/, tests/umem/) and the provider
+#   make            modules (umem/, driver/, vfio/, tests/umem/) and the
+#                   provider
 #   make check      every test: host unit tests, static checks, VM suites
 #   make demo       the main job: boot the test VM, create frdma0, show it
 #                   and run a perftest bandwidth pair on it
@@ -35,8 +36,12 @@ all: modules provider progs
 deps:
 	scripts/deps build
 
+# vfio/ is built against drivers/vfio/vfio.h from the kernel's own source
+# (linux-source-6.12); scripts/kernel-private extracts it or says what is
+# missing, and vfio/ is left out.
 modules: deps
-	$(MAKE) -C $(KDIR) M=$(TOP) modules
+	$(MAKE) -C $(KDIR) M=$(TOP) \
+		FRDMA_KERNEL_PRIVATE="$$(scripts/kernel-private)" modules
 
 provider: deps
 	$(MAKE) -C userspace
