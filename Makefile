@@ -29,7 +29,8 @@ export KERNEL_RELEASE KDIR
 	bench stress clean
 
 # User-space test programs run inside the VM; built on the host.
-PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel
+PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel \
+	tests/vfio
 
 all: modules provider progs
 
