@@ -7,7 +7,8 @@
 #   make check      every test: host unit tests, static checks, VM suites
 #   make demo       the main job: boot the test VM, create frdma0, show it
 #                   and run a perftest bandwidth pair on it
-#   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy
+#   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy;
+#                   VFIO map/unmap: frdma_vfio beside vfio_iommu_type1
 #   make stress     a long stress pass: make stress DURATION=1200
 #
 # The kernel version is pinned in config/kernel.mk and nowhere else.
@@ -69,10 +70,13 @@ demo: all
 	scripts/deps vm
 	$(VMRUN) -- tests/vm/demo
 
-# Registration and bandwidth: frdma beside rdma_rxe and memcpy, one boot.
+# Registration and bandwidth: frdma beside rdma_rxe and memcpy, one boot;
+# then VFIO map/unmap, frdma_vfio beside vfio_iommu_type1, in a second
+# boot (tests/bench/vfio: --iommu, results/bench/vfio.txt).
 bench: all
 	scripts/deps vm bench
 	tests/bench/run $(BENCH_ARGS)
+	tests/bench/vfio $(BENCH_VFIO_ARGS)
 
 # A long memory-registration stress pass and its oracle, one VM boot.
 # STRESS_DEVICE=rxe0 runs the same load on rdma_rxe (the reference);

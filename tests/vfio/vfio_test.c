@@ -701,22 +701,40 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static double median(double *t, int n)
+{
+	double x;
+	int i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (t[j] < t[i]) {
+				x = t[i];
+				t[i] = t[j];
+				t[j] = x;
+			}
+	return t[n / 2];
+}
+
 /*
  * MAP_DMA + UNMAP_DMA of 4 KiB .. max_mb MiB per backing, one line each:
- * the median over several rounds, and with frdma's backend the
+ * the medians over several rounds, and with frdma's backend the
  * iommu_map() calls and IOMMU pages of one map.
  */
 static int bench(struct vfio *v, unsigned long max_mb, const char *label)
 {
 	static const char *const pg[] = { "pages_4096", "pages_2097152",
 					  "pages_1073741824" };
-	uint64_t size, iova = iova_base(v), done = 0;
-	double t[9], t0, t1, tmap, tunmap, x;
-	long long c0, c1, p0[3], p1[3];
+	static const char *const tag[B_NR] = {
+		"4k", "thp", "hugetlb", "memfd", "memfd-hugetlb",
+	};
 	static const uint64_t sizes[] = {
 		SZ_4K, 64 * SZ_4K, SZ_1M, 16 * SZ_1M, 256 * SZ_1M, 1024 * SZ_1M,
 	};
-	int b, r, rounds, i, j;
+	uint64_t size, iova = iova_base(v), done = 0;
+	double tm[9], tu[9], t0, t1;
+	long long c0, c1, p0[3], p1[3];
+	int b, r, rounds, j;
 	unsigned int k;
 	uint8_t *buf;
 
@@ -736,7 +754,6 @@ static int bench(struct vfio *v, unsigned long max_mb, const char *label)
 			    size < SZ_2M)
 				continue;
 			rounds = size <= (64ULL << 20) ? 9 : 3;
-			tmap = tunmap = 0;
 			c0 = stat_get("iommu_map_calls");
 			for (j = 0; j < 3; j++)
 				p0[j] = stat_get(pg[j]);
@@ -751,26 +768,15 @@ static int bench(struct vfio *v, unsigned long max_mb, const char *label)
 				if (unmap(v, iova, size, 0, &done) ||
 				    done != size)
 					return 1;
-				t[r] = t1 - t0;
-				tunmap += now_ms() - t1;
+				tm[r] = t1 - t0;
+				tu[r] = now_ms() - t1;
 			}
 			c1 = stat_get("iommu_map_calls");
 			for (j = 0; j < 3; j++)
 				p1[j] = stat_get(pg[j]);
-			/* median of the map times */
-			for (i = 0; i < rounds; i++)
-				for (j = i + 1; j < rounds; j++)
-					if (t[j] < t[i]) {
-						x = t[i];
-						t[i] = t[j];
-						t[j] = x;
-					}
-			tmap = t[rounds / 2];
-			printf("vfio-bench %s %s %" PRIu64 " %.3f %.3f",
-			       label, backing_name[b][0] == '4' ? "4k" :
-			       b == B_THP ? "thp" : b == B_HUGETLB ? "hugetlb" :
-			       b == B_MEMFD ? "memfd" : "memfd-hugetlb",
-			       size, tmap, tunmap / rounds);
+			printf("vfio-bench %s %s %" PRIu64 " %.3f %.3f", label,
+			       tag[b], size, median(tm, rounds),
+			       median(tu, rounds));
 			if (c0 >= 0)
 				printf(" %lld %lld %lld %lld",
 				       (c1 - c0) / rounds,
