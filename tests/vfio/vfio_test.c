@@ -590,6 +590,95 @@ static void test_errors(struct vfio *v)
 	ok(pins_balanced(), "errors: pins balanced");
 }
 
+/* ZONE_MOVABLE's PFNs [*start, *end) on node 0; false without one. */
+static bool movable_span(uint64_t *start, uint64_t *end)
+{
+	unsigned long long val, spanned = 0, first = 0;
+	char line[256];
+	bool in = false;
+	FILE *f = fopen("/proc/zoneinfo", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Node", 4)) {
+			in = strstr(line, " Movable") != NULL;
+			continue;
+		}
+		if (in && sscanf(line, " spanned %llu", &val) == 1)
+			spanned = val;
+		if (in && sscanf(line, " start_pfn: %llu", &val) == 1)
+			first = val;
+	}
+	if (f)
+		fclose(f);
+	*start = first;
+	*end = first + spanned;
+	return spanned;
+}
+
+/* Pages of [p, p + len) whose PFN is in [s, e). */
+static unsigned long pages_in(void *p, size_t len, uint64_t s, uint64_t e)
+{
+	unsigned long i, n = len / SZ_4K, c = 0;
+	uint64_t *pfn = calloc(n, sizeof(*pfn));
+
+	if (!pfn || pagemap_pfns((uintptr_t)p, n, pfn)) {
+		free(pfn);
+		return ~0UL;
+	}
+	for (i = 0; i < n; i++)
+		c += pfn[i] >= s && pfn[i] < e;
+	free(pfn);
+	return c;
+}
+
+/*
+ * Booted with movablecore=: a buffer that starts in ZONE_MOVABLE leaves it
+ * when mapped (a long-term pin migrates it first), and the device reads
+ * the process's data from where it went.
+ */
+static void test_movable(struct vfio *v)
+{
+	const size_t len = 64 * SZ_1M;
+	uint64_t s, e, base = iova_base(v), done = 0;
+	unsigned long before, after;
+	uint8_t *buf, *dst;
+	int e1, e2;
+
+	if (!movable_span(&s, &e)) {
+		ok(true, "# SKIP no ZONE_MOVABLE (boot with movablecore=)");
+		ok(true, "# SKIP no ZONE_MOVABLE");
+		ok(true, "# SKIP no ZONE_MOVABLE");
+		ok(true, "# SKIP no ZONE_MOVABLE");
+		return;
+	}
+	pins_mark();
+	buf = buf_alloc(B_4K, len);
+	dst = buf_alloc(B_4K, SZ_2M);
+	if (!buf || !dst) {
+		ok(false, "movable: allocate the buffers");
+		return;
+	}
+	fill(buf, len, 9);
+	before = pages_in(buf, len, s, e);
+	ok(before > 0 && before != ~0UL,
+	   "movable: %lu of %zu pages of a buffer start in ZONE_MOVABLE",
+	   before, len / SZ_4K);
+	e1 = map(v, buf, base, len, VFIO_DMA_MAP_FLAG_READ);
+	e2 = map(v, dst, base + (1ULL << 30), SZ_2M, RW);
+	after = pages_in(buf, len, s, e);
+	ok(!e1 && !e2 && after == 0,
+	   "movable: MAP_DMA (%d %d) left %lu of its pages in ZONE_MOVABLE",
+	   e1, e2, after);
+	ok(!e1 && !e2 &&
+	   edu_copy(v, base + len - SZ_2M, base + (1ULL << 30), EDU_XFER) &&
+	   !memcmp(dst, buf + len - SZ_2M, EDU_XFER),
+	   "movable: edu reads the process's data from the migrated pages");
+	unmap(v, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, &done);
+	munmap(buf, len);
+	munmap(dst, SZ_2M);
+	ok(pins_balanced(), "movable: pins balanced");
+}
+
 /* Drop CAP_IPC_LOCK, so that RLIMIT_MEMLOCK applies to this process. */
 static int drop_ipc_lock(void)
 {
@@ -777,7 +866,7 @@ static int bench(struct vfio *v, unsigned long max_mb, const char *label)
 			printf("vfio-bench %s %s %" PRIu64 " %.3f %.3f", label,
 			       tag[b], size, median(tm, rounds),
 			       median(tu, rounds));
-			if (c0 >= 0)
+			if (want_frdma && c0 >= 0)
 				printf(" %lld %lld %lld %lld",
 				       (c1 - c0) / rounds,
 				       (p1[0] - p0[0]) / rounds,
@@ -832,7 +921,7 @@ int main(int argc, char **argv)
 		}
 		return bench(&v, max_mb, backend);
 	}
-	printf("1..%d\n", 4 + B_NR * 4 + 29 + 2 + 4);
+	printf("1..%d\n", 4 + B_NR * 4 + 29 + 4 + 2 + 4);
 	ok(!err, "open group %d (%s) in a type1v2 container, BAR0 mapped (%s)",
 	   edu_group, edu_bdf, strerror(-err));
 	if (err)
@@ -854,6 +943,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < B_NR; i++)
 		test_backing(&v, i);
 	test_errors(&v);
+	test_movable(&v);
 	test_memlock(&v);
 	if (want_frdma)
 		diag("frdma_vfio: %lld iommu_map() calls, %lld 4 KiB, %lld 2 MiB, %lld 1 GiB IOMMU pages",
