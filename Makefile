@@ -2,11 +2,13 @@
 #
 # frdma top-level Makefile.  Targets:
 #
-#   make            modules (umem/, driver/, tests/umem/) and the provider
+#   make            modules (umem/, driver/, vfio/, tests/umem/) and the
+#                   provider
 #   make check      every test: host unit tests, static checks, VM suites
 #   make demo       the main job: boot the test VM, create frdma0, show it
 #                   and run a perftest bandwidth pair on it
-#   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy
+#   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy;
+#                   VFIO map/unmap: frdma_vfio beside vfio_iommu_type1
 #   make stress     a long stress pass: make stress DURATION=1200
 #
 # The kernel version is pinned in config/kernel.mk and nowhere else.
@@ -28,15 +30,20 @@ export KERNEL_RELEASE KDIR
 	bench stress clean
 
 # User-space test programs run inside the VM; built on the host.
-PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel
+PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel \
+	tests/vfio
 
 all: modules provider progs
 
 deps:
 	scripts/deps build
 
+# vfio/ is built against drivers/vfio/vfio.h from the kernel's own source
+# (linux-source-6.12); scripts/kernel-private extracts it or says what is
+# missing, and vfio/ is left out.
 modules: deps
-	$(MAKE) -C $(KDIR) M=$(TOP) modules
+	$(MAKE) -C $(KDIR) M=$(TOP) \
+		FRDMA_KERNEL_PRIVATE="$$(scripts/kernel-private)" modules
 
 provider: deps
 	$(MAKE) -C userspace
@@ -63,10 +70,13 @@ demo: all
 	scripts/deps vm
 	$(VMRUN) -- tests/vm/demo
 
-# Registration and bandwidth: frdma beside rdma_rxe and memcpy, one boot.
+# Registration and bandwidth: frdma beside rdma_rxe and memcpy, one boot;
+# then VFIO map/unmap, frdma_vfio beside vfio_iommu_type1, in a second
+# boot (tests/bench/vfio: --iommu, results/bench/vfio.txt).
 bench: all
 	scripts/deps vm bench
 	tests/bench/run $(BENCH_ARGS)
+	tests/bench/vfio $(BENCH_VFIO_ARGS)
 
 # A long memory-registration stress pass and its oracle, one VM boot.
 # STRESS_DEVICE=rxe0 runs the same load on rdma_rxe (the reference);
