@@ -28,12 +28,18 @@
  * same way.
  *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
- * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the
- * file's folios are pinned with memfd_pin_folios(), one pin per folio
- * however many of its pages the range uses, and folded into the same runs
- * the generic path would produce.  At release the folios are found again
- * from the runs (a folio never straddles two runs: its pages are
- * consecutive in both file order and PFN) and released with unpin_folios().
+ * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the file's
+ * folios are pinned with memfd_pin_folios(), one pin per folio however
+ * many of its pages the range uses, and folded into the same runs the
+ * generic path would produce.  A hugetlbfs file (MFD_HUGETLB memfds
+ * included) takes it only when every folio of the range is in the file,
+ * checked and pinned under the inode lock: memfd_pin_folios() would
+ * allocate the missing ones without a reservation; otherwise it takes the
+ * generic path, whose faults reserve huge pages properly.  A writable pin holds the file's
+ * mapping writable until release, so F_SEAL_WRITE fails while it exists.
+ * At release the folios are found again from the runs (a folio never
+ * straddles two runs: its pages are consecutive in both file order and
+ * PFN) and released with unpin_folios().
  *
  * Both paths charge the pages to mm->pinned_vm once, before pinning
  * anything, so a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned
@@ -58,6 +64,8 @@
 #include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/overflow.h>
+#include <linux/pagemap.h>
+#include <linux/pagevec.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/shmem_fs.h>
@@ -129,6 +137,9 @@ static struct dentry *frdma_umem_debugfs;
  * @start: user address of the first byte
  * @length: bytes in the range
  * @nr_folio_pins: folios pinned by the folio path
+ * @file: folio path, writable pin: the file whose mapping the umem holds
+ *	  writable (mapping_map_writable()) until release, so that
+ *	  F_SEAL_WRITE cannot be added under it; a reference.  NULL otherwise.
  * @first_off: offset of @start in its page
  * @flags: FRDMA_UMEM_* flags, plus FRDMA_UMEM_FOLIO_PATH
  * @nr_parts: parts the generic path split the pin into
@@ -139,6 +150,7 @@ struct frdma_umem {
 	unsigned long start;
 	u64 length;
 	u64 nr_folio_pins;
+	struct file *file;
 	u32 first_off;
 	u32 flags;
 	u32 nr_parts;
@@ -634,6 +646,13 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 /*
  * The file behind [addr, addr + len) when the folio path applies to it,
  * with a reference, and its file offset in @pos; NULL when it does not.
+ *
+ * For a writable pin the file's mapping is made writable here, under the
+ * mmap lock that keeps the VM_WRITE mapping (and so the mapping's
+ * writability) alive: F_SEAL_WRITE fails with -EBUSY from then on, until
+ * frdma_umem_put_file() at release.  Otherwise a munmap() and an
+ * F_SEAL_WRITE between this check and memfd_pin_folios() would let the
+ * umem write into a write-sealed file.
  */
 static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
 				     u64 len, unsigned int flags, loff_t *pos)
@@ -663,11 +682,77 @@ static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
 	off = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
 	if (off + len > i_size_read(file_inode(vma->vm_file)))
 		goto out;
+	/* cannot fail while a VM_SHARED | VM_WRITE mapping exists */
+	if ((flags & FRDMA_UMEM_WRITE) &&
+	    mapping_map_writable(vma->vm_file->f_mapping))
+		goto out;
 	*pos = off;
 	file = get_file(vma->vm_file);
 out:
 	mmap_read_unlock(mm);
 	return file;
+}
+
+/* Undo frdma_umem_memfd(): drop the mapping's writability and the file. */
+static void frdma_umem_put_file(struct file *file, unsigned int flags)
+{
+	if (flags & FRDMA_UMEM_WRITE)
+		mapping_unmap_writable(file->f_mapping);
+	fput(file);
+}
+
+/*
+ * Whether every page of [@pos, @pos + @len) of @file is in its page cache.
+ * The caller holds the inode lock, under which hugetlbfs punches holes and
+ * truncates, so the answer holds until it unlocks.
+ */
+static bool frdma_umem_file_populated(struct file *file, loff_t pos, u64 len)
+{
+	pgoff_t idx = pos >> PAGE_SHIFT, last = (pos + len - 1) >> PAGE_SHIFT;
+	struct folio_batch fbatch;
+	unsigned int found;
+
+	folio_batch_init(&fbatch);
+	while (idx <= last) {
+		found = filemap_get_folios_contig(file->f_mapping, &idx, last,
+						  &fbatch);
+		folio_batch_release(&fbatch);
+		if (!found)
+			return false;	/* a hole at idx */
+		cond_resched();
+	}
+	return true;
+}
+
+/*
+ * Whether the folio path may pin [@pos, @pos + @len) of @file, and so
+ * frdma_umem_folio_unlock() must be called after the pin.
+ *
+ * memfd_pin_folios() allocates the folios missing from the file itself,
+ * and on hugetlbfs (in Linux 6.12) that allocation consumes a reservation
+ * nobody made: HugePages_Rsvd underflows, other mappings' reservations are
+ * taken, no hugetlb cgroup is charged, and CONFIG_DEBUG_VM BUGs.  So a
+ * hugetlbfs file takes the folio path only when every folio of the range is
+ * already there, checked and pinned under the inode lock so that no hole
+ * can be punched in between; a range with a hole takes the generic path,
+ * whose faults reserve and charge as any fault does, and gives the same
+ * runs.  shmem allocates its missing folios as a fault would.
+ */
+static bool frdma_umem_folio_lock(struct file *file, loff_t pos, u64 len)
+{
+	if (!is_file_hugepages(file))
+		return true;
+	inode_lock(file_inode(file));
+	if (frdma_umem_file_populated(file, pos, len))
+		return true;
+	inode_unlock(file_inode(file));
+	return false;
+}
+
+static void frdma_umem_folio_unlock(struct file *file)
+{
+	if (is_file_hugepages(file))
+		inode_unlock(file_inode(file));
 }
 
 /* The folio path: pin and fold one folio-pointer batch at a time. */
@@ -842,11 +927,21 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 			goto out_uncharge;
 		}
 	}
+	if (file && !frdma_umem_folio_lock(file, pos,
+					   (u64)npages << PAGE_SHIFT)) {
+		frdma_umem_put_file(file, flags);
+		file = NULL;
+	}
 	if (file) {
 		umem->flags |= FRDMA_UMEM_FOLIO_PATH;
 		err = frdma_umem_pin_folios(umem, file, pos, npages,
 					    flags & FRDMA_UMEM_LONGTERM);
-		fput(file);
+		frdma_umem_folio_unlock(file);
+		/* a writable pin keeps the mapping writable until release */
+		if (flags & FRDMA_UMEM_WRITE)
+			umem->file = file;
+		else
+			fput(file);
 	} else if (flags & FRDMA_UMEM_FOLIO_ONLY) {
 		err = -EINVAL;
 	} else {
@@ -860,6 +955,8 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 
 out_unpin:
 	frdma_umem_unpin(umem, false);
+	if (umem->file)
+		frdma_umem_put_file(umem->file, umem->flags);
 out_uncharge:
 	frdma_umem_uncharge(mm, npages);
 out_free:
@@ -887,6 +984,8 @@ void frdma_umem_release(struct frdma_umem *umem, bool dirty)
 	if (!umem)
 		return;
 	frdma_umem_unpin(umem, dirty && (umem->flags & FRDMA_UMEM_WRITE));
+	if (umem->file)
+		frdma_umem_put_file(umem->file, umem->flags);
 	frdma_umem_uncharge(umem->mm, umem->runs.npages);
 	mmdrop(umem->mm);
 	frdma_runs_destroy(&umem->runs);
