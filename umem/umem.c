@@ -88,6 +88,13 @@
 #define FRDMA_UMEM_UNPIN_BATCH	16
 
 /*
+ * Pages of a run handed to one unpin_user_page_range_dirty_lock() call on
+ * release, with a cond_resched() after each: a run of small folios can be
+ * gigabytes long.
+ */
+#define FRDMA_UMEM_UNPIN_PAGES	1024U
+
+/*
  * The generic path splits a pin or release on several CPUs (at most
  * FRDMA_UMEM_MAX_CPUS) into parts of at least FRDMA_UMEM_PART_MIN pages
  * (16 MiB with 4 KiB pages), up to FRDMA_UMEM_PARTS_PER_CPU per CPU: the
@@ -364,16 +371,24 @@ static void frdma_umem_helpers_wait(struct frdma_umem_helper *helper,
 	kfree(helper);
 }
 
-/* Release the pins of @nr runs of the generic path. */
+/*
+ * Release the pins of @nr runs of the generic path, at most
+ * FRDMA_UMEM_UNPIN_PAGES pages per call (every page holds its own pin, so
+ * a run may be cut anywhere, also inside a folio).
+ */
 static void frdma_umem_unpin_runs(const struct frdma_umem_run *run, u32 nr,
 				  bool dirty)
 {
-	u32 i;
+	u32 i, done, n;
 
 	for (i = 0; i < nr; i++) {
-		unpin_user_page_range_dirty_lock(pfn_to_page(run[i].pfn),
-						 run[i].npages, dirty);
-		cond_resched();
+		for (done = 0; done < run[i].npages; done += n) {
+			n = min(run[i].npages - done, FRDMA_UMEM_UNPIN_PAGES);
+			unpin_user_page_range_dirty_lock(pfn_to_page(run[i].pfn +
+								     done),
+							 n, dirty);
+			cond_resched();
+		}
 	}
 }
 
@@ -832,6 +847,7 @@ static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
 			if (n == ARRAY_SIZE(batch)) {
 				unpin_folios(batch, n);
 				n = 0;
+				cond_resched();
 			}
 		}
 		cond_resched();
