@@ -50,6 +50,7 @@
  */
 #include <linux/capability.h>
 #include <linux/cpumask.h>
+#include <linux/cpuset.h>
 #include <linux/debugfs.h>
 #include <linux/fault-inject.h>
 #include <linux/file.h>
@@ -335,6 +336,18 @@ static unsigned int frdma_umem_nr_parts(u64 npages, unsigned int *nr_helpers)
 }
 
 /*
+ * Whether the calling task's cpuset keeps it off some memory node.  A
+ * long-term pin migrates pages out of ZONE_MOVABLE and CMA, and GUP
+ * allocates the new pages under the cpuset of the task it runs in: a
+ * helper, a kworker of the root cpuset, would place them on any node.  Such
+ * a task pins alone.
+ */
+static bool frdma_umem_task_mems_restricted(void)
+{
+	return !nodes_subset(node_states[N_MEMORY], cpuset_current_mems_allowed);
+}
+
+/*
  * Queue @nr work items running @fn on the parts of @par, beside the
  * calling task.  Returns the helpers to hand to frdma_umem_helpers_wait(),
  * or NULL (no memory, or @nr is 0): the task then claims every part.
@@ -593,7 +606,10 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 	if (!batch)
 		return -ENOMEM;
 	par.nr = frdma_umem_nr_parts(npages, &nr_helpers);
-	if (par.nr > 1)
+	if (par.nr > 1 && (gup_flags & FOLL_LONGTERM) &&
+	    frdma_umem_task_mems_restricted())
+		part = NULL;	/* this task pins alone, see the function */
+	else if (par.nr > 1)
 		part = kcalloc(par.nr, sizeof(*part), GFP_KERNEL);
 	if (!part) {
 		part = &one;

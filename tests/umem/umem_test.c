@@ -1082,6 +1082,89 @@ static void parts_check(unsigned long addr, unsigned long len,
 	       parts_expected(addr, len));
 }
 
+/*
+ * A task whose cpuset restricts its memory nodes pins long-term alone: the
+ * pages a long-term pin migrates are allocated under the cpuset of the
+ * task that runs GUP, and helpers are kworkers of the root cpuset.  Needs
+ * two memory nodes (the umem suite boots with numa=fake=2).  In a child
+ * moved to a cgroup with cpuset.mems 0: a long-term pin of 64 MiB is one
+ * part, a short-term one is still split.
+ */
+#define CG_ROOT		"/sys/fs/cgroup"
+#define CG_DIR		CG_ROOT "/umem-cpuset"
+
+static int cpuset_child(void)
+{
+	unsigned long len = 64 * MiB;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	struct fut_pin p;
+	int rc = 0;
+
+	if (!buf)
+		return 2;
+	fill(buf, len, 4);
+	if (write_file(CG_DIR "/cgroup.procs", "0")) {
+		diag("cannot join %s", CG_DIR);
+		return 2;
+	}
+	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p))
+		return 2;
+	if (p.nr_parts != 1) {
+		diag("long-term pin with cpuset.mems 0: %u parts, expected 1",
+		     p.nr_parts);
+		rc = 1;
+	}
+	release(p.handle, false);
+	if (pin((uintptr_t)buf, len, FUT_WRITE, &p))
+		return 2;
+	if (p.nr_parts != parts_expected((uintptr_t)buf, len)) {
+		diag("short-term pin with cpuset.mems 0: %u parts, expected %u",
+		     p.nr_parts, parts_expected((uintptr_t)buf, len));
+		rc = 1;
+	}
+	release(p.handle, false);
+	return rc;
+}
+
+static void t_cpuset_mems(void)
+{
+	char nodes[64] = "";
+	int status, fd;
+	ssize_t n;
+	pid_t pid;
+
+	fd = open("/sys/devices/system/node/has_memory", O_RDONLY);
+	n = fd >= 0 ? read(fd, nodes, sizeof(nodes) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || !strpbrk(nodes, ",-")) {
+		cur_skip = "one memory node (boot with numa=fake=2)";
+		return;
+	}
+	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
+	    mount("none", CG_ROOT, "cgroup2", 0, NULL)) {
+		FAIL("mount cgroup2: %s", strerror(errno));
+		return;
+	}
+	if (write_file(CG_ROOT "/cgroup.subtree_control", "+cpuset") ||
+	    (mkdir(CG_DIR, 0755) && errno != EEXIST) ||
+	    write_file(CG_DIR "/cpuset.mems", "0")) {
+		FAIL("cannot set up a cpuset cgroup with mems 0");
+		rmdir(CG_DIR);
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (!pid)
+		_exit(cpuset_child());
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		FAIL("fork: %s", strerror(errno));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status))
+		FAIL("child: status %#x", status);
+	if (rmdir(CG_DIR))
+		FAIL("rmdir %s: %s", CG_DIR, strerror(errno));
+}
+
 static void t_parts(void)
 {
 	unsigned long len = 64 * MiB, pg, i;
@@ -1273,6 +1356,7 @@ static const struct test tests[] = {
 	{ t_parts, "pins split across CPUs: runs equal pagemap, failures in any part leave nothing pinned" },
 	{ t_max_cpus, "max_cpus refuses 0 and more than 16; 1 keeps a pin in one part" },
 	{ t_parts_killed, "killed while a split pin faults pages in: nothing stays pinned" },
+	{ t_cpuset_mems, "a task whose cpuset restricts its memory nodes pins long-term alone" },
 };
 
 /* Run one test with the pin balance checked around it. */
