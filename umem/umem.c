@@ -130,6 +130,16 @@ MODULE_PARM_DESC(max_cpus,
 		 "CPUs a large pin or release may use at once (1: only the caller's; default and at most 16)");
 
 /*
+ * Check every umem's invariants after it is pinned and before it is
+ * released (frdma_umem_check()); on by default on CONFIG_DEBUG_VM kernels
+ * (the debug kernel's test lane), a WARNING when one is broken.
+ */
+static bool frdma_umem_check_on = IS_ENABLED(CONFIG_DEBUG_VM);
+module_param_named(check, frdma_umem_check_on, bool, 0644);
+MODULE_PARM_DESC(check,
+		 "check every umem's invariants after pin and before release (default: on with CONFIG_DEBUG_VM)");
+
+/*
  * Fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS, tests only): when it
  * fires, a batch of the generic path fails with -ENOMEM before it is
  * pinned, in whichever part, pinning task or helper, reaches it.
@@ -273,6 +283,46 @@ static bool frdma_umem_runs_pinnable(const struct frdma_runs *runs, u32 r,
 		}
 	}
 	return true;
+}
+
+/*
+ * The invariants of include/frdma/umem.h, when the check is on: the runs
+ * (frdma_runs_check()) describe exactly the pages the range touches, which
+ * are the pages charged to pinned_vm; the first and last page of every run
+ * are pinned; only the folio path counts folio pins, at most one per page.
+ * O(runs).  A broken invariant is a WARNING, which fails the test VM run.
+ */
+static void frdma_umem_check(const struct frdma_umem *umem, const char *when)
+{
+	const struct frdma_umem_run *run;
+	const char *broken;
+	u32 npages, first_off, i;
+
+	if (!READ_ONCE(frdma_umem_check_on))
+		return;
+	if (frdma_runs_span(umem->start, umem->length, &npages, &first_off) ||
+	    first_off != umem->first_off) {
+		broken = "the range is not the one pinned";
+		goto out;
+	}
+	broken = frdma_runs_check(&umem->runs, npages);
+	if (broken)
+		goto out;
+	for (i = 0; i < umem->runs.nr; i++) {
+		run = &umem->runs.run[i];
+		if (!folio_maybe_dma_pinned(page_folio(pfn_to_page(run->pfn))) ||
+		    !folio_maybe_dma_pinned(page_folio(pfn_to_page(run->pfn +
+							run->npages - 1)))) {
+			broken = "a page of a run is not pinned";
+			goto out;
+		}
+	}
+	if (umem->flags & FRDMA_UMEM_FOLIO_PATH ?
+	    umem->nr_folio_pins > npages || (npages && !umem->nr_folio_pins) :
+	    umem->nr_folio_pins != 0)
+		broken = "folio pins do not match the path";
+out:
+	WARN(broken, "frdma_umem: %s: %s\n", when, broken);
 }
 
 static int frdma_umem_charge(struct mm_struct *mm, u64 npages)
@@ -790,7 +840,7 @@ static void frdma_umem_folio_unlock(struct file *file)
 static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
 				 loff_t pos, u64 npages, bool longterm)
 {
-	loff_t end = pos + (loff_t)(npages << PAGE_SHIFT) - 1;
+	loff_t last = pos + (loff_t)(npages << PAGE_SHIFT) - 1;
 	struct frdma_runs *runs = &umem->runs;
 	struct folio **batch;
 	pgoff_t offset;
@@ -805,7 +855,7 @@ static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
 		err = frdma_runs_reserve(runs, FRDMA_UMEM_BATCH);
 		if (err)
 			break;
-		got = memfd_pin_folios(file, pos, end, batch, FRDMA_UMEM_BATCH,
+		got = memfd_pin_folios(file, pos, last, batch, FRDMA_UMEM_BATCH,
 				       &offset);
 		if (got <= 0) {
 			err = got ? got : -EFAULT;
@@ -983,6 +1033,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 		goto out_unpin;
 
 	frdma_runs_trim(&umem->runs);
+	frdma_umem_check(umem, "after pin");
 	return umem;
 
 out_unpin:
@@ -1015,6 +1066,7 @@ void frdma_umem_release(struct frdma_umem *umem, bool dirty)
 {
 	if (!umem)
 		return;
+	frdma_umem_check(umem, "before release");
 	frdma_umem_unpin(umem, dirty && (umem->flags & FRDMA_UMEM_WRITE));
 	if (umem->file)
 		frdma_umem_put_file(umem->file, umem->flags);
