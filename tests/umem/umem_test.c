@@ -4,7 +4,9 @@
  * frdma_umem_test.ko (/dev/frdma_umem_test).  Runs inside the test VM as
  * root and prints TAP.
  *
- *   umem_test [--ext4-dir DIR] [--thp-size SIZE]   the umem suite
+ *   umem_test [--ext4-dir DIR] [--thp-size SIZE] [--only WORDS]
+ *                                                 the umem suite, or only
+ *                                                 its tests named with WORDS
  *   umem_test --movable                           the ZONE_MOVABLE test
  *   umem_test --fault-inject                      allocation failures
  *   umem_test --cma                               the CMA test (cma=)
@@ -1845,6 +1847,7 @@ int main(int argc, char **argv)
 {
 	unsigned long bench = 0;
 	bool movable = false, fault_inject = false, cma = false, uaf = false;
+	const char *only = NULL;
 	unsigned int i;
 	long avail;
 
@@ -1855,6 +1858,8 @@ int main(int argc, char **argv)
 			thp_size = parse_size(argv[++i]);
 		else if (!strcmp(argv[i], "--bench") && i + 1 < (unsigned int)argc)
 			bench = parse_size(argv[++i]);
+		else if (!strcmp(argv[i], "--only") && i + 1 < (unsigned int)argc)
+			only = argv[++i];
 		else if (!strcmp(argv[i], "--movable"))
 			movable = true;
 		else if (!strcmp(argv[i], "--fault-inject"))
@@ -1864,7 +1869,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--use-after-free"))
 			uaf = true;
 		else {
-			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] | --movable | --fault-inject | --cma | --use-after-free | --bench SIZE\n",
+			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] [--only WORDS] | --movable | --fault-inject | --cma | --use-after-free | --bench SIZE\n",
 				argv[0]);
 			return 2;
 		}
@@ -1899,7 +1904,8 @@ int main(int argc, char **argv)
 		}
 		thp_size &= ~(HPAGE - 1);
 		for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-			run(tests[i].fn, tests[i].name);
+			if (!only || strstr(tests[i].name, only))
+				run(tests[i].fn, tests[i].name);
 	}
 	printf("1..%d\n", test_nr);
 	close(dev);
