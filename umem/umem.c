@@ -5,27 +5,33 @@
  * The vocabulary and the invariants are stated in include/frdma/umem.h and
  * Documentation/umem.rst.  This file holds the two ways pages get pinned:
  *
- * Generic path: pin_user_pages_fast() for the caller's own mm (and in
- * helpers, below), or pin_user_pages_remote() under the mmap lock for
- * another mm in the pinning task, PAGE_SIZE /
- * sizeof(void *) pages at a time into one page of page pointers.  Each
- * batch is folded into the runs (one pass over its page pointers) and then
- * checked, long-term pins only, folio by folio along the runs it added:
- * every folio must be long-term pinnable.  Every page holds one pin; a run
- * is released with one unpin_user_page_range_dirty_lock() call.
+ * Generic path: pages are pinned into one page of page pointers, at most
+ * PAGE_SIZE / sizeof(void *) pages at a time: with pin_user_pages_fast()
+ * when the mm is the caller's own (and always in helpers, below), with
+ * pin_user_pages_remote() under the mmap lock when the pinning task pins
+ * another mm.  Each batch is folded into the runs (one pass over its page
+ * pointers) and then, for a long-term pin only, checked folio by folio
+ * along the runs it added: every folio must be long-term pinnable.  Every
+ * page holds one pin; a run is released with
+ * unpin_user_page_range_dirty_lock(), at most FRDMA_UMEM_UNPIN_PAGES pages
+ * per call.
  *
  * Parts: a generic pin of 32 MiB or more, with more than one CPU online, is
  * split into parts (at least 16 MiB each, up to four per CPU, ending on
  * 2 MiB address boundaries), each pinned by the same batch loop
- * (frdma_umem_pin_part()) into runs of its own.  The pinning task and, at
+ * (frdma_umem_pin_part()) into runs of its own
+ * (frdma_umem_parts_split()).  The pinning task and, at
  * the same time, helpers on frdma_umem_wq (one fewer than the CPUs used),
  * which adopt the mm with kthread_use_mm(), claim the parts one at a time.
  * A helper never faults (FOLL_NOFAULT) and stops at the first page it
  * cannot pin without a fault, or when the pinning task has a fatal signal;
- * every part stops once one has failed.  The pinning task waits for every
- * helper, continues their unfinished parts in address order itself, then
- * joins the parts' runs in address order.  Release splits the runs the
- * same way.
+ * every part stops once one has failed (frdma_umem_parts_pin()).  The
+ * pinning task waits for every helper, continues their unfinished parts in
+ * address order itself (frdma_umem_parts_continue()), then joins the
+ * parts' runs in address order (frdma_umem_parts_join()), or on failure
+ * drops every part's pins (frdma_umem_parts_unwind()).  Release splits the
+ * runs the same way.  A long-term pin by a task whose cpuset restricts its
+ * memory nodes is not split.
  *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
  * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the file's
@@ -106,9 +112,6 @@
 #define FRDMA_UMEM_PARTS_PER_CPU	4
 #define FRDMA_UMEM_MAX_CPUS		16
 
-/* A part's result while it is not pinned to its end (not an errno). */
-#define FRDMA_UMEM_UNFINISHED		1
-
 /* The helpers that pin and release parts beside the calling task. */
 static struct workqueue_struct *frdma_umem_wq;
 
@@ -178,15 +181,15 @@ struct frdma_umem {
  * struct frdma_umem_part - one part of a generic pin
  * @runs: the runs of the pages pinned so far, pgoff from the part's start
  * @addr: user address of the next page to pin
- * @npages: pages left to pin
- * @err: 0 once pinned to its end; FRDMA_UMEM_UNFINISHED while not (not
- *	 claimed yet, or a helper stopped early: the pinning task continues
- *	 from @addr); or the errno the whole pin fails with
+ * @nr_left: pages left to pin from @addr; not 0 once the part is over
+ *	     without an error means it is unfinished (not claimed yet, or a
+ *	     helper stopped early): the pinning task continues it
+ * @err: 0, or the errno the whole pin fails with
  */
 struct frdma_umem_part {
 	struct frdma_runs runs;
 	unsigned long addr;
-	u64 npages;
+	u64 nr_left;
 	int err;
 };
 
@@ -212,7 +215,7 @@ struct frdma_umem_unpart {
  * @next: the next part to claim; every part is claimed once
  * @gup_flags: pin: FOLL_WRITE, FOLL_LONGTERM
  * @dirty: release: mark the pages dirty first
- * @stop: pin: set once a part has failed (its @err negative): no part is
+ * @stop: pin: set once a part has failed (its @err set): no part is
  *	  claimed any more, and helpers stop at their next batch
  */
 struct frdma_umem_par {
@@ -510,7 +513,7 @@ static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
 
 /*
  * The generic path over one part of the range: pin and fold one
- * page-pointer batch at a time, from @part->addr for @part->npages pages,
+ * page-pointer batch at a time, from @part->addr for @part->nr_left pages,
  * into @part->runs, through @batch.  Both advance as batches are folded,
  * so a part that stopped early can be continued by calling this again.
  *
@@ -519,9 +522,11 @@ static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
  * FOLL_NOFAULT: a helper never waits on a page fault, which could wait on
  * user space (userfaultfd) with nobody to kill it.  Where GUP pins
  * nothing, or when the pinning task has a fatal signal, a helper stops
- * with FRDMA_UMEM_UNFINISHED, having changed nothing since its last folded
- * batch: the pinning task continues the part itself.  Once a part has
- * failed, every part stops so at its next batch.
+ * and returns 0 with pages left, having changed nothing since its last
+ * folded batch: the pinning task continues the part itself.  Once a part
+ * has failed, every part stops so at its next batch.
+ *
+ * Return: 0 (the part is finished when no page is left), or an errno.
  */
 static int frdma_umem_pin_part(struct frdma_umem_part *part,
 			       const struct frdma_umem_par *par,
@@ -537,19 +542,19 @@ static int frdma_umem_pin_part(struct frdma_umem_part *part,
 
 	if (nofault)
 		gup_flags |= FOLL_NOFAULT;
-	while (part->npages) {
+	while (part->nr_left) {
 		if (fatal_signal_pending(par->task))
-			return nofault ? FRDMA_UMEM_UNFINISHED : -EINTR;
+			return nofault ? 0 : -EINTR;
 		if (READ_ONCE(par->stop))
-			return FRDMA_UMEM_UNFINISHED;
+			return 0;
 		if (should_fail(&frdma_umem_fail_pin, 1))
 			return -ENOMEM;
-		want = min_t(u64, part->npages, FRDMA_UMEM_BATCH);
+		want = min_t(u64, part->nr_left, FRDMA_UMEM_BATCH);
 		got = frdma_umem_gup(par->mm, part->addr, want, gup_flags,
 				     batch);
 		if (got <= 0) {
 			if (nofault)
-				return FRDMA_UMEM_UNFINISHED;
+				return 0;
 			/* killed while GUP waited for the mmap lock */
 			return got == -EAGAIN ? -EINTR : got ? got : -EFAULT;
 		}
@@ -566,7 +571,7 @@ static int frdma_umem_pin_part(struct frdma_umem_part *part,
 		    !frdma_umem_runs_pinnable(runs, last, before))
 			return -EBUSY;
 		part->addr += (unsigned long)got << PAGE_SHIFT;
-		part->npages -= got;
+		part->nr_left -= got;
 		cond_resched();
 	}
 	return 0;
@@ -583,7 +588,7 @@ static void frdma_umem_pin_claim(struct frdma_umem_par *par,
 	       (i = atomic_fetch_inc(&par->next)) < par->nr) {
 		part = &par->part[i];
 		part->err = frdma_umem_pin_part(part, par, batch, nofault);
-		if (part->err < 0)
+		if (part->err)
 			WRITE_ONCE(par->stop, true);
 	}
 }
@@ -629,28 +634,137 @@ static u32 frdma_umem_joined_runs(const struct frdma_umem_part *part,
 }
 
 /*
- * The generic path: the range is split into parts (frdma_umem_nr_parts(),
- * ending on PMD boundaries so as not to split a THP), claimed one at a
- * time and pinned by frdma_umem_pin_part(), by this task and at the same
- * time by helpers on frdma_umem_wq.  Once every helper has finished, the
- * task continues in address order each part a helper left unfinished,
- * then joins the parts' runs in address order into the umem's.  On any
- * failure every part's pins are dropped.
+ * Split: give the pages [@addr, @addr + @npages pages) to @par's parts in
+ * address order, about equal shares that end on PMD boundaries of the
+ * address space (so as not to split a THP between parts), at least one
+ * page each while pages are left; the last part ends with the range.
+ * Shares are counted in pages from @addr, so no address past the range is
+ * ever computed.
+ */
+static void frdma_umem_parts_split(struct frdma_umem_par *par,
+				   unsigned long addr, u64 npages)
+{
+	unsigned long start = addr, next;
+	struct frdma_umem_part *part;
+	u64 done = 0, n;
+	unsigned int i;
+
+	for (i = 0; i < par->nr; i++) {
+		part = &par->part[i];
+		n = npages - done;
+		if (i + 1 < par->nr) {
+			next = start + (div_u64(npages * (i + 1), par->nr) <<
+					PAGE_SHIFT);
+			next = ALIGN_DOWN(next, PMD_SIZE);
+			n = min_t(u64, n, next > addr ?
+				  (next - addr) >> PAGE_SHIFT : 1);
+		}
+		frdma_runs_init(&part->runs);
+		part->runs.expect = n;
+		part->addr = addr;
+		part->nr_left = n;
+		part->err = 0;
+		addr += n << PAGE_SHIFT;
+		done += n;
+	}
+}
+
+/*
+ * Run parts: this task and, at the same time, @nr_helpers helpers on
+ * frdma_umem_wq claim the parts one at a time and pin them; returns once
+ * every helper has finished.
+ */
+static void frdma_umem_parts_pin(struct frdma_umem_par *par,
+				 unsigned int nr_helpers, struct page **batch)
+{
+	struct frdma_umem_helper *helper;
+
+	if (nr_helpers)
+		par->memcg = get_mem_cgroup_from_mm(NULL);
+	helper = frdma_umem_helpers_start(par, nr_helpers,
+					  frdma_umem_pin_work);
+	frdma_umem_pin_claim(par, batch, false);
+	frdma_umem_helpers_wait(helper, nr_helpers);
+	mem_cgroup_put(par->memcg);
+}
+
+/*
+ * Continue: the first failure in address order, if a part failed;
+ * otherwise this task finishes, in address order, every part a helper
+ * left with pages to pin.  Return: 0 or the errno the pin fails with.
+ */
+static int frdma_umem_parts_continue(struct frdma_umem_par *par,
+				     struct page **batch)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < par->nr && !err; i++)
+		err = par->part[i].err;
+	for (i = 0; i < par->nr && !err; i++)
+		if (par->part[i].nr_left)
+			err = frdma_umem_pin_part(&par->part[i], par, batch,
+						  false);
+	return err;
+}
+
+/*
+ * Join: the runs of parts 1 .. @nr - 1 are appended, in address order, to
+ * part 0's, whose array is first sized to the joined count.  A part's pins
+ * belong to its own runs until joined; *@joined counts the parts whose
+ * runs are part 0's (at least part 0 itself), also on failure.
+ */
+static int frdma_umem_parts_join(struct frdma_umem_part *part,
+				 unsigned int nr, unsigned int *joined)
+{
+	int err = 0;
+
+	*joined = 1;
+	if (nr > 1)
+		err = frdma_runs_resize(&part[0].runs,
+					frdma_umem_joined_runs(part, nr));
+	while (!err && *joined < nr) {
+		err = frdma_runs_join(&part[0].runs, &part[*joined].runs);
+		if (!err)
+			(*joined)++;
+	}
+	return err;
+}
+
+/*
+ * Unwind: drop the pins of every part, through part 0's runs (which hold
+ * the first @joined parts') and the runs of the parts not joined, and free
+ * part 0's runs.
+ */
+static void frdma_umem_parts_unwind(struct frdma_umem_part *part,
+				    unsigned int nr, unsigned int joined)
+{
+	unsigned int i;
+
+	frdma_umem_unpin_runs(part[0].runs.run, part[0].runs.nr, false);
+	for (i = joined; i < nr; i++)
+		frdma_umem_unpin_runs(part[i].runs.run, part[i].runs.nr, false);
+	frdma_runs_destroy(&part[0].runs);
+}
+
+/*
+ * The generic path: split the range into parts (frdma_umem_nr_parts()),
+ * pin them in this task and in helpers, continue here what the helpers
+ * left, join the parts' runs into the umem's; on any failure unwind, so
+ * that nothing stays pinned.
  */
 static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 				u64 npages, unsigned int gup_flags)
 {
-	unsigned long end = addr + (npages << PAGE_SHIFT), next;
 	struct frdma_umem_par par = {
 		.mm = umem->mm,
 		.task = current,
 		.gup_flags = gup_flags,
 	};
-	struct frdma_umem_helper *helper = NULL;
 	struct frdma_umem_part one, *part = &one;
 	unsigned int nr_helpers, i, joined = 1;
 	struct page **batch;
-	int err = 0;
+	int err;
 
 	batch = (struct page **)__get_free_page(GFP_KERNEL);
 	if (!batch)
@@ -667,54 +781,16 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 		nr_helpers = 0;
 	}
 	par.part = part;
-	for (i = 0; i < par.nr; i++) {
-		next = end - ((npages - div_u64(npages * (i + 1), par.nr)) <<
-			      PAGE_SHIFT);
-		if (i + 1 < par.nr)
-			next = ALIGN_DOWN(next, PMD_SIZE);
-		next = clamp(next, addr + PAGE_SIZE, end);
-		frdma_runs_init(&part[i].runs);
-		part[i].runs.expect = (next - addr) >> PAGE_SHIFT;
-		part[i].addr = addr;
-		part[i].npages = (next - addr) >> PAGE_SHIFT;
-		part[i].err = FRDMA_UMEM_UNFINISHED;
-		addr = next;
-	}
 
-	if (nr_helpers)
-		par.memcg = get_mem_cgroup_from_mm(NULL);
-	helper = frdma_umem_helpers_start(&par, nr_helpers,
-					  frdma_umem_pin_work);
-	frdma_umem_pin_claim(&par, batch, false);
-	frdma_umem_helpers_wait(helper, nr_helpers);
-	mem_cgroup_put(par.memcg);
-
-	/* The first failure in address order, if a part failed. */
-	for (i = 0; i < par.nr && !err; i++)
-		if (part[i].err < 0)
-			err = part[i].err;
-	/* Otherwise finish here what the helpers left. */
-	for (i = 0; i < par.nr && !err; i++)
-		if (part[i].err == FRDMA_UMEM_UNFINISHED)
-			err = frdma_umem_pin_part(&part[i], &par, batch, false);
+	frdma_umem_parts_split(&par, addr, npages);
+	frdma_umem_parts_pin(&par, nr_helpers, batch);
+	err = frdma_umem_parts_continue(&par, batch);
 	free_page((unsigned long)batch);
-	if (!err && par.nr > 1)
-		err = frdma_runs_resize(&part[0].runs,
-					frdma_umem_joined_runs(part, par.nr));
-	/* A part's pins belong to its own runs until joined into part 0's. */
-	while (!err && joined < par.nr) {
-		err = frdma_runs_join(&part[0].runs, &part[joined].runs);
-		if (!err)
-			joined++;
-	}
+	if (!err)
+		err = frdma_umem_parts_join(part, par.nr, &joined);
+	if (err)
+		frdma_umem_parts_unwind(part, par.nr, joined);
 
-	if (err) {
-		frdma_umem_unpin_runs(part[0].runs.run, part[0].runs.nr, false);
-		for (i = joined; i < par.nr; i++)
-			frdma_umem_unpin_runs(part[i].runs.run,
-					      part[i].runs.nr, false);
-		frdma_runs_destroy(&part[0].runs);
-	}
 	umem->runs = part[0].runs;
 	umem->nr_parts = par.nr;
 	for (i = 1; i < par.nr; i++)
