@@ -19,7 +19,7 @@
  * Parts: a generic pin of 32 MiB or more, with more than one CPU online, is
  * split into parts (at least 16 MiB each, up to four per CPU, ending on
  * 2 MiB address boundaries), each pinned by the same batch loop
- * (frdma_umem_pin_part()) into runs of its own
+ * (frdma_umem_part_pin()) into runs of its own
  * (frdma_umem_parts_split()).  The pinning task and, at
  * the same time, helpers on frdma_umem_wq (one fewer than the CPUs used),
  * which adopt the mm with kthread_use_mm(), claim the parts one at a time.
@@ -34,15 +34,16 @@
  * memory nodes is not split.
  *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
- * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the file's
- * folios are pinned with memfd_pin_folios(), one pin per folio however
- * many of its pages the range uses, and folded into the same runs the
- * generic path would produce.  A hugetlbfs file (MFD_HUGETLB memfds
+ * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly,
+ * the file's folios are pinned with memfd_pin_folios(), one pin per folio
+ * however many of its pages the range uses, and folded into the same runs
+ * the generic path would produce.  A hugetlbfs file (MFD_HUGETLB memfds
  * included) takes it only when every folio of the range is in the file,
  * checked and pinned under the inode lock: memfd_pin_folios() would
  * allocate the missing ones without a reservation; otherwise it takes the
- * generic path, whose faults reserve huge pages properly.  A writable pin holds the file's
- * mapping writable until release, so F_SEAL_WRITE fails while it exists.
+ * generic path, whose faults reserve huge pages properly.  A writable pin
+ * holds the file's mapping writable until release, so F_SEAL_WRITE fails
+ * while it exists.
  * At release the folios are found again from the runs (a folio never
  * straddles two runs: its pages are consecutive in both file order and
  * PFN) and released with unpin_folios().
@@ -194,23 +195,23 @@ struct frdma_umem_part {
 };
 
 /**
- * struct frdma_umem_unpart - one part of a generic release
+ * struct frdma_umem_unpin_part - one part of a generic release
  * @run: its first run
  * @nr: its runs
  */
-struct frdma_umem_unpart {
+struct frdma_umem_unpin_part {
 	const struct frdma_umem_run *run;
 	u32 nr;
 };
 
 /**
- * struct frdma_umem_par - a generic pin or release split into parts
+ * struct frdma_umem_parts - a generic pin or release split into parts
  * @mm: pin: the mm being pinned
  * @task: pin: the pinning task (frdma_umem_pin()'s caller)
  * @memcg: pin: the memory cgroup the task's allocations are charged to
  *	   (a reference, or NULL): helpers charge their run arrays to it
  * @part: pin: the parts
- * @unpart: release: the parts
+ * @unpin_part: release: the parts
  * @nr: number of parts
  * @next: the next part to claim; every part is claimed once
  * @gup_flags: pin: FOLL_WRITE, FOLL_LONGTERM
@@ -218,12 +219,12 @@ struct frdma_umem_unpart {
  * @stop: pin: set once a part has failed (its @err set): no part is
  *	  claimed any more, and helpers stop at their next batch
  */
-struct frdma_umem_par {
+struct frdma_umem_parts {
 	struct mm_struct *mm;
 	struct task_struct *task;
 	struct mem_cgroup *memcg;
 	struct frdma_umem_part *part;
-	struct frdma_umem_unpart *unpart;
+	struct frdma_umem_unpin_part *unpin_part;
 	unsigned int nr;
 	atomic_t next;
 	unsigned int gup_flags;
@@ -234,11 +235,11 @@ struct frdma_umem_par {
 /**
  * struct frdma_umem_helper - a work item claiming parts beside the task
  * @work: queued on frdma_umem_wq
- * @par: the parts
+ * @parts: the parts
  */
 struct frdma_umem_helper {
 	struct work_struct work;
-	struct frdma_umem_par *par;
+	struct frdma_umem_parts *parts;
 };
 
 /*
@@ -374,7 +375,7 @@ static long frdma_umem_gup(struct mm_struct *mm, unsigned long addr,
  * One part and no helper for a range below 2 * FRDMA_UMEM_PART_MIN pages
  * or with one CPU to use.
  */
-static unsigned int frdma_umem_nr_parts(u64 npages, unsigned int *nr_helpers)
+static unsigned int frdma_umem_parts_count(u64 npages, unsigned int *nr_helpers)
 {
 	unsigned int cpus = min3(num_online_cpus(),
 				 READ_ONCE(frdma_umem_max_cpus),
@@ -401,12 +402,12 @@ static bool frdma_umem_task_mems_restricted(void)
 }
 
 /*
- * Queue @nr work items running @fn on the parts of @par, beside the
+ * Queue @nr work items running @fn on the parts of @parts, beside the
  * calling task.  Returns the helpers to hand to frdma_umem_helpers_wait(),
  * or NULL (no memory, or @nr is 0): the task then claims every part.
  */
 static struct frdma_umem_helper *
-frdma_umem_helpers_start(struct frdma_umem_par *par, unsigned int nr,
+frdma_umem_helpers_start(struct frdma_umem_parts *parts, unsigned int nr,
 			 work_func_t fn)
 {
 	struct frdma_umem_helper *helper;
@@ -414,7 +415,7 @@ frdma_umem_helpers_start(struct frdma_umem_par *par, unsigned int nr,
 
 	helper = nr ? kcalloc(nr, sizeof(*helper), GFP_KERNEL) : NULL;
 	for (i = 0; helper && i < nr; i++) {
-		helper[i].par = par;
+		helper[i].parts = parts;
 		INIT_WORK(&helper[i].work, fn);
 		queue_work(frdma_umem_wq, &helper[i].work);
 	}
@@ -442,7 +443,7 @@ static void frdma_umem_helpers_wait(struct frdma_umem_helper *helper,
  * FRDMA_UMEM_UNPIN_PAGES pages per call (every page holds its own pin, so
  * a run may be cut anywhere, also inside a folio).
  */
-static void frdma_umem_unpin_runs(const struct frdma_umem_run *run, u32 nr,
+static void frdma_umem_runs_unpin(const struct frdma_umem_run *run, u32 nr,
 				  bool dirty)
 {
 	u32 i, done, n;
@@ -459,56 +460,58 @@ static void frdma_umem_unpin_runs(const struct frdma_umem_run *run, u32 nr,
 }
 
 /* Release parts, one claimed at a time, until every part is claimed. */
-static void frdma_umem_unpin_claim(struct frdma_umem_par *par)
+static void frdma_umem_parts_unpin_claim(struct frdma_umem_parts *parts)
 {
 	unsigned int i;
 
-	while ((i = atomic_fetch_inc(&par->next)) < par->nr)
-		frdma_umem_unpin_runs(par->unpart[i].run, par->unpart[i].nr,
-				      par->dirty);
+	while ((i = atomic_fetch_inc(&parts->next)) < parts->nr)
+		frdma_umem_runs_unpin(parts->unpin_part[i].run, parts->unpin_part[i].nr,
+				      parts->dirty);
 }
 
-static void frdma_umem_unpin_work(struct work_struct *work)
+static void frdma_umem_helper_unpin(struct work_struct *work)
 {
-	frdma_umem_unpin_claim(container_of(work, struct frdma_umem_helper,
-					    work)->par);
+	struct frdma_umem_helper *helper =
+		container_of(work, struct frdma_umem_helper, work);
+
+	frdma_umem_parts_unpin_claim(helper->parts);
 }
 
 /*
  * Release the generic path's pins: in parts of about equal page counts
- * (frdma_umem_nr_parts()), claimed by this task and helpers, all finished
+ * (frdma_umem_parts_count()), claimed by this task and helpers, all finished
  * before this returns.  Without memory for the parts, all by this task.
  */
-static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
+static void frdma_umem_generic_unpin(const struct frdma_runs *runs, bool dirty)
 {
-	struct frdma_umem_par par = { .dirty = dirty };
+	struct frdma_umem_parts parts = { .dirty = dirty };
 	struct frdma_umem_helper *helper;
 	unsigned int nr_helpers, i;
 	u32 r = 0, first;
 	u64 goal;
 
-	par.nr = frdma_umem_nr_parts(runs->npages, &nr_helpers);
-	par.unpart = par.nr > 1 ? kcalloc(par.nr, sizeof(*par.unpart),
+	parts.nr = frdma_umem_parts_count(runs->npages, &nr_helpers);
+	parts.unpin_part = parts.nr > 1 ? kcalloc(parts.nr, sizeof(*parts.unpin_part),
 					  GFP_KERNEL) : NULL;
-	if (!par.unpart) {
-		frdma_umem_unpin_runs(runs->run, runs->nr, dirty);
+	if (!parts.unpin_part) {
+		frdma_umem_runs_unpin(runs->run, runs->nr, dirty);
 		return;
 	}
-	for (i = 0; i < par.nr; i++) {
+	for (i = 0; i < parts.nr; i++) {
 		/* the runs that start in the part's share of the pages */
-		goal = i + 1 < par.nr ? div_u64(runs->npages * (i + 1), par.nr) :
+		goal = i + 1 < parts.nr ? div_u64(runs->npages * (i + 1), parts.nr) :
 					runs->npages;
 		first = r;
 		while (r < runs->nr && runs->run[r].pgoff < goal)
 			r++;
-		par.unpart[i].run = runs->run + first;
-		par.unpart[i].nr = r - first;
+		parts.unpin_part[i].run = runs->run + first;
+		parts.unpin_part[i].nr = r - first;
 	}
-	helper = frdma_umem_helpers_start(&par, nr_helpers,
-					  frdma_umem_unpin_work);
-	frdma_umem_unpin_claim(&par);
+	helper = frdma_umem_helpers_start(&parts, nr_helpers,
+					  frdma_umem_helper_unpin);
+	frdma_umem_parts_unpin_claim(&parts);
 	frdma_umem_helpers_wait(helper, nr_helpers);
-	kfree(par.unpart);
+	kfree(parts.unpin_part);
 }
 
 /*
@@ -528,11 +531,11 @@ static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
  *
  * Return: 0 (the part is finished when no page is left), or an errno.
  */
-static int frdma_umem_pin_part(struct frdma_umem_part *part,
-			       const struct frdma_umem_par *par,
+static int frdma_umem_part_pin(struct frdma_umem_part *part,
+			       const struct frdma_umem_parts *parts,
 			       struct page **batch, bool nofault)
 {
-	unsigned int gup_flags = par->gup_flags;
+	unsigned int gup_flags = parts->gup_flags;
 	struct frdma_runs *runs = &part->runs;
 	u64 before, folded;
 	unsigned int want;
@@ -543,14 +546,14 @@ static int frdma_umem_pin_part(struct frdma_umem_part *part,
 	if (nofault)
 		gup_flags |= FOLL_NOFAULT;
 	while (part->nr_left) {
-		if (fatal_signal_pending(par->task))
+		if (fatal_signal_pending(parts->task))
 			return nofault ? 0 : -EINTR;
-		if (READ_ONCE(par->stop))
+		if (READ_ONCE(parts->stop))
 			return 0;
 		if (should_fail(&frdma_umem_fail_pin, 1))
 			return -ENOMEM;
 		want = min_t(u64, part->nr_left, FRDMA_UMEM_BATCH);
-		got = frdma_umem_gup(par->mm, part->addr, want, gup_flags,
+		got = frdma_umem_gup(parts->mm, part->addr, want, gup_flags,
 				     batch);
 		if (got <= 0) {
 			if (nofault)
@@ -578,26 +581,26 @@ static int frdma_umem_pin_part(struct frdma_umem_part *part,
 }
 
 /* Pin parts, one claimed at a time, until none is left or one failed. */
-static void frdma_umem_pin_claim(struct frdma_umem_par *par,
-				 struct page **batch, bool nofault)
+static void frdma_umem_parts_pin_claim(struct frdma_umem_parts *parts,
+				       struct page **batch, bool nofault)
 {
 	struct frdma_umem_part *part;
 	unsigned int i;
 
-	while (!READ_ONCE(par->stop) &&
-	       (i = atomic_fetch_inc(&par->next)) < par->nr) {
-		part = &par->part[i];
-		part->err = frdma_umem_pin_part(part, par, batch, nofault);
+	while (!READ_ONCE(parts->stop) &&
+	       (i = atomic_fetch_inc(&parts->next)) < parts->nr) {
+		part = &parts->part[i];
+		part->err = frdma_umem_part_pin(part, parts, batch, nofault);
 		if (part->err)
-			WRITE_ONCE(par->stop, true);
+			WRITE_ONCE(parts->stop, true);
 	}
 }
 
 /* A helper: claims parts of the range and pins them in the task's mm. */
-static void frdma_umem_pin_work(struct work_struct *work)
+static void frdma_umem_helper_pin(struct work_struct *work)
 {
-	struct frdma_umem_par *par =
-		container_of(work, struct frdma_umem_helper, work)->par;
+	struct frdma_umem_parts *parts =
+		container_of(work, struct frdma_umem_helper, work)->parts;
 	struct mem_cgroup *old_memcg;
 	struct page **batch;
 
@@ -605,18 +608,18 @@ static void frdma_umem_pin_work(struct work_struct *work)
 	if (!batch)
 		return;		/* the task pins what this would have */
 	/* pin_user_pages_fast() works on current->mm */
-	kthread_use_mm(par->mm);
+	kthread_use_mm(parts->mm);
 	/* the run arrays are the task's memory, not the kworker's */
-	old_memcg = set_active_memcg(par->memcg);
-	frdma_umem_pin_claim(par, batch, true);
+	old_memcg = set_active_memcg(parts->memcg);
+	frdma_umem_parts_pin_claim(parts, batch, true);
 	set_active_memcg(old_memcg);
-	kthread_unuse_mm(par->mm);
+	kthread_unuse_mm(parts->mm);
 	free_page((unsigned long)batch);
 }
 
 /* The runs of the parts once joined: runs that touch across parts merge. */
-static u32 frdma_umem_joined_runs(const struct frdma_umem_part *part,
-				  unsigned int nr)
+static u32 frdma_umem_parts_joined_runs(const struct frdma_umem_part *part,
+					unsigned int nr)
 {
 	const struct frdma_umem_run *last = NULL, *first;
 	unsigned int i;
@@ -634,14 +637,14 @@ static u32 frdma_umem_joined_runs(const struct frdma_umem_part *part,
 }
 
 /*
- * Split: give the pages [@addr, @addr + @npages pages) to @par's parts in
+ * Split: give the pages [@addr, @addr + @npages pages) to @parts's parts in
  * address order, about equal shares that end on PMD boundaries of the
  * address space (so as not to split a THP between parts), at least one
  * page each while pages are left; the last part ends with the range.
  * Shares are counted in pages from @addr, so no address past the range is
  * ever computed.
  */
-static void frdma_umem_parts_split(struct frdma_umem_par *par,
+static void frdma_umem_parts_split(struct frdma_umem_parts *parts,
 				   unsigned long addr, u64 npages)
 {
 	unsigned long start = addr, next;
@@ -649,11 +652,11 @@ static void frdma_umem_parts_split(struct frdma_umem_par *par,
 	u64 done = 0, n;
 	unsigned int i;
 
-	for (i = 0; i < par->nr; i++) {
-		part = &par->part[i];
+	for (i = 0; i < parts->nr; i++) {
+		part = &parts->part[i];
 		n = npages - done;
-		if (i + 1 < par->nr) {
-			next = start + (div_u64(npages * (i + 1), par->nr) <<
+		if (i + 1 < parts->nr) {
+			next = start + (div_u64(npages * (i + 1), parts->nr) <<
 					PAGE_SHIFT);
 			next = ALIGN_DOWN(next, PMD_SIZE);
 			n = min_t(u64, n, next > addr ?
@@ -674,18 +677,18 @@ static void frdma_umem_parts_split(struct frdma_umem_par *par,
  * frdma_umem_wq claim the parts one at a time and pin them; returns once
  * every helper has finished.
  */
-static void frdma_umem_parts_pin(struct frdma_umem_par *par,
+static void frdma_umem_parts_pin(struct frdma_umem_parts *parts,
 				 unsigned int nr_helpers, struct page **batch)
 {
 	struct frdma_umem_helper *helper;
 
 	if (nr_helpers)
-		par->memcg = get_mem_cgroup_from_mm(NULL);
-	helper = frdma_umem_helpers_start(par, nr_helpers,
-					  frdma_umem_pin_work);
-	frdma_umem_pin_claim(par, batch, false);
+		parts->memcg = get_mem_cgroup_from_mm(NULL);
+	helper = frdma_umem_helpers_start(parts, nr_helpers,
+					  frdma_umem_helper_pin);
+	frdma_umem_parts_pin_claim(parts, batch, false);
 	frdma_umem_helpers_wait(helper, nr_helpers);
-	mem_cgroup_put(par->memcg);
+	mem_cgroup_put(parts->memcg);
 }
 
 /*
@@ -693,17 +696,17 @@ static void frdma_umem_parts_pin(struct frdma_umem_par *par,
  * otherwise this task finishes, in address order, every part a helper
  * left with pages to pin.  Return: 0 or the errno the pin fails with.
  */
-static int frdma_umem_parts_continue(struct frdma_umem_par *par,
+static int frdma_umem_parts_continue(struct frdma_umem_parts *parts,
 				     struct page **batch)
 {
 	unsigned int i;
 	int err = 0;
 
-	for (i = 0; i < par->nr && !err; i++)
-		err = par->part[i].err;
-	for (i = 0; i < par->nr && !err; i++)
-		if (par->part[i].nr_left)
-			err = frdma_umem_pin_part(&par->part[i], par, batch,
+	for (i = 0; i < parts->nr && !err; i++)
+		err = parts->part[i].err;
+	for (i = 0; i < parts->nr && !err; i++)
+		if (parts->part[i].nr_left)
+			err = frdma_umem_part_pin(&parts->part[i], parts, batch,
 						  false);
 	return err;
 }
@@ -722,7 +725,7 @@ static int frdma_umem_parts_join(struct frdma_umem_part *part,
 	*joined = 1;
 	if (nr > 1)
 		err = frdma_runs_resize(&part[0].runs,
-					frdma_umem_joined_runs(part, nr));
+					frdma_umem_parts_joined_runs(part, nr));
 	while (!err && *joined < nr) {
 		err = frdma_runs_join(&part[0].runs, &part[*joined].runs);
 		if (!err)
@@ -741,22 +744,22 @@ static void frdma_umem_parts_unwind(struct frdma_umem_part *part,
 {
 	unsigned int i;
 
-	frdma_umem_unpin_runs(part[0].runs.run, part[0].runs.nr, false);
+	frdma_umem_runs_unpin(part[0].runs.run, part[0].runs.nr, false);
 	for (i = joined; i < nr; i++)
-		frdma_umem_unpin_runs(part[i].runs.run, part[i].runs.nr, false);
+		frdma_umem_runs_unpin(part[i].runs.run, part[i].runs.nr, false);
 	frdma_runs_destroy(&part[0].runs);
 }
 
 /*
- * The generic path: split the range into parts (frdma_umem_nr_parts()),
+ * The generic path: split the range into parts (frdma_umem_parts_count()),
  * pin them in this task and in helpers, continue here what the helpers
  * left, join the parts' runs into the umem's; on any failure unwind, so
  * that nothing stays pinned.
  */
-static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
-				u64 npages, unsigned int gup_flags)
+static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
+				  u64 npages, unsigned int gup_flags)
 {
-	struct frdma_umem_par par = {
+	struct frdma_umem_parts parts = {
 		.mm = umem->mm,
 		.task = current,
 		.gup_flags = gup_flags,
@@ -769,31 +772,31 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 	batch = (struct page **)__get_free_page(GFP_KERNEL);
 	if (!batch)
 		return -ENOMEM;
-	par.nr = frdma_umem_nr_parts(npages, &nr_helpers);
-	if (par.nr > 1 && (gup_flags & FOLL_LONGTERM) &&
+	parts.nr = frdma_umem_parts_count(npages, &nr_helpers);
+	if (parts.nr > 1 && (gup_flags & FOLL_LONGTERM) &&
 	    frdma_umem_task_mems_restricted())
 		part = NULL;	/* this task pins alone, see the function */
-	else if (par.nr > 1)
-		part = kcalloc(par.nr, sizeof(*part), GFP_KERNEL);
+	else if (parts.nr > 1)
+		part = kcalloc(parts.nr, sizeof(*part), GFP_KERNEL);
 	if (!part) {
 		part = &one;
-		par.nr = 1;
+		parts.nr = 1;
 		nr_helpers = 0;
 	}
-	par.part = part;
+	parts.part = part;
 
-	frdma_umem_parts_split(&par, addr, npages);
-	frdma_umem_parts_pin(&par, nr_helpers, batch);
-	err = frdma_umem_parts_continue(&par, batch);
+	frdma_umem_parts_split(&parts, addr, npages);
+	frdma_umem_parts_pin(&parts, nr_helpers, batch);
+	err = frdma_umem_parts_continue(&parts, batch);
 	free_page((unsigned long)batch);
 	if (!err)
-		err = frdma_umem_parts_join(part, par.nr, &joined);
+		err = frdma_umem_parts_join(part, parts.nr, &joined);
 	if (err)
-		frdma_umem_parts_unwind(part, par.nr, joined);
+		frdma_umem_parts_unwind(part, parts.nr, joined);
 
 	umem->runs = part[0].runs;
-	umem->nr_parts = par.nr;
-	for (i = 1; i < par.nr; i++)
+	umem->nr_parts = parts.nr;
+	for (i = 1; i < parts.nr; i++)
 		frdma_runs_destroy(&part[i].runs);
 	if (part != &one)
 		kfree(part);
@@ -913,7 +916,7 @@ static void frdma_umem_folio_unlock(struct file *file)
 }
 
 /* The folio path: pin and fold one folio-pointer batch at a time. */
-static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
+static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 				 loff_t pos, u64 npages, bool longterm)
 {
 	loff_t last = pos + (loff_t)(npages << PAGE_SHIFT) - 1;
@@ -965,7 +968,7 @@ static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
 	return err;
 }
 
-static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
+static void frdma_umem_folios_unpin(struct frdma_umem *umem, bool dirty)
 {
 	struct folio *batch[FRDMA_UMEM_UNPIN_BATCH];
 	struct folio *folio, *prev = NULL;
@@ -1001,9 +1004,9 @@ static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
 static void frdma_umem_unpin(struct frdma_umem *umem, bool dirty)
 {
 	if (umem->flags & FRDMA_UMEM_FOLIO_PATH)
-		frdma_umem_unpin_folios(umem, dirty);
+		frdma_umem_folios_unpin(umem, dirty);
 	else
-		frdma_umem_unpin_pages(&umem->runs, dirty);
+		frdma_umem_generic_unpin(&umem->runs, dirty);
 }
 
 /**
@@ -1092,7 +1095,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	}
 	if (file) {
 		umem->flags |= FRDMA_UMEM_FOLIO_PATH;
-		err = frdma_umem_pin_folios(umem, file, pos, npages,
+		err = frdma_umem_folios_pin(umem, file, pos, npages,
 					    flags & FRDMA_UMEM_LONGTERM);
 		frdma_umem_folio_unlock(file);
 		/* a writable pin keeps the mapping writable until release */
@@ -1103,7 +1106,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	} else if (flags & FRDMA_UMEM_FOLIO_ONLY) {
 		err = -EINVAL;
 	} else {
-		err = frdma_umem_pin_pages(umem, start, npages, gup_flags);
+		err = frdma_umem_generic_pin(umem, start, npages, gup_flags);
 	}
 	if (err)
 		goto out_unpin;
