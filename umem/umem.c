@@ -289,6 +289,14 @@ static bool frdma_umem_runs_pinnable(const struct frdma_runs *runs, u32 r,
 	return true;
 }
 
+/* Whether the page at @pfn is pinned; GUP does not count zero page pins. */
+static bool frdma_umem_pfn_pinned(u64 pfn)
+{
+	struct folio *folio = page_folio(pfn_to_page(pfn));
+
+	return is_zero_folio(folio) || folio_maybe_dma_pinned(folio);
+}
+
 /*
  * The invariants of include/frdma/umem.h, when the check is on: the runs
  * (frdma_runs_check()) describe exactly the pages the range touches, which
@@ -314,9 +322,8 @@ static void frdma_umem_check(const struct frdma_umem *umem, const char *when)
 		goto out;
 	for (i = 0; i < umem->runs.nr; i++) {
 		run = &umem->runs.run[i];
-		if (!folio_maybe_dma_pinned(page_folio(pfn_to_page(run->pfn))) ||
-		    !folio_maybe_dma_pinned(page_folio(pfn_to_page(run->pfn +
-							run->npages - 1)))) {
+		if (!frdma_umem_pfn_pinned(run->pfn) ||
+		    !frdma_umem_pfn_pinned(run->pfn + run->npages - 1)) {
 			broken = "a page of a run is not pinned";
 			goto out;
 		}
