@@ -51,6 +51,45 @@ int frdma_runs_span(u64 start, u64 length, u32 *npages, u32 *first_off)
 	return 0;
 }
 
+/**
+ * frdma_runs_check() - check the invariants of a run array
+ * @runs: the runs of a finished pin (or of a part)
+ * @npages: the pages they must describe
+ *
+ * Checks what include/frdma/umem.h states of the runs: they start at pgidx
+ * 0, each starts where the previous one ended, none is empty, no two
+ * consecutive ones are physically adjacent (runs are maximal), they cover
+ * exactly @npages pages, which is also the count of pages folded, and
+ * max_run is the largest run.  O(runs).
+ *
+ * Return: NULL when they hold, otherwise the invariant that is broken.
+ */
+const char *frdma_runs_check(const struct frdma_runs *runs, u64 npages)
+{
+	const struct frdma_umem_run *run;
+	u32 i, max_run = 0;
+	u64 pgidx = 0;
+
+	if (runs->nr > runs->cap || (runs->nr && !runs->run))
+		return "more runs than room for them";
+	for (i = 0; i < runs->nr; i++) {
+		run = &runs->run[i];
+		if (!run->npages)
+			return "an empty run";
+		if (run->pgoff != pgidx)
+			return "a run does not start where the previous one ended";
+		if (i && run[-1].pfn + run[-1].npages == run->pfn)
+			return "two runs are physically adjacent (not maximal)";
+		pgidx += run->npages;
+		max_run = max(max_run, run->npages);
+	}
+	if (pgidx != npages || runs->npages != npages)
+		return "the runs do not cover the pinned pages";
+	if (max_run != runs->max_run)
+		return "max_run is not the largest run";
+	return NULL;
+}
+
 void frdma_runs_init(struct frdma_runs *runs)
 {
 	memset(runs, 0, sizeof(*runs));

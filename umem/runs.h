@@ -40,6 +40,7 @@ struct frdma_runs {
 
 int frdma_runs_span(u64 start, u64 length, u32 *npages, u32 *first_off);
 
+const char *frdma_runs_check(const struct frdma_runs *runs, u64 npages);
 void frdma_runs_init(struct frdma_runs *runs);
 int frdma_runs_reserve(struct frdma_runs *runs, u32 extra);
 int frdma_runs_add(struct frdma_runs *runs, u64 pfn, u64 npages);

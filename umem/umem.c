@@ -5,35 +5,48 @@
  * The vocabulary and the invariants are stated in include/frdma/umem.h and
  * Documentation/umem.rst.  This file holds the two ways pages get pinned:
  *
- * Generic path: pin_user_pages_fast() for the caller's own mm (and in
- * helpers, below), or pin_user_pages_remote() under the mmap lock for
- * another mm in the pinning task, PAGE_SIZE /
- * sizeof(void *) pages at a time into one page of page pointers.  Each
- * batch is folded into the runs (one pass over its page pointers) and then
- * checked, long-term pins only, folio by folio along the runs it added:
- * every folio must be long-term pinnable.  Every page holds one pin; a run
- * is released with one unpin_user_page_range_dirty_lock() call.
+ * Generic path: pages are pinned into one page of page pointers, at most
+ * PAGE_SIZE / sizeof(void *) pages at a time: with pin_user_pages_fast()
+ * when the mm is the caller's own (and always in helpers, below), with
+ * pin_user_pages_remote() under the mmap lock when the pinning task pins
+ * another mm.  Each batch is folded into the runs (one pass over its page
+ * pointers) and then, for a long-term pin only, checked folio by folio
+ * along the runs it added: every folio must be long-term pinnable.  Every
+ * page holds one pin; a run is released with
+ * unpin_user_page_range_dirty_lock(), at most FRDMA_UMEM_UNPIN_PAGES pages
+ * per call.
  *
  * Parts: a generic pin of 32 MiB or more, with more than one CPU online, is
  * split into parts (at least 16 MiB each, up to four per CPU, ending on
  * 2 MiB address boundaries), each pinned by the same batch loop
- * (frdma_umem_pin_part()) into runs of its own.  The pinning task and, at
+ * (frdma_umem_part_pin()) into runs of its own
+ * (frdma_umem_parts_split()).  The pinning task and, at
  * the same time, helpers on frdma_umem_wq (one fewer than the CPUs used),
  * which adopt the mm with kthread_use_mm(), claim the parts one at a time.
  * A helper never faults (FOLL_NOFAULT) and stops at the first page it
  * cannot pin without a fault, or when the pinning task has a fatal signal;
- * every part stops once one has failed.  The pinning task waits for every
- * helper, continues their unfinished parts in address order itself, then
- * joins the parts' runs in address order.  Release splits the runs the
- * same way.
+ * every part stops once one has failed (frdma_umem_parts_pin()).  The
+ * pinning task waits for every helper, continues their unfinished parts in
+ * address order itself (frdma_umem_parts_continue()), then joins the
+ * parts' runs in address order (frdma_umem_parts_join()), or on failure
+ * drops every part's pins (frdma_umem_parts_unwind()).  Release splits the
+ * runs the same way.  A long-term pin by a task whose cpuset restricts its
+ * memory nodes is not split.
  *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
- * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly, the
- * file's folios are pinned with memfd_pin_folios(), one pin per folio
+ * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly,
+ * the file's folios are pinned with memfd_pin_folios(), one pin per folio
  * however many of its pages the range uses, and folded into the same runs
- * the generic path would produce.  At release the folios are found again
- * from the runs (a folio never straddles two runs: its pages are
- * consecutive in both file order and PFN) and released with unpin_folios().
+ * the generic path would produce.  A hugetlbfs file (MFD_HUGETLB memfds
+ * included) takes it only when every folio of the range is in the file,
+ * checked and pinned under the inode lock: memfd_pin_folios() would
+ * allocate the missing ones without a reservation; otherwise it takes the
+ * generic path, whose faults reserve huge pages properly.  A writable pin
+ * holds the file's mapping writable until release, so F_SEAL_WRITE fails
+ * while it exists.
+ * At release the folios are found again from the runs (a folio never
+ * straddles two runs: its pages are consecutive in both file order and
+ * PFN) and released with unpin_folios().
  *
  * Both paths charge the pages to mm->pinned_vm once, before pinning
  * anything, so a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned
@@ -44,6 +57,7 @@
  */
 #include <linux/capability.h>
 #include <linux/cpumask.h>
+#include <linux/cpuset.h>
 #include <linux/debugfs.h>
 #include <linux/fault-inject.h>
 #include <linux/file.h>
@@ -58,6 +72,8 @@
 #include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/overflow.h>
+#include <linux/pagemap.h>
+#include <linux/pagevec.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/shmem_fs.h>
@@ -80,6 +96,13 @@
 #define FRDMA_UMEM_UNPIN_BATCH	16
 
 /*
+ * Pages of a run handed to one unpin_user_page_range_dirty_lock() call on
+ * release, with a cond_resched() after each: a run of small folios can be
+ * gigabytes long.
+ */
+#define FRDMA_UMEM_UNPIN_PAGES	1024U
+
+/*
  * The generic path splits a pin or release on several CPUs (at most
  * FRDMA_UMEM_MAX_CPUS) into parts of at least FRDMA_UMEM_PART_MIN pages
  * (16 MiB with 4 KiB pages), up to FRDMA_UMEM_PARTS_PER_CPU per CPU: the
@@ -89,9 +112,6 @@
 #define FRDMA_UMEM_PART_MIN		(SZ_16M >> PAGE_SHIFT)
 #define FRDMA_UMEM_PARTS_PER_CPU	4
 #define FRDMA_UMEM_MAX_CPUS		16
-
-/* A part's result while it is not pinned to its end (not an errno). */
-#define FRDMA_UMEM_UNFINISHED		1
 
 /* The helpers that pin and release parts beside the calling task. */
 static struct workqueue_struct *frdma_umem_wq;
@@ -114,6 +134,16 @@ MODULE_PARM_DESC(max_cpus,
 		 "CPUs a large pin or release may use at once (1: only the caller's; default and at most 16)");
 
 /*
+ * Check every umem's invariants after it is pinned and before it is
+ * released (frdma_umem_check()); on by default on CONFIG_DEBUG_VM kernels
+ * (the debug kernel's test lane), a WARNING when one is broken.
+ */
+static bool frdma_umem_check_on = IS_ENABLED(CONFIG_DEBUG_VM);
+module_param_named(check, frdma_umem_check_on, bool, 0644);
+MODULE_PARM_DESC(check,
+		 "check every umem's invariants after pin and before release (default: on with CONFIG_DEBUG_VM)");
+
+/*
  * Fault injection (CONFIG_FAULT_INJECTION_DEBUG_FS, tests only): when it
  * fires, a batch of the generic path fails with -ENOMEM before it is
  * pinned, in whichever part, pinning task or helper, reaches it.
@@ -129,6 +159,9 @@ static struct dentry *frdma_umem_debugfs;
  * @start: user address of the first byte
  * @length: bytes in the range
  * @nr_folio_pins: folios pinned by the folio path
+ * @file: folio path, writable pin: the file whose mapping the umem holds
+ *	  writable (mapping_map_writable()) until release, so that
+ *	  F_SEAL_WRITE cannot be added under it; a reference.  NULL otherwise.
  * @first_off: offset of @start in its page
  * @flags: FRDMA_UMEM_* flags, plus FRDMA_UMEM_FOLIO_PATH
  * @nr_parts: parts the generic path split the pin into
@@ -139,6 +172,7 @@ struct frdma_umem {
 	unsigned long start;
 	u64 length;
 	u64 nr_folio_pins;
+	struct file *file;
 	u32 first_off;
 	u32 flags;
 	u32 nr_parts;
@@ -148,49 +182,49 @@ struct frdma_umem {
  * struct frdma_umem_part - one part of a generic pin
  * @runs: the runs of the pages pinned so far, pgoff from the part's start
  * @addr: user address of the next page to pin
- * @npages: pages left to pin
- * @err: 0 once pinned to its end; FRDMA_UMEM_UNFINISHED while not (not
- *	 claimed yet, or a helper stopped early: the pinning task continues
- *	 from @addr); or the errno the whole pin fails with
+ * @nr_left: pages left to pin from @addr; not 0 once the part is over
+ *	     without an error means it is unfinished (not claimed yet, or a
+ *	     helper stopped early): the pinning task continues it
+ * @err: 0, or the errno the whole pin fails with
  */
 struct frdma_umem_part {
 	struct frdma_runs runs;
 	unsigned long addr;
-	u64 npages;
+	u64 nr_left;
 	int err;
 };
 
 /**
- * struct frdma_umem_unpart - one part of a generic release
+ * struct frdma_umem_unpin_part - one part of a generic release
  * @run: its first run
  * @nr: its runs
  */
-struct frdma_umem_unpart {
+struct frdma_umem_unpin_part {
 	const struct frdma_umem_run *run;
 	u32 nr;
 };
 
 /**
- * struct frdma_umem_par - a generic pin or release split into parts
+ * struct frdma_umem_parts - a generic pin or release split into parts
  * @mm: pin: the mm being pinned
  * @task: pin: the pinning task (frdma_umem_pin()'s caller)
  * @memcg: pin: the memory cgroup the task's allocations are charged to
  *	   (a reference, or NULL): helpers charge their run arrays to it
  * @part: pin: the parts
- * @unpart: release: the parts
+ * @unpin_part: release: the parts
  * @nr: number of parts
  * @next: the next part to claim; every part is claimed once
  * @gup_flags: pin: FOLL_WRITE, FOLL_LONGTERM
  * @dirty: release: mark the pages dirty first
- * @stop: pin: set once a part has failed (its @err negative): no part is
+ * @stop: pin: set once a part has failed (its @err set): no part is
  *	  claimed any more, and helpers stop at their next batch
  */
-struct frdma_umem_par {
+struct frdma_umem_parts {
 	struct mm_struct *mm;
 	struct task_struct *task;
 	struct mem_cgroup *memcg;
 	struct frdma_umem_part *part;
-	struct frdma_umem_unpart *unpart;
+	struct frdma_umem_unpin_part *unpin_part;
 	unsigned int nr;
 	atomic_t next;
 	unsigned int gup_flags;
@@ -201,11 +235,11 @@ struct frdma_umem_par {
 /**
  * struct frdma_umem_helper - a work item claiming parts beside the task
  * @work: queued on frdma_umem_wq
- * @par: the parts
+ * @parts: the parts
  */
 struct frdma_umem_helper {
 	struct work_struct work;
-	struct frdma_umem_par *par;
+	struct frdma_umem_parts *parts;
 };
 
 /*
@@ -255,6 +289,53 @@ static bool frdma_umem_runs_pinnable(const struct frdma_runs *runs, u32 r,
 	return true;
 }
 
+/* Whether the page at @pfn is pinned; GUP does not count zero page pins. */
+static bool frdma_umem_pfn_pinned(u64 pfn)
+{
+	struct folio *folio = page_folio(pfn_to_page(pfn));
+
+	return is_zero_folio(folio) || folio_maybe_dma_pinned(folio);
+}
+
+/*
+ * The invariants of include/frdma/umem.h, when the check is on: the runs
+ * (frdma_runs_check()) describe exactly the pages the range touches, which
+ * are the pages charged to pinned_vm; the first and last page of every run
+ * are pinned; only the folio path counts folio pins, at most one per page.
+ * O(runs).  A broken invariant is a WARNING, which fails the test VM run.
+ */
+static void frdma_umem_check(const struct frdma_umem *umem, const char *when)
+{
+	const struct frdma_umem_run *run;
+	const char *broken;
+	u32 npages, first_off, i;
+
+	if (!READ_ONCE(frdma_umem_check_on))
+		return;
+	if (frdma_runs_span(umem->start, umem->length, &npages, &first_off) ||
+	    first_off != umem->first_off) {
+		broken = "the range is not the one pinned";
+		goto out;
+	}
+	broken = frdma_runs_check(&umem->runs, npages);
+	if (broken)
+		goto out;
+	for (i = 0; i < umem->runs.nr; i++) {
+		run = &umem->runs.run[i];
+		if (!frdma_umem_pfn_pinned(run->pfn) ||
+		    !frdma_umem_pfn_pinned(run->pfn + run->npages - 1)) {
+			broken = "a page of a run is not pinned";
+			goto out;
+		}
+	}
+	if (umem->flags & FRDMA_UMEM_FOLIO_PATH ?
+	    umem->nr_folio_pins > npages || (npages && !umem->nr_folio_pins) :
+	    umem->nr_folio_pins != 0)
+		broken = "folio pins do not match the path";
+out:
+	WARN(broken, "frdma_umem: %s: %s\n", when, broken);
+}
+
 static int frdma_umem_charge(struct mm_struct *mm, u64 npages)
 {
 	u64 pinned, limit;
@@ -301,7 +382,7 @@ static long frdma_umem_gup(struct mm_struct *mm, unsigned long addr,
  * One part and no helper for a range below 2 * FRDMA_UMEM_PART_MIN pages
  * or with one CPU to use.
  */
-static unsigned int frdma_umem_nr_parts(u64 npages, unsigned int *nr_helpers)
+static unsigned int frdma_umem_parts_count(u64 npages, unsigned int *nr_helpers)
 {
 	unsigned int cpus = min3(num_online_cpus(),
 				 READ_ONCE(frdma_umem_max_cpus),
@@ -316,12 +397,24 @@ static unsigned int frdma_umem_nr_parts(u64 npages, unsigned int *nr_helpers)
 }
 
 /*
- * Queue @nr work items running @fn on the parts of @par, beside the
+ * Whether the calling task's cpuset keeps it off some memory node.  A
+ * long-term pin migrates pages out of ZONE_MOVABLE and CMA, and GUP
+ * allocates the new pages under the cpuset of the task it runs in: a
+ * helper, a kworker of the root cpuset, would place them on any node.  Such
+ * a task pins alone.
+ */
+static bool frdma_umem_task_mems_restricted(void)
+{
+	return !nodes_subset(node_states[N_MEMORY], cpuset_current_mems_allowed);
+}
+
+/*
+ * Queue @nr work items running @fn on the parts of @parts, beside the
  * calling task.  Returns the helpers to hand to frdma_umem_helpers_wait(),
  * or NULL (no memory, or @nr is 0): the task then claims every part.
  */
 static struct frdma_umem_helper *
-frdma_umem_helpers_start(struct frdma_umem_par *par, unsigned int nr,
+frdma_umem_helpers_start(struct frdma_umem_parts *parts, unsigned int nr,
 			 work_func_t fn)
 {
 	struct frdma_umem_helper *helper;
@@ -329,7 +422,7 @@ frdma_umem_helpers_start(struct frdma_umem_par *par, unsigned int nr,
 
 	helper = nr ? kcalloc(nr, sizeof(*helper), GFP_KERNEL) : NULL;
 	for (i = 0; helper && i < nr; i++) {
-		helper[i].par = par;
+		helper[i].parts = parts;
 		INIT_WORK(&helper[i].work, fn);
 		queue_work(frdma_umem_wq, &helper[i].work);
 	}
@@ -352,75 +445,85 @@ static void frdma_umem_helpers_wait(struct frdma_umem_helper *helper,
 	kfree(helper);
 }
 
-/* Release the pins of @nr runs of the generic path. */
-static void frdma_umem_unpin_runs(const struct frdma_umem_run *run, u32 nr,
+/*
+ * Release the pins of @nr runs of the generic path, at most
+ * FRDMA_UMEM_UNPIN_PAGES pages per call (every page holds its own pin, so
+ * a run may be cut anywhere, also inside a folio).
+ */
+static void frdma_umem_runs_unpin(const struct frdma_umem_run *run, u32 nr,
 				  bool dirty)
 {
-	u32 i;
+	u32 i, done, n;
 
 	for (i = 0; i < nr; i++) {
-		unpin_user_page_range_dirty_lock(pfn_to_page(run[i].pfn),
-						 run[i].npages, dirty);
-		cond_resched();
+		for (done = 0; done < run[i].npages; done += n) {
+			n = min(run[i].npages - done, FRDMA_UMEM_UNPIN_PAGES);
+			unpin_user_page_range_dirty_lock(pfn_to_page(run[i].pfn +
+								     done),
+							 n, dirty);
+			cond_resched();
+		}
 	}
 }
 
 /* Release parts, one claimed at a time, until every part is claimed. */
-static void frdma_umem_unpin_claim(struct frdma_umem_par *par)
+static void frdma_umem_parts_unpin_claim(struct frdma_umem_parts *parts)
 {
 	unsigned int i;
 
-	while ((i = atomic_fetch_inc(&par->next)) < par->nr)
-		frdma_umem_unpin_runs(par->unpart[i].run, par->unpart[i].nr,
-				      par->dirty);
+	while ((i = atomic_fetch_inc(&parts->next)) < parts->nr)
+		frdma_umem_runs_unpin(parts->unpin_part[i].run, parts->unpin_part[i].nr,
+				      parts->dirty);
 }
 
-static void frdma_umem_unpin_work(struct work_struct *work)
+static void frdma_umem_helper_unpin(struct work_struct *work)
 {
-	frdma_umem_unpin_claim(container_of(work, struct frdma_umem_helper,
-					    work)->par);
+	struct frdma_umem_helper *helper =
+		container_of(work, struct frdma_umem_helper, work);
+
+	frdma_umem_parts_unpin_claim(helper->parts);
 }
 
 /*
  * Release the generic path's pins: in parts of about equal page counts
- * (frdma_umem_nr_parts()), claimed by this task and helpers, all finished
+ * (frdma_umem_parts_count()), claimed by this task and helpers, all finished
  * before this returns.  Without memory for the parts, all by this task.
  */
-static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
+static void frdma_umem_generic_unpin(const struct frdma_runs *runs, bool dirty)
 {
-	struct frdma_umem_par par = { .dirty = dirty };
+	struct frdma_umem_parts parts = { .dirty = dirty };
 	struct frdma_umem_helper *helper;
 	unsigned int nr_helpers, i;
 	u32 r = 0, first;
 	u64 goal;
 
-	par.nr = frdma_umem_nr_parts(runs->npages, &nr_helpers);
-	par.unpart = par.nr > 1 ? kcalloc(par.nr, sizeof(*par.unpart),
+	parts.nr = frdma_umem_parts_count(runs->npages, &nr_helpers);
+	parts.unpin_part = parts.nr > 1 ? kcalloc(parts.nr, sizeof(*parts.unpin_part),
 					  GFP_KERNEL) : NULL;
-	if (!par.unpart) {
-		frdma_umem_unpin_runs(runs->run, runs->nr, dirty);
+	if (!parts.unpin_part) {
+		frdma_umem_runs_unpin(runs->run, runs->nr, dirty);
 		return;
 	}
-	for (i = 0; i < par.nr; i++) {
+	for (i = 0; i < parts.nr; i++) {
 		/* the runs that start in the part's share of the pages */
-		goal = i + 1 < par.nr ? div_u64(runs->npages * (i + 1), par.nr) :
+		goal = i + 1 < parts.nr ? div_u64(runs->npages * (i + 1), parts.nr) :
 					runs->npages;
 		first = r;
 		while (r < runs->nr && runs->run[r].pgoff < goal)
 			r++;
-		par.unpart[i].run = runs->run + first;
-		par.unpart[i].nr = r - first;
+		parts.unpin_part[i].run = runs->run + first;
+		parts.unpin_part[i].nr = r - first;
 	}
-	helper = frdma_umem_helpers_start(&par, nr_helpers,
-					  frdma_umem_unpin_work);
-	frdma_umem_unpin_claim(&par);
+	helper = frdma_umem_helpers_start(&parts, nr_helpers,
+					  frdma_umem_helper_unpin);
+	frdma_umem_parts_unpin_claim(&parts);
 	frdma_umem_helpers_wait(helper, nr_helpers);
-	kfree(par.unpart);
+	kfree(parts.unpin_part);
 }
 
 /*
  * The generic path over one part of the range: pin and fold one
- * page-pointer batch at a time, from @part->addr for @part->npages pages,
+ * page-pointer batch at a time, from @part->addr for @part->nr_left pages,
  * into @part->runs, through @batch.  Both advance as batches are folded,
  * so a part that stopped early can be continued by calling this again.
  *
@@ -429,15 +532,17 @@ static void frdma_umem_unpin_pages(const struct frdma_runs *runs, bool dirty)
  * FOLL_NOFAULT: a helper never waits on a page fault, which could wait on
  * user space (userfaultfd) with nobody to kill it.  Where GUP pins
  * nothing, or when the pinning task has a fatal signal, a helper stops
- * with FRDMA_UMEM_UNFINISHED, having changed nothing since its last folded
- * batch: the pinning task continues the part itself.  Once a part has
- * failed, every part stops so at its next batch.
+ * and returns 0 with pages left, having changed nothing since its last
+ * folded batch: the pinning task continues the part itself.  Once a part
+ * has failed, every part stops so at its next batch.
+ *
+ * Return: 0 (the part is finished when no page is left), or an errno.
  */
-static int frdma_umem_pin_part(struct frdma_umem_part *part,
-			       const struct frdma_umem_par *par,
+static int frdma_umem_part_pin(struct frdma_umem_part *part,
+			       const struct frdma_umem_parts *parts,
 			       struct page **batch, bool nofault)
 {
-	unsigned int gup_flags = par->gup_flags;
+	unsigned int gup_flags = parts->gup_flags;
 	struct frdma_runs *runs = &part->runs;
 	u64 before, folded;
 	unsigned int want;
@@ -447,19 +552,19 @@ static int frdma_umem_pin_part(struct frdma_umem_part *part,
 
 	if (nofault)
 		gup_flags |= FOLL_NOFAULT;
-	while (part->npages) {
-		if (fatal_signal_pending(par->task))
-			return nofault ? FRDMA_UMEM_UNFINISHED : -EINTR;
-		if (READ_ONCE(par->stop))
-			return FRDMA_UMEM_UNFINISHED;
+	while (part->nr_left) {
+		if (fatal_signal_pending(parts->task))
+			return nofault ? 0 : -EINTR;
+		if (READ_ONCE(parts->stop))
+			return 0;
 		if (should_fail(&frdma_umem_fail_pin, 1))
 			return -ENOMEM;
-		want = min_t(u64, part->npages, FRDMA_UMEM_BATCH);
-		got = frdma_umem_gup(par->mm, part->addr, want, gup_flags,
+		want = min_t(u64, part->nr_left, FRDMA_UMEM_BATCH);
+		got = frdma_umem_gup(parts->mm, part->addr, want, gup_flags,
 				     batch);
 		if (got <= 0) {
 			if (nofault)
-				return FRDMA_UMEM_UNFINISHED;
+				return 0;
 			/* killed while GUP waited for the mmap lock */
 			return got == -EAGAIN ? -EINTR : got ? got : -EFAULT;
 		}
@@ -476,33 +581,33 @@ static int frdma_umem_pin_part(struct frdma_umem_part *part,
 		    !frdma_umem_runs_pinnable(runs, last, before))
 			return -EBUSY;
 		part->addr += (unsigned long)got << PAGE_SHIFT;
-		part->npages -= got;
+		part->nr_left -= got;
 		cond_resched();
 	}
 	return 0;
 }
 
 /* Pin parts, one claimed at a time, until none is left or one failed. */
-static void frdma_umem_pin_claim(struct frdma_umem_par *par,
-				 struct page **batch, bool nofault)
+static void frdma_umem_parts_pin_claim(struct frdma_umem_parts *parts,
+				       struct page **batch, bool nofault)
 {
 	struct frdma_umem_part *part;
 	unsigned int i;
 
-	while (!READ_ONCE(par->stop) &&
-	       (i = atomic_fetch_inc(&par->next)) < par->nr) {
-		part = &par->part[i];
-		part->err = frdma_umem_pin_part(part, par, batch, nofault);
-		if (part->err < 0)
-			WRITE_ONCE(par->stop, true);
+	while (!READ_ONCE(parts->stop) &&
+	       (i = atomic_fetch_inc(&parts->next)) < parts->nr) {
+		part = &parts->part[i];
+		part->err = frdma_umem_part_pin(part, parts, batch, nofault);
+		if (part->err)
+			WRITE_ONCE(parts->stop, true);
 	}
 }
 
 /* A helper: claims parts of the range and pins them in the task's mm. */
-static void frdma_umem_pin_work(struct work_struct *work)
+static void frdma_umem_helper_pin(struct work_struct *work)
 {
-	struct frdma_umem_par *par =
-		container_of(work, struct frdma_umem_helper, work)->par;
+	struct frdma_umem_parts *parts =
+		container_of(work, struct frdma_umem_helper, work)->parts;
 	struct mem_cgroup *old_memcg;
 	struct page **batch;
 
@@ -510,18 +615,18 @@ static void frdma_umem_pin_work(struct work_struct *work)
 	if (!batch)
 		return;		/* the task pins what this would have */
 	/* pin_user_pages_fast() works on current->mm */
-	kthread_use_mm(par->mm);
+	kthread_use_mm(parts->mm);
 	/* the run arrays are the task's memory, not the kworker's */
-	old_memcg = set_active_memcg(par->memcg);
-	frdma_umem_pin_claim(par, batch, true);
+	old_memcg = set_active_memcg(parts->memcg);
+	frdma_umem_parts_pin_claim(parts, batch, true);
 	set_active_memcg(old_memcg);
-	kthread_unuse_mm(par->mm);
+	kthread_unuse_mm(parts->mm);
 	free_page((unsigned long)batch);
 }
 
 /* The runs of the parts once joined: runs that touch across parts merge. */
-static u32 frdma_umem_joined_runs(const struct frdma_umem_part *part,
-				  unsigned int nr)
+static u32 frdma_umem_parts_joined_runs(const struct frdma_umem_part *part,
+					unsigned int nr)
 {
 	const struct frdma_umem_run *last = NULL, *first;
 	unsigned int i;
@@ -539,92 +644,166 @@ static u32 frdma_umem_joined_runs(const struct frdma_umem_part *part,
 }
 
 /*
- * The generic path: the range is split into parts (frdma_umem_nr_parts(),
- * ending on PMD boundaries so as not to split a THP), claimed one at a
- * time and pinned by frdma_umem_pin_part(), by this task and at the same
- * time by helpers on frdma_umem_wq.  Once every helper has finished, the
- * task continues in address order each part a helper left unfinished,
- * then joins the parts' runs in address order into the umem's.  On any
- * failure every part's pins are dropped.
+ * Split: give the pages [@addr, @addr + @npages pages) to @parts's parts in
+ * address order, about equal shares that end on PMD boundaries of the
+ * address space (so as not to split a THP between parts), at least one
+ * page each while pages are left; the last part ends with the range.
+ * Shares are counted in pages from @addr, so no address past the range is
+ * ever computed.
  */
-static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
-				u64 npages, unsigned int gup_flags)
+static void frdma_umem_parts_split(struct frdma_umem_parts *parts,
+				   unsigned long addr, u64 npages)
 {
-	unsigned long end = addr + (npages << PAGE_SHIFT), next;
-	struct frdma_umem_par par = {
+	unsigned long start = addr, next;
+	struct frdma_umem_part *part;
+	u64 done = 0, n;
+	unsigned int i;
+
+	for (i = 0; i < parts->nr; i++) {
+		part = &parts->part[i];
+		n = npages - done;
+		if (i + 1 < parts->nr) {
+			next = start + (div_u64(npages * (i + 1), parts->nr) <<
+					PAGE_SHIFT);
+			next = ALIGN_DOWN(next, PMD_SIZE);
+			n = min_t(u64, n, next > addr ?
+				  (next - addr) >> PAGE_SHIFT : 1);
+		}
+		frdma_runs_init(&part->runs);
+		part->runs.expect = n;
+		part->addr = addr;
+		part->nr_left = n;
+		part->err = 0;
+		addr += n << PAGE_SHIFT;
+		done += n;
+	}
+}
+
+/*
+ * Run parts: this task and, at the same time, @nr_helpers helpers on
+ * frdma_umem_wq claim the parts one at a time and pin them; returns once
+ * every helper has finished.
+ */
+static void frdma_umem_parts_pin(struct frdma_umem_parts *parts,
+				 unsigned int nr_helpers, struct page **batch)
+{
+	struct frdma_umem_helper *helper;
+
+	if (nr_helpers)
+		parts->memcg = get_mem_cgroup_from_mm(NULL);
+	helper = frdma_umem_helpers_start(parts, nr_helpers,
+					  frdma_umem_helper_pin);
+	frdma_umem_parts_pin_claim(parts, batch, false);
+	frdma_umem_helpers_wait(helper, nr_helpers);
+	mem_cgroup_put(parts->memcg);
+}
+
+/*
+ * Continue: the first failure in address order, if a part failed;
+ * otherwise this task finishes, in address order, every part a helper
+ * left with pages to pin.  Return: 0 or the errno the pin fails with.
+ */
+static int frdma_umem_parts_continue(struct frdma_umem_parts *parts,
+				     struct page **batch)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < parts->nr && !err; i++)
+		err = parts->part[i].err;
+	for (i = 0; i < parts->nr && !err; i++)
+		if (parts->part[i].nr_left)
+			err = frdma_umem_part_pin(&parts->part[i], parts, batch,
+						  false);
+	return err;
+}
+
+/*
+ * Join: the runs of parts 1 .. @nr - 1 are appended, in address order, to
+ * part 0's, whose array is first sized to the joined count.  A part's pins
+ * belong to its own runs until joined; *@joined counts the parts whose
+ * runs are part 0's (at least part 0 itself), also on failure.
+ */
+static int frdma_umem_parts_join(struct frdma_umem_part *part,
+				 unsigned int nr, unsigned int *joined)
+{
+	int err = 0;
+
+	*joined = 1;
+	if (nr > 1)
+		err = frdma_runs_resize(&part[0].runs,
+					frdma_umem_parts_joined_runs(part, nr));
+	while (!err && *joined < nr) {
+		err = frdma_runs_join(&part[0].runs, &part[*joined].runs);
+		if (!err)
+			(*joined)++;
+	}
+	return err;
+}
+
+/*
+ * Unwind: drop the pins of every part, through part 0's runs (which hold
+ * the first @joined parts') and the runs of the parts not joined, and free
+ * part 0's runs.
+ */
+static void frdma_umem_parts_unwind(struct frdma_umem_part *part,
+				    unsigned int nr, unsigned int joined)
+{
+	unsigned int i;
+
+	frdma_umem_runs_unpin(part[0].runs.run, part[0].runs.nr, false);
+	for (i = joined; i < nr; i++)
+		frdma_umem_runs_unpin(part[i].runs.run, part[i].runs.nr, false);
+	frdma_runs_destroy(&part[0].runs);
+}
+
+/*
+ * The generic path: split the range into parts (frdma_umem_parts_count()),
+ * pin them in this task and in helpers, continue here what the helpers
+ * left, join the parts' runs into the umem's; on any failure unwind, so
+ * that nothing stays pinned.
+ */
+static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
+				  u64 npages, unsigned int gup_flags)
+{
+	struct frdma_umem_parts parts = {
 		.mm = umem->mm,
 		.task = current,
 		.gup_flags = gup_flags,
 	};
-	struct frdma_umem_helper *helper = NULL;
 	struct frdma_umem_part one, *part = &one;
 	unsigned int nr_helpers, i, joined = 1;
 	struct page **batch;
-	int err = 0;
+	int err;
 
 	batch = (struct page **)__get_free_page(GFP_KERNEL);
 	if (!batch)
 		return -ENOMEM;
-	par.nr = frdma_umem_nr_parts(npages, &nr_helpers);
-	if (par.nr > 1)
-		part = kcalloc(par.nr, sizeof(*part), GFP_KERNEL);
+	parts.nr = frdma_umem_parts_count(npages, &nr_helpers);
+	if (parts.nr > 1 && (gup_flags & FOLL_LONGTERM) &&
+	    frdma_umem_task_mems_restricted())
+		part = NULL;	/* this task pins alone, see the function */
+	else if (parts.nr > 1)
+		part = kcalloc(parts.nr, sizeof(*part), GFP_KERNEL);
 	if (!part) {
 		part = &one;
-		par.nr = 1;
+		parts.nr = 1;
 		nr_helpers = 0;
 	}
-	par.part = part;
-	for (i = 0; i < par.nr; i++) {
-		next = end - ((npages - div_u64(npages * (i + 1), par.nr)) <<
-			      PAGE_SHIFT);
-		if (i + 1 < par.nr)
-			next = ALIGN_DOWN(next, PMD_SIZE);
-		next = clamp(next, addr + PAGE_SIZE, end);
-		frdma_runs_init(&part[i].runs);
-		part[i].runs.expect = (next - addr) >> PAGE_SHIFT;
-		part[i].addr = addr;
-		part[i].npages = (next - addr) >> PAGE_SHIFT;
-		part[i].err = FRDMA_UMEM_UNFINISHED;
-		addr = next;
-	}
+	parts.part = part;
 
-	if (nr_helpers)
-		par.memcg = get_mem_cgroup_from_mm(NULL);
-	helper = frdma_umem_helpers_start(&par, nr_helpers,
-					  frdma_umem_pin_work);
-	frdma_umem_pin_claim(&par, batch, false);
-	frdma_umem_helpers_wait(helper, nr_helpers);
-	mem_cgroup_put(par.memcg);
-
-	/* The first failure in address order, if a part failed. */
-	for (i = 0; i < par.nr && !err; i++)
-		if (part[i].err < 0)
-			err = part[i].err;
-	/* Otherwise finish here what the helpers left. */
-	for (i = 0; i < par.nr && !err; i++)
-		if (part[i].err == FRDMA_UMEM_UNFINISHED)
-			err = frdma_umem_pin_part(&part[i], &par, batch, false);
+	frdma_umem_parts_split(&parts, addr, npages);
+	frdma_umem_parts_pin(&parts, nr_helpers, batch);
+	err = frdma_umem_parts_continue(&parts, batch);
 	free_page((unsigned long)batch);
-	if (!err && par.nr > 1)
-		err = frdma_runs_resize(&part[0].runs,
-					frdma_umem_joined_runs(part, par.nr));
-	/* A part's pins belong to its own runs until joined into part 0's. */
-	while (!err && joined < par.nr) {
-		err = frdma_runs_join(&part[0].runs, &part[joined].runs);
-		if (!err)
-			joined++;
-	}
+	if (!err)
+		err = frdma_umem_parts_join(part, parts.nr, &joined);
+	if (err)
+		frdma_umem_parts_unwind(part, parts.nr, joined);
 
-	if (err) {
-		frdma_umem_unpin_runs(part[0].runs.run, part[0].runs.nr, false);
-		for (i = joined; i < par.nr; i++)
-			frdma_umem_unpin_runs(part[i].runs.run,
-					      part[i].runs.nr, false);
-		frdma_runs_destroy(&part[0].runs);
-	}
 	umem->runs = part[0].runs;
-	umem->nr_parts = par.nr;
-	for (i = 1; i < par.nr; i++)
+	umem->nr_parts = parts.nr;
+	for (i = 1; i < parts.nr; i++)
 		frdma_runs_destroy(&part[i].runs);
 	if (part != &one)
 		kfree(part);
@@ -634,6 +813,13 @@ static int frdma_umem_pin_pages(struct frdma_umem *umem, unsigned long addr,
 /*
  * The file behind [addr, addr + len) when the folio path applies to it,
  * with a reference, and its file offset in @pos; NULL when it does not.
+ *
+ * For a writable pin the file's mapping is made writable here, under the
+ * mmap lock that keeps the VM_WRITE mapping (and so the mapping's
+ * writability) alive: F_SEAL_WRITE fails with -EBUSY from then on, until
+ * frdma_umem_put_file() at release.  Otherwise a munmap() and an
+ * F_SEAL_WRITE between this check and memfd_pin_folios() would let the
+ * umem write into a write-sealed file.
  */
 static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
 				     u64 len, unsigned int flags, loff_t *pos)
@@ -663,6 +849,10 @@ static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
 	off = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
 	if (off + len > i_size_read(file_inode(vma->vm_file)))
 		goto out;
+	/* cannot fail while a VM_SHARED | VM_WRITE mapping exists */
+	if ((flags & FRDMA_UMEM_WRITE) &&
+	    mapping_map_writable(vma->vm_file->f_mapping))
+		goto out;
 	*pos = off;
 	file = get_file(vma->vm_file);
 out:
@@ -670,11 +860,73 @@ out:
 	return file;
 }
 
+/* Undo frdma_umem_memfd(): drop the mapping's writability and the file. */
+static void frdma_umem_put_file(struct file *file, unsigned int flags)
+{
+	if (flags & FRDMA_UMEM_WRITE)
+		mapping_unmap_writable(file->f_mapping);
+	fput(file);
+}
+
+/*
+ * Whether every page of [@pos, @pos + @len) of @file is in its page cache.
+ * The caller holds the inode lock, under which hugetlbfs punches holes and
+ * truncates, so the answer holds until it unlocks.
+ */
+static bool frdma_umem_file_populated(struct file *file, loff_t pos, u64 len)
+{
+	pgoff_t idx = pos >> PAGE_SHIFT, last = (pos + len - 1) >> PAGE_SHIFT;
+	struct folio_batch fbatch;
+	unsigned int found;
+
+	folio_batch_init(&fbatch);
+	while (idx <= last) {
+		found = filemap_get_folios_contig(file->f_mapping, &idx, last,
+						  &fbatch);
+		folio_batch_release(&fbatch);
+		if (!found)
+			return false;	/* a hole at idx */
+		cond_resched();
+	}
+	return true;
+}
+
+/*
+ * Whether the folio path may pin [@pos, @pos + @len) of @file, and so
+ * frdma_umem_folio_unlock() must be called after the pin.
+ *
+ * memfd_pin_folios() allocates the folios missing from the file itself,
+ * and on hugetlbfs (in Linux 6.12) that allocation consumes a reservation
+ * nobody made: HugePages_Rsvd underflows, other mappings' reservations are
+ * taken, no hugetlb cgroup is charged, and CONFIG_DEBUG_VM BUGs.  So a
+ * hugetlbfs file takes the folio path only when every folio of the range is
+ * already there, checked and pinned under the inode lock so that no hole
+ * can be punched in between; a range with a hole takes the generic path,
+ * whose faults reserve and charge as any fault does, and gives the same
+ * runs.  shmem allocates its missing folios as a fault would.
+ */
+static bool frdma_umem_folio_lock(struct file *file, loff_t pos, u64 len)
+{
+	if (!is_file_hugepages(file))
+		return true;
+	inode_lock(file_inode(file));
+	if (frdma_umem_file_populated(file, pos, len))
+		return true;
+	inode_unlock(file_inode(file));
+	return false;
+}
+
+static void frdma_umem_folio_unlock(struct file *file)
+{
+	if (is_file_hugepages(file))
+		inode_unlock(file_inode(file));
+}
+
 /* The folio path: pin and fold one folio-pointer batch at a time. */
-static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
+static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 				 loff_t pos, u64 npages, bool longterm)
 {
-	loff_t end = pos + (loff_t)(npages << PAGE_SHIFT) - 1;
+	loff_t last = pos + (loff_t)(npages << PAGE_SHIFT) - 1;
 	struct frdma_runs *runs = &umem->runs;
 	struct folio **batch;
 	pgoff_t offset;
@@ -689,7 +941,7 @@ static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
 		err = frdma_runs_reserve(runs, FRDMA_UMEM_BATCH);
 		if (err)
 			break;
-		got = memfd_pin_folios(file, pos, end, batch, FRDMA_UMEM_BATCH,
+		got = memfd_pin_folios(file, pos, last, batch, FRDMA_UMEM_BATCH,
 				       &offset);
 		if (got <= 0) {
 			err = got ? got : -EFAULT;
@@ -723,7 +975,7 @@ static int frdma_umem_pin_folios(struct frdma_umem *umem, struct file *file,
 	return err;
 }
 
-static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
+static void frdma_umem_folios_unpin(struct frdma_umem *umem, bool dirty)
 {
 	struct folio *batch[FRDMA_UMEM_UNPIN_BATCH];
 	struct folio *folio, *prev = NULL;
@@ -747,6 +999,7 @@ static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
 			if (n == ARRAY_SIZE(batch)) {
 				unpin_folios(batch, n);
 				n = 0;
+				cond_resched();
 			}
 		}
 		cond_resched();
@@ -758,9 +1011,9 @@ static void frdma_umem_unpin_folios(struct frdma_umem *umem, bool dirty)
 static void frdma_umem_unpin(struct frdma_umem *umem, bool dirty)
 {
 	if (umem->flags & FRDMA_UMEM_FOLIO_PATH)
-		frdma_umem_unpin_folios(umem, dirty);
+		frdma_umem_folios_unpin(umem, dirty);
 	else
-		frdma_umem_unpin_pages(&umem->runs, dirty);
+		frdma_umem_generic_unpin(&umem->runs, dirty);
 }
 
 /**
@@ -842,24 +1095,37 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 			goto out_uncharge;
 		}
 	}
+	if (file && !frdma_umem_folio_lock(file, pos,
+					   (u64)npages << PAGE_SHIFT)) {
+		frdma_umem_put_file(file, flags);
+		file = NULL;
+	}
 	if (file) {
 		umem->flags |= FRDMA_UMEM_FOLIO_PATH;
-		err = frdma_umem_pin_folios(umem, file, pos, npages,
+		err = frdma_umem_folios_pin(umem, file, pos, npages,
 					    flags & FRDMA_UMEM_LONGTERM);
-		fput(file);
+		frdma_umem_folio_unlock(file);
+		/* a writable pin keeps the mapping writable until release */
+		if (flags & FRDMA_UMEM_WRITE)
+			umem->file = file;
+		else
+			fput(file);
 	} else if (flags & FRDMA_UMEM_FOLIO_ONLY) {
 		err = -EINVAL;
 	} else {
-		err = frdma_umem_pin_pages(umem, start, npages, gup_flags);
+		err = frdma_umem_generic_pin(umem, start, npages, gup_flags);
 	}
 	if (err)
 		goto out_unpin;
 
 	frdma_runs_trim(&umem->runs);
+	frdma_umem_check(umem, "after pin");
 	return umem;
 
 out_unpin:
 	frdma_umem_unpin(umem, false);
+	if (umem->file)
+		frdma_umem_put_file(umem->file, umem->flags);
 out_uncharge:
 	frdma_umem_uncharge(mm, npages);
 out_free:
@@ -886,7 +1152,10 @@ void frdma_umem_release(struct frdma_umem *umem, bool dirty)
 {
 	if (!umem)
 		return;
+	frdma_umem_check(umem, "before release");
 	frdma_umem_unpin(umem, dirty && (umem->flags & FRDMA_UMEM_WRITE));
+	if (umem->file)
+		frdma_umem_put_file(umem->file, umem->flags);
 	frdma_umem_uncharge(umem->mm, umem->runs.npages);
 	mmdrop(umem->mm);
 	frdma_runs_destroy(&umem->runs);

@@ -39,6 +39,21 @@
  *     twice;
  *   - npages pages are charged to the owning mm's pinned_vm until release.
  *
+ * frdma_umem_check() (umem.c) checks these after every pin and before every
+ * release when frdma_umem's "check" parameter is on (the default on
+ * CONFIG_DEBUG_VM kernels), and WARNs on the first one broken; the host
+ * unit tests check the run array with frdma_runs_check().
+ *
+ * Intervals
+ *
+ *   Every interval is half-open, [start, end): a variable named end (or
+ *   next) is exclusive.  Where an inclusive bound is needed (as
+ *   memfd_pin_folios() takes one) it is named last.  Byte positions have
+ *   two origins with two names: an offset counts from @start (the API's,
+ *   and the iterator's arguments), a pos counts from the start of the page
+ *   holding @start (the iterator's private fields): pos = first_off +
+ *   offset.
+ *
  * The run array is the only allocation proportional to the size of the
  * range: 16 bytes per run, kvmalloc()ed and sized exactly to the runs once
  * pinning is complete.  Pages are pinned through one page-sized batch of

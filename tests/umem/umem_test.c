@@ -4,7 +4,9 @@
  * frdma_umem_test.ko (/dev/frdma_umem_test).  Runs inside the test VM as
  * root and prints TAP.
  *
- *   umem_test [--ext4-dir DIR] [--thp-size SIZE]   the umem suite
+ *   umem_test [--ext4-dir DIR] [--thp-size SIZE] [--only WORDS]
+ *                                                 the umem suite, or only
+ *                                                 its tests named with WORDS
  *   umem_test --movable                           the ZONE_MOVABLE test
  *   umem_test --fault-inject                      allocation failures
  *   umem_test --cma                               the CMA test (cma=)
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -30,6 +33,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -491,6 +495,202 @@ static void t_memfd_hugetlb(void)
 	memfd_case(true);
 }
 
+/* HugePages_Rsvd and HugePages_Free must be @rsvd and @free. */
+static void huge_counts(long rsvd, long free, const char *what,
+			const char *when)
+{
+	long r = meminfo_kb("HugePages_Rsvd"), f = meminfo_kb("HugePages_Free");
+
+	EXPECT(r == rsvd && f == free,
+	       "%s, %s: HugePages_Rsvd %ld, HugePages_Free %ld; expected %ld, %ld",
+	       what, when, r, f, rsvd, free);
+}
+
+/*
+ * A writable long-term pin of untouched MAP_SHARED | MAP_NORESERVE hugetlb
+ * memory of file @fd: the pages come from the fault path, which takes no
+ * reservation for a MAP_NORESERVE mapping, so HugePages_Rsvd does not move
+ * (memfd_pin_folios() on 6.12 would allocate the folios taking a
+ * reservation nobody made: HugePages_Rsvd underflows, or the debug kernel
+ * BUGs), and HugePages_Free drops by the pages pinned until the file goes.
+ */
+static void hugetlb_unfaulted_case(int fd, bool touch_first, const char *what)
+{
+	unsigned long len = 2 * HPAGE, i;
+	long rsvd0 = meminfo_kb("HugePages_Rsvd");
+	long free0 = meminfo_kb("HugePages_Free");
+	struct fut_pin p;
+	char *buf;
+	int err;
+
+	if (ftruncate(fd, len)) {
+		FAIL("%s: ftruncate: %s", what, strerror(errno));
+		return;
+	}
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (buf == MAP_FAILED) {
+		FAIL("%s: mmap: %s", what, strerror(errno));
+		return;
+	}
+	huge_counts(rsvd0, free0, what, "mapped");
+	if (touch_first) {
+		buf[0] = 1;
+		huge_counts(rsvd0, free0 - 1, what, "first huge page touched");
+	}
+	err = pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p);
+	if (err) {
+		FAIL("%s: pin: %s", what, strerror(-err));
+	} else {
+		huge_counts(rsvd0, free0 - 2, what, "pinned");
+		EXPECT(p.nr_folio_pins == 0, "%s: %llu folio pins: not the generic path",
+		       what, (unsigned long long)p.nr_folio_pins);
+		check_runs(&p, (uintptr_t)buf, len, what);
+		EXPECT(!kwrite(p.handle, 7, 0, len), "%s: kernel write", what);
+		EXPECT(!release(p.handle, true), "%s: release", what);
+		for (i = 0; i < len; i++)
+			if ((unsigned char)buf[i] != fut_pattern(7, i)) {
+				FAIL("%s: byte %lu not written", what, i);
+				break;
+			}
+		huge_counts(rsvd0, free0 - 2, what, "released, still mapped");
+	}
+	munmap(buf, len);
+	if (ftruncate(fd, 0))
+		FAIL("%s: truncate: %s", what, strerror(errno));
+	huge_counts(rsvd0, free0, what, "truncated");
+}
+
+static void t_hugetlb_unfaulted(void)
+{
+	const char *mnt = "/tmp/umem-hugetlbfs";
+	char path[64];
+	long got = hugepages_reserve(4);
+	bool mounted = false;
+	int fd;
+
+	if (got < 4) {
+		FAIL("only %ld of 4 huge pages could be reserved", got);
+		goto out;
+	}
+	fd = memfd_create("umem_test", MFD_HUGETLB);
+	if (fd < 0) {
+		FAIL("memfd_create(MFD_HUGETLB): %s", strerror(errno));
+	} else {
+		hugetlb_unfaulted_case(fd, false, "MFD_HUGETLB memfd");
+		hugetlb_unfaulted_case(fd, true,
+				       "MFD_HUGETLB memfd, first huge page touched");
+		close(fd);
+	}
+	mkdir(mnt, 0700);
+	if (mount("none", mnt, "hugetlbfs", 0, NULL)) {
+		FAIL("mount hugetlbfs: %s", strerror(errno));
+		goto out;
+	}
+	mounted = true;
+	snprintf(path, sizeof(path), "%s/umem", mnt);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0) {
+		FAIL("%s: %s", path, strerror(errno));
+	} else {
+		unlink(path);
+		hugetlb_unfaulted_case(fd, false, "hugetlbfs file");
+		close(fd);
+	}
+out:
+	if (mounted)
+		umount(mnt);
+	rmdir(mnt);
+	if (got > 0)
+		hugepages_unreserve(got);
+}
+
+/*
+ * F_SEAL_WRITE racing a writable pin of a memfd: one thread pins the
+ * mapping for writing while another unmaps it and seals the file against
+ * writes.  The two never both succeed: the pin keeps the file writable
+ * until it is released, or finds the mapping gone.
+ */
+struct seal_race {
+	char *buf;
+	unsigned long len;
+	int fd;
+	unsigned int delay;
+	volatile int go;
+	int seal_err;
+};
+
+static void *seal_race_thread(void *arg)
+{
+	struct seal_race *r = arg;
+	volatile unsigned int i;
+
+	while (!r->go)
+		;
+	for (i = 0; i < r->delay; i++)
+		;
+	munmap(r->buf, r->len);
+	r->seal_err = fcntl(r->fd, F_ADD_SEALS, F_SEAL_WRITE) ? -errno : 0;
+	return NULL;
+}
+
+static void t_seal_race(void)
+{
+	unsigned int iters = 2000, n, both = 0, pinned = 0, sealed = 0;
+	struct seal_race r = { .len = 16 * PG };
+	struct fut_pin p;
+	pthread_t t;
+	int err;
+
+	srand(1);
+	for (n = 0; n < iters && !both; n++) {
+		r.fd = memfd_create("umem_seal", MFD_ALLOW_SEALING);
+		if (r.fd < 0 || ftruncate(r.fd, r.len)) {
+			FAIL("memfd: %s", strerror(errno));
+			break;
+		}
+		r.buf = mmap(NULL, r.len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			     r.fd, 0);
+		if (r.buf == MAP_FAILED) {
+			FAIL("mmap: %s", strerror(errno));
+			close(r.fd);
+			break;
+		}
+		fill(r.buf, r.len, 1);
+		r.go = 0;
+		r.delay = rand() % 4000;
+		if (pthread_create(&t, NULL, seal_race_thread, &r)) {
+			FAIL("pthread_create");
+			munmap(r.buf, r.len);
+			close(r.fd);
+			break;
+		}
+		r.go = 1;
+		err = pin((uintptr_t)r.buf, r.len, FUT_WRITE | FUT_LONGTERM, &p);
+		pthread_join(t, NULL);
+		if (!err && !r.seal_err) {
+			both++;
+			FAIL("iteration %u: the pin and F_SEAL_WRITE both succeeded",
+			     n);
+		}
+		pinned += !err;
+		sealed += !r.seal_err;
+		EXPECT(err || r.seal_err == -EBUSY,
+		       "iteration %u: F_SEAL_WRITE under a pin: %d, expected EBUSY",
+		       n, r.seal_err);
+		if (!err) {
+			release(p.handle, false);
+			/* released: the file can be sealed now */
+			EXPECT(!fcntl(r.fd, F_ADD_SEALS, F_SEAL_WRITE),
+			       "iteration %u: F_SEAL_WRITE after release: %s", n,
+			       strerror(errno));
+		}
+		close(r.fd);
+	}
+	diag("%u iterations: %u pins succeeded, %u seals succeeded", n, pinned,
+	     sealed);
+}
+
 static void t_folio_path_refusals(void)
 {
 	char *anon = map_aligned(MiB, HPAGE, -1);
@@ -884,6 +1084,89 @@ static void parts_check(unsigned long addr, unsigned long len,
 	       parts_expected(addr, len));
 }
 
+/*
+ * A task whose cpuset restricts its memory nodes pins long-term alone: the
+ * pages a long-term pin migrates are allocated under the cpuset of the
+ * task that runs GUP, and helpers are kworkers of the root cpuset.  Needs
+ * two memory nodes (the umem suite boots with numa=fake=2).  In a child
+ * moved to a cgroup with cpuset.mems 0: a long-term pin of 64 MiB is one
+ * part, a short-term one is still split.
+ */
+#define CG_ROOT		"/sys/fs/cgroup"
+#define CG_DIR		CG_ROOT "/umem-cpuset"
+
+static int cpuset_child(void)
+{
+	unsigned long len = 64 * MiB;
+	char *buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	struct fut_pin p;
+	int rc = 0;
+
+	if (!buf)
+		return 2;
+	fill(buf, len, 4);
+	if (write_file(CG_DIR "/cgroup.procs", "0")) {
+		diag("cannot join %s", CG_DIR);
+		return 2;
+	}
+	if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p))
+		return 2;
+	if (p.nr_parts != 1) {
+		diag("long-term pin with cpuset.mems 0: %u parts, expected 1",
+		     p.nr_parts);
+		rc = 1;
+	}
+	release(p.handle, false);
+	if (pin((uintptr_t)buf, len, FUT_WRITE, &p))
+		return 2;
+	if (p.nr_parts != parts_expected((uintptr_t)buf, len)) {
+		diag("short-term pin with cpuset.mems 0: %u parts, expected %u",
+		     p.nr_parts, parts_expected((uintptr_t)buf, len));
+		rc = 1;
+	}
+	release(p.handle, false);
+	return rc;
+}
+
+static void t_cpuset_mems(void)
+{
+	char nodes[64] = "";
+	int status, fd;
+	ssize_t n;
+	pid_t pid;
+
+	fd = open("/sys/devices/system/node/has_memory", O_RDONLY);
+	n = fd >= 0 ? read(fd, nodes, sizeof(nodes) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || !strpbrk(nodes, ",-")) {
+		cur_skip = "one memory node (boot with numa=fake=2)";
+		return;
+	}
+	if (access(CG_ROOT "/cgroup.controllers", F_OK) &&
+	    mount("none", CG_ROOT, "cgroup2", 0, NULL)) {
+		FAIL("mount cgroup2: %s", strerror(errno));
+		return;
+	}
+	if (write_file(CG_ROOT "/cgroup.subtree_control", "+cpuset") ||
+	    (mkdir(CG_DIR, 0755) && errno != EEXIST) ||
+	    write_file(CG_DIR "/cpuset.mems", "0")) {
+		FAIL("cannot set up a cpuset cgroup with mems 0");
+		rmdir(CG_DIR);
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (!pid)
+		_exit(cpuset_child());
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		FAIL("fork: %s", strerror(errno));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status))
+		FAIL("child: status %#x", status);
+	if (rmdir(CG_DIR))
+		FAIL("rmdir %s: %s", CG_DIR, strerror(errno));
+}
+
 static void t_parts(void)
 {
 	unsigned long len = 64 * MiB, pg, i;
@@ -1060,6 +1343,8 @@ static const struct test tests[] = {
 	{ t_hugetlb, "hugetlb 2 MiB pages: runs equal pagemap" },
 	{ t_memfd_shmem, "memfd shmem through the folio path: runs equal pagemap and the generic path's" },
 	{ t_memfd_hugetlb, "memfd hugetlb through the folio path: one pin per folio, same runs" },
+	{ t_hugetlb_unfaulted, "untouched MAP_NORESERVE hugetlb memfd and hugetlbfs file: HugePages_Rsvd and _Free exact" },
+	{ t_seal_race, "F_SEAL_WRITE racing a writable memfd pin: never both succeed" },
 	{ t_folio_path_refusals, "folio path refused where it does not apply" },
 	{ t_memlock, "RLIMIT_MEMLOCK: ENOMEM beyond it, nothing charged or pinned, VmPin restored" },
 	{ t_holes, "holes and PROT_NONE: EFAULT, nothing left pinned" },
@@ -1073,6 +1358,7 @@ static const struct test tests[] = {
 	{ t_parts, "pins split across CPUs: runs equal pagemap, failures in any part leave nothing pinned" },
 	{ t_max_cpus, "max_cpus refuses 0 and more than 16; 1 keeps a pin in one part" },
 	{ t_parts_killed, "killed while a split pin faults pages in: nothing stays pinned" },
+	{ t_cpuset_mems, "a task whose cpuset restricts its memory nodes pins long-term alone" },
 };
 
 /* Run one test with the pin balance checked around it. */
@@ -1561,6 +1847,7 @@ int main(int argc, char **argv)
 {
 	unsigned long bench = 0;
 	bool movable = false, fault_inject = false, cma = false, uaf = false;
+	const char *only = NULL;
 	unsigned int i;
 	long avail;
 
@@ -1571,6 +1858,8 @@ int main(int argc, char **argv)
 			thp_size = parse_size(argv[++i]);
 		else if (!strcmp(argv[i], "--bench") && i + 1 < (unsigned int)argc)
 			bench = parse_size(argv[++i]);
+		else if (!strcmp(argv[i], "--only") && i + 1 < (unsigned int)argc)
+			only = argv[++i];
 		else if (!strcmp(argv[i], "--movable"))
 			movable = true;
 		else if (!strcmp(argv[i], "--fault-inject"))
@@ -1580,7 +1869,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--use-after-free"))
 			uaf = true;
 		else {
-			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] | --movable | --fault-inject | --cma | --use-after-free | --bench SIZE\n",
+			fprintf(stderr, "usage: %s [--ext4-dir DIR] [--thp-size SIZE] [--only WORDS] | --movable | --fault-inject | --cma | --use-after-free | --bench SIZE\n",
 				argv[0]);
 			return 2;
 		}
@@ -1615,7 +1904,8 @@ int main(int argc, char **argv)
 		}
 		thp_size &= ~(HPAGE - 1);
 		for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-			run(tests[i].fn, tests[i].name);
+			if (!only || strstr(tests[i].name, only))
+				run(tests[i].fn, tests[i].name);
 	}
 	printf("1..%d\n", test_nr);
 	close(dev);

@@ -189,6 +189,8 @@ static void check_runs(const struct frdma_runs *r, const struct layout *l,
 	CHECK(r->max_run == maxr, "%s: max_run %u, expected %u", what,
 	      r->max_run, maxr);
 	CHECK(r->cap >= r->nr, "%s: cap %u below nr %u", what, r->cap, r->nr);
+	CHECK(!frdma_runs_check(r, n), "%s: frdma_runs_check: %s", what,
+	      frdma_runs_check(r, n));
 	free(ref);
 }
 
@@ -711,6 +713,57 @@ static void test_join(void)
 	CHECK(fake_alloc_live == 0, "%ld allocations leaked", fake_alloc_live);
 }
 
+/* frdma_runs_check() finds each invariant broken on purpose. */
+static void test_check_broken(void)
+{
+	static const struct {
+		int what;
+		const char *name;
+	} cases[] = {
+		{ 0, "an empty run" },
+		{ 1, "a run starting past the previous one's end" },
+		{ 2, "two physically adjacent runs" },
+		{ 3, "a page count that disagrees" },
+		{ 4, "a wrong max_run" },
+	};
+	struct frdma_runs r;
+	struct layout l;
+	unsigned int c;
+
+	layout_init(&l);
+	layout_add(&l, 1000, 3);
+	layout_add(&l, 2000, 5);
+	layout_add(&l, 3000, 2);
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		frdma_runs_init(&r);
+		CHECK(!fold_pages(&r, &l, 0, l.npages, 4), "fold");
+		frdma_runs_trim(&r);
+		CHECK(r.nr == 3 && !frdma_runs_check(&r, l.npages),
+		      "the unbroken runs pass");
+		switch (cases[c].what) {
+		case 0:
+			r.run[1].npages = 0;
+			break;
+		case 1:
+			r.run[2].pgoff++;
+			break;
+		case 2:
+			r.run[1].pfn = r.run[0].pfn + r.run[0].npages;
+			break;
+		case 3:
+			r.npages++;
+			break;
+		case 4:
+			r.max_run--;
+			break;
+		}
+		CHECK(frdma_runs_check(&r, l.npages),
+		      "%s: not reported", cases[c].name);
+		frdma_runs_destroy(&r);
+	}
+	layout_free(&l);
+}
+
 int main(void)
 {
 	TEST(test_run_size, "a run is 16 bytes");
@@ -730,5 +783,6 @@ int main(void)
 	TEST(test_growth_estimate, "growth sized by the expected page count");
 	TEST(test_page_limit, "2^32 - 1 pages at most");
 	TEST(test_join, "parts folded apart and joined: the runs of one fold");
+	TEST(test_check_broken, "the invariant check reports each broken invariant");
 	return tap_done();
 }
