@@ -24,8 +24,9 @@
  *   A memory window is a second rkey onto part of an MR, which the owner
  *   binds and invalidates through its send queue.  Its keys live in the
  *   same key table and key format as the MRs' (one key space: an rkey
- *   names an MR or an MW, never both), stored as xarray pointers tagged
- *   FRDMA_KEY_MW so a lookup knows which it found.  The invariants:
+ *   names an MR or an MW, never both; the MWs' indices are a range of
+ *   their own), stored as xarray pointers tagged FRDMA_KEY_MW so a
+ *   lookup knows which it found.  The invariants:
  *
  *   - frdma_mr_get() returns MRs only: an MW key is never an lkey.
  *   - An rkey reaches memory through frdma_rkey_get() only, which for an
