@@ -37,11 +37,16 @@
 #define FRDMA_VENDOR_PART_ID	0x0f1d
 #define FRDMA_HW_VER		1
 #define FRDMA_FW_VER		(((u64)1 << 32) | ((u64)0 << 16) | 0)
-#define FRDMA_MAX_PD		65536
-#define FRDMA_MAX_QP		16384
-#define FRDMA_MAX_CQ		16384
-#define FRDMA_MAX_MR		65536
-#define FRDMA_MAX_MW		65536
+/*
+ * Object limits: at least rdma_rxe's.  No table is sized by them (each
+ * is an xarray that grows with use); memory cgroups bound what one user
+ * takes (Documentation/driver.rst, "Object limits and memory accounting").
+ */
+#define FRDMA_MAX_PD		BIT(20)
+#define FRDMA_MAX_QP		BIT(20)
+#define FRDMA_MAX_CQ		BIT(20)
+#define FRDMA_MAX_MR		(BIT(19) - 1)
+#define FRDMA_MAX_MW		(BIT(19) - 1)
 #define FRDMA_MAX_AH		65536
 #define FRDMA_MAX_SRQ		0	/* raised when SRQ is implemented */
 /*

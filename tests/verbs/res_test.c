@@ -10,7 +10,8 @@
  *   AHs can be created; the next one fails with ENOMEM, and succeeds
  *   again once one is gone.
  * - Memory windows have keys of their own: allocating windows until the
- *   device refuses one leaves ibv_reg_mr() working.
+ *   device refuses one leaves ibv_reg_mr() working (on the device with
+ *   lowered limits).
  * - A process in a memory cgroup of 64 MiB cannot create CQ rings worth
  *   far more: creation fails with ENOMEM, and its other objects keep
  *   working (an RDMA WRITE over its QPs after the failure).
@@ -136,6 +137,8 @@ static int destroy_one(int k, void *p)
 	}
 }
 
+static void test_mw_keys(const char *name);
+
 static void test_limits(void)
 {
 	static const char *const name[] = { "PD", "CQ", "QP", "MR", "MW", "AH" };
@@ -196,13 +199,14 @@ static void test_limits(void)
 	if (o.pd)
 		ibv_dealloc_pd(o.pd);
 	ibv_close_device(o.ctx);
+	test_mw_keys(LIMDEV);
 out:
 	ok(system("rdma link delete " LIMDEV) == 0, LIMDEV " deleted");
 }
 
 /* --- memory windows do not use up MR keys -------------------------------- */
 
-static void test_mw_keys(void)
+static void test_mw_keys(const char *name)
 {
 	struct ibv_device_attr da;
 	struct ibv_context *ctx;
@@ -212,7 +216,7 @@ static void test_mw_keys(void)
 	int n = 0, cap, err = 0, i;
 	char *buf;
 
-	ctx = open_dev();
+	ctx = open_named(name);
 	if (!ctx)
 		return;
 	pd = ibv_alloc_pd(ctx);
@@ -553,7 +557,6 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	test_foreign_bind();
 	test_rereg_child();
-	test_mw_keys();
 	test_limits();
 	test_memcg();
 	return tap_done();
