@@ -40,6 +40,11 @@ int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 	/* Faults are injected, and objects counted, for user space's only. */
 	if (udata && frdma_should_fail())
 		return -ENOMEM;
+	if (udata) {
+		err = frdma_res_charge(fdev, FRDMA_RES_AH);
+		if (err)
+			return err;
+	}
 
 	ah->user = udata;
 	ah->attr = *attr;
@@ -48,6 +53,8 @@ int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 		ah->sgid = attr->grh.sgid_attr->gid;
 	gfp = (init->flags & RDMA_CREATE_AH_SLEEPABLE) ? GFP_KERNEL :
 							 GFP_ATOMIC;
+	if (udata)
+		gfp |= __GFP_ACCOUNT;
 	/* Kernel AHs may be created and destroyed in atomic context. */
 	xa_lock_irqsave(&fdev->ah_table, flags);
 	err = __xa_alloc_cyclic(&fdev->ah_table, &ah->ah_num, ah,
@@ -55,18 +62,23 @@ int frdma_create_ah(struct ib_ah *ibah, struct rdma_ah_init_attr *init,
 				gfp);
 	xa_unlock_irqrestore(&fdev->ah_table, flags);
 	if (err < 0)
-		return err;
+		goto err_count;
 
 	if (udata) {
 		resp.ah_num = ah->ah_num;
 		err = ib_copy_to_udata(udata, &resp, sizeof(resp));
 		if (err) {
 			xa_erase_irq(&fdev->ah_table, ah->ah_num);
-			return err;
+			goto err_count;
 		}
 		frdma_count(FRDMA_CNT_AH, 1);
 	}
 	return 0;
+
+err_count:
+	if (udata)
+		frdma_res_uncharge(fdev, FRDMA_RES_AH);
+	return err;
 }
 
 /**
@@ -117,7 +129,9 @@ int frdma_destroy_ah(struct ib_ah *ibah, u32 flags)
 	xa_lock_irqsave(&fdev->ah_table, irqflags);
 	__xa_erase(&fdev->ah_table, ah->ah_num);
 	xa_unlock_irqrestore(&fdev->ah_table, irqflags);
-	if (ah->user)
+	if (ah->user) {
+		frdma_res_uncharge(fdev, FRDMA_RES_AH);
 		frdma_count(FRDMA_CNT_AH, -1);
+	}
 	return 0;
 }

@@ -61,6 +61,7 @@ int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		    struct uverbs_attr_bundle *attrs)
 {
 	struct ib_udata *udata = attrs ? &attrs->driver_udata : NULL;
+	struct frdma_dev *fdev = to_fdev(ibcq->device);
 	struct frdma_cq *cq = to_fcq(ibcq);
 	struct frdma_create_cq_resp resp = {};
 	struct frdma_ucontext *uctx;
@@ -81,19 +82,26 @@ int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 	uctx = rdma_udata_to_drv_context(udata, struct frdma_ucontext, ibuc);
 	entries = roundup_pow_of_two(attr->cqe);
 	spin_lock_init(&cq->lock);
+	err = frdma_res_charge(fdev, FRDMA_RES_CQ);
+	if (err)
+		return err;
 	err = frdma_queue_init(&cq->q, &uctx->ibuc, entries, FRDMA_CQE_SHIFT,
 			       &resp.cq);
 	if (err)
-		return err;
+		goto err_count;
 	ibcq->cqe = entries;
 
 	err = ib_copy_to_udata(udata, &resp, sizeof(resp));
 	if (err) {
 		frdma_queue_destroy(&cq->q);
-		return err;
+		goto err_count;
 	}
 	frdma_count(FRDMA_CNT_CQ, 1);
 	return 0;
+
+err_count:
+	frdma_res_uncharge(fdev, FRDMA_RES_CQ);
+	return err;
 }
 
 int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
@@ -101,9 +109,11 @@ int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata)
 	struct frdma_cq *cq = to_fcq(ibcq);
 
 	frdma_queue_destroy(&cq->q);
-	/* The counters count user objects only. */
-	if (!cq->kernel)
+	/* The counters and the limit count user objects only. */
+	if (!cq->kernel) {
+		frdma_res_uncharge(to_fdev(ibcq->device), FRDMA_RES_CQ);
 		frdma_count(FRDMA_CNT_CQ, -1);
+	}
 	return 0;
 }
 

@@ -37,10 +37,16 @@
 #define FRDMA_VENDOR_PART_ID	0x0f1d
 #define FRDMA_HW_VER		1
 #define FRDMA_FW_VER		(((u64)1 << 32) | ((u64)0 << 16) | 0)
-#define FRDMA_MAX_PD		65536
-#define FRDMA_MAX_QP		16384
-#define FRDMA_MAX_CQ		16384
-#define FRDMA_MAX_MR		65536
+/*
+ * Object limits: at least rdma_rxe's.  No table is sized by them (each
+ * is an xarray that grows with use); memory cgroups bound what one user
+ * takes (Documentation/driver.rst, "Object limits and memory accounting").
+ */
+#define FRDMA_MAX_PD		BIT(20)
+#define FRDMA_MAX_QP		BIT(20)
+#define FRDMA_MAX_CQ		BIT(20)
+#define FRDMA_MAX_MR		(BIT(19) - 1)
+#define FRDMA_MAX_MW		(BIT(19) - 1)
 #define FRDMA_MAX_AH		65536
 #define FRDMA_MAX_SRQ		0	/* raised when SRQ is implemented */
 /*
@@ -58,6 +64,21 @@
 #define FRDMA_PKEY_TBL_LEN	1
 #define FRDMA_GID_TBL_LEN	32
 
+/*
+ * The objects whose number per device is limited (query_device reports
+ * the limits).  Objects of kernel consumers (the MAD layer's PD, CQs, QPs
+ * and AHs) are not counted.
+ */
+enum frdma_res {
+	FRDMA_RES_PD,
+	FRDMA_RES_CQ,
+	FRDMA_RES_QP,
+	FRDMA_RES_MR,
+	FRDMA_RES_MW,
+	FRDMA_RES_AH,
+	FRDMA_NR_RES
+};
+
 /**
  * struct frdma_dev - one frdma device
  * @ibdev: the RDMA core's device; first, as ib_alloc_device() requires
@@ -71,9 +92,11 @@
  * @mr_next: where the next key index search starts (mr.c)
  * @qp_table: the QPs by QP number (qp.c)
  * @qp_next: where the next cyclic QPN search starts (qp.c)
- * @qp_count: QPs in @qp_table, at most FRDMA_MAX_QP (qp.c)
+ * @mw_next: where the next memory window key index search starts (mw.c)
  * @ah_table: the AHs by ah_num (ah.c)
  * @ah_next: where the next cyclic ah_num search starts (ah.c)
+ * @nres: user objects of each kind on this device, each at most its
+ *	  limit in @attr (frdma_res_charge())
  */
 struct frdma_dev {
 	struct ib_device ibdev;
@@ -85,9 +108,10 @@ struct frdma_dev {
 	u32 mr_next;
 	struct xarray qp_table;
 	u32 qp_next;
-	atomic_t qp_count;
+	u32 mw_next;
 	struct xarray ah_table;
 	u32 ah_next;
+	atomic_t nres[FRDMA_NR_RES];
 };
 
 /**
@@ -225,5 +249,15 @@ void frdma_debugfs_exit(void);
 /* verbs.c */
 extern const struct ib_device_ops frdma_dev_ops;
 void frdma_init_attr(struct frdma_dev *fdev);
+u32 frdma_res_limit(struct frdma_dev *fdev, enum frdma_res res);
+int frdma_res_charge(struct frdma_dev *fdev, enum frdma_res res);
+void frdma_res_uncharge(struct frdma_dev *fdev, enum frdma_res res);
+
+/*
+ * The allocation flags of memory that a user object owns (its ring, its
+ * kernel-side structure, its table slot): charged to the creating task's
+ * memory cgroup.
+ */
+#define FRDMA_GFP_USER		GFP_KERNEL_ACCOUNT
 
 #endif /* _FRDMA_H */

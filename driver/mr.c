@@ -39,6 +39,7 @@
 #include <linux/highmem.h>
 #include <linux/random.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <rdma/ib_user_verbs.h>
@@ -128,9 +129,14 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 
 	if (frdma_should_fail())
 		return ERR_PTR(-ENOMEM);
-	mr = kzalloc(sizeof(*mr), GFP_KERNEL);
-	if (!mr)
-		return ERR_PTR(-ENOMEM);
+	err = frdma_res_charge(fdev, FRDMA_RES_MR);
+	if (err)
+		return ERR_PTR(err);
+	mr = kzalloc(sizeof(*mr), FRDMA_GFP_USER);
+	if (!mr) {
+		err = -ENOMEM;
+		goto err_count;
+	}
 
 	if (frdma_should_fail()) {
 		err = -ENOMEM;
@@ -159,7 +165,7 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	}
 	err = xa_alloc_cyclic(&fdev->mr_table, &index, NULL,
 			      XA_LIMIT(1, FRDMA_MAX_MR), &fdev->mr_next,
-			      GFP_KERNEL);
+			      FRDMA_GFP_USER);
 	if (err < 0) {
 		err = err == -EBUSY ? -ENOMEM : err;
 		goto err_unpin;
@@ -170,6 +176,8 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	/* The core sets these after reg_mr, but not after a rereg_mr. */
 	mr->ibmr.iova = iova;
 	mr->ibmr.length = length;
+	mr->mm = current->mm;
+	mmgrab(mr->mm);
 	/* Replaces the reservation: allocates nothing, cannot fail. */
 	xa_store(&fdev->mr_table, index, mr, GFP_KERNEL);
 
@@ -180,6 +188,8 @@ err_unpin:
 	frdma_umem_release(umem, false);
 err_free:
 	kfree(mr);
+err_count:
+	frdma_res_uncharge(fdev, FRDMA_RES_MR);
 	return ERR_PTR(err);
 }
 
@@ -204,9 +214,15 @@ err_free:
  * bound to it is not changed (-EBUSY): the windows were checked against
  * its PD, rights and range.
  *
+ * New write rights without IB_MR_REREG_TRANS keep the translation (IBTA),
+ * so the range is pinned again from the process that registered the MR:
+ * asked by any other process (a child that inherited the context, or one
+ * the uverbs file was passed to), they fail with -EPERM instead of pinning
+ * whatever that process has mapped at the MR's address.
+ *
  * Context: process context; sleeps.
  * Return: NULL when changed in place, the new MR, or an ERR_PTR() as for
- * frdma_reg_user_mr(), or -EBUSY.
+ * frdma_reg_user_mr(), or -EBUSY, or -EPERM.
  */
 struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
 				  u64 length, u64 iova, int access,
@@ -221,6 +237,9 @@ struct ib_mr *frdma_rereg_user_mr(struct ib_mr *ibmr, int flags, u64 start,
 		access = mr->access;
 	if (!(flags & IB_MR_REREG_TRANS) &&
 	    (access & FRDMA_MR_WRITES) && !mr->writable) {
+		/* The same translation: the registering process's pages. */
+		if (current->mm != mr->mm)
+			return ERR_PTR(-EPERM);
 		start = mr->start;
 		length = mr->length;
 		iova = mr->iova;
@@ -288,6 +307,8 @@ int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 
 	frdma_mr_count(mr, -1);
 	frdma_umem_release(mr->umem, mr->writable);
+	mmdrop(mr->mm);
+	frdma_res_uncharge(fdev, FRDMA_RES_MR);
 	kfree_rcu(mr, rcu);
 	return 0;
 }
@@ -331,6 +352,7 @@ void frdma_mr_table_init(struct frdma_dev *fdev)
 {
 	xa_init_flags(&fdev->mr_table, XA_FLAGS_ALLOC);
 	fdev->mr_next = 1;
+	fdev->mw_next = FRDMA_MW_INDEX_MIN;
 }
 
 /**
@@ -374,6 +396,35 @@ struct frdma_mr *frdma_mr_get(struct frdma_dev *fdev, u32 key)
 	rcu_read_lock();
 	entry = xa_load(&fdev->mr_table, key >> FRDMA_KEY_SHIFT);
 	mr = frdma_mr_entry_get(entry, key);
+	rcu_read_unlock();
+	return mr;
+}
+
+/**
+ * frdma_mr_get_pd() - look an MR of a given PD up by key
+ * @fdev: the device
+ * @key: an lkey, all 32 bits of which must match
+ * @pd: the PD the MR must be in
+ *
+ * Takes no reference on an MR of another PD, so an MR key named by
+ * another process never holds up that MR's deregistration.
+ *
+ * Context: any; does not sleep.
+ * Return: the MR with a reference the caller drops with frdma_mr_put(),
+ * or NULL if no live MR of @pd has this key.
+ */
+struct frdma_mr *frdma_mr_get_pd(struct frdma_dev *fdev, u32 key,
+				 struct ib_pd *pd)
+{
+	struct frdma_mr *mr;
+	void *entry;
+
+	rcu_read_lock();
+	entry = xa_load(&fdev->mr_table, key >> FRDMA_KEY_SHIFT);
+	mr = xa_pointer_tag(entry) ? NULL : entry;
+	if (mr && READ_ONCE(mr->pd) != pd)
+		mr = NULL;
+	mr = frdma_mr_entry_get(mr, key);
 	rcu_read_unlock();
 	return mr;
 }

@@ -24,8 +24,9 @@
  *   A memory window is a second rkey onto part of an MR, which the owner
  *   binds and invalidates through its send queue.  Its keys live in the
  *   same key table and key format as the MRs' (one key space: an rkey
- *   names an MR or an MW, never both), stored as xarray pointers tagged
- *   FRDMA_KEY_MW so a lookup knows which it found.  The invariants:
+ *   names an MR or an MW, never both; the MWs' indices are a range of
+ *   their own), stored as xarray pointers tagged FRDMA_KEY_MW so a
+ *   lookup knows which it found.  The invariants:
  *
  *   - frdma_mr_get() returns MRs only: an MW key is never an lkey.
  *   - An rkey reaches memory through frdma_rkey_get() only, which for an
@@ -58,6 +59,8 @@
  * @free: completed when @ref drops to zero
  * @pd: the PD it was registered in (set before the MR is published, unlike
  *	@ibmr.pd, which the core sets after reg_user_mr returns)
+ * @mm: the address space it was registered from (mmgrab()ed): only it
+ *	may have the range pinned again (rereg_mr)
  * @start: the user address of its first byte (what is pinned)
  * @iova: the address of its first byte in work requests (likewise)
  * @length: its length in bytes (likewise)
@@ -74,6 +77,7 @@ struct frdma_mr {
 	refcount_t ref;
 	struct completion free;
 	struct ib_pd *pd;
+	struct mm_struct *mm;
 	u64 start;
 	u64 iova;
 	u64 length;
@@ -85,6 +89,14 @@ struct frdma_mr {
 /* The tag of an MW's entry in the key table (xa_tag_pointer()). */
 #define FRDMA_KEY_MW		1
 #define FRDMA_KEY_SHIFT		8
+/*
+ * Key indices: MRs take 1 .. FRDMA_MAX_MR, windows their own range above,
+ * so neither kind can use up the other's keys.  An index is 24 bits.
+ */
+#define FRDMA_MW_INDEX_MIN	BIT(23)
+#define FRDMA_MW_INDEX_MAX	(FRDMA_MW_INDEX_MIN + FRDMA_MAX_MW - 1)
+static_assert(FRDMA_MAX_MR < FRDMA_MW_INDEX_MIN);
+static_assert(!(FRDMA_MW_INDEX_MAX >> (32 - FRDMA_KEY_SHIFT)));
 
 /**
  * struct frdma_ibmw - the core's MW object (the core allocates and frees it)
@@ -132,6 +144,8 @@ void frdma_mr_table_destroy(struct frdma_dev *fdev);
  *	frdma atomic; the original value goes to @orig.
  */
 struct frdma_mr *frdma_mr_get(struct frdma_dev *fdev, u32 key);
+struct frdma_mr *frdma_mr_get_pd(struct frdma_dev *fdev, u32 key,
+				 struct ib_pd *pd);
 void frdma_mr_put(struct frdma_mr *mr);
 int frdma_mr_check(struct frdma_mr *mr, struct ib_pd *pd, u64 addr, u64 len,
 		   int access);

@@ -20,8 +20,9 @@
  * Vocabulary and invariants (see also driver/mr.h):
  *
  *   key      the window's rkey: (index << 8) | key byte, index a slot in
- *            the device's key table shared with the MRs, the entry tagged
- *            FRDMA_KEY_MW.  The index never changes; each bind sets the
+ *            the device's key table shared with the MRs, from the
+ *            windows' own range of indices (FRDMA_MW_INDEX_MIN on), the
+ *            entry tagged FRDMA_KEY_MW.  The index never changes; each bind sets the
  *            key byte the bind names, so a key handed out before a
  *            rebind or invalidation no longer matches.
  *   bound    @mr is set: the window covers [@addr, @addr + @length) of
@@ -111,19 +112,26 @@ int frdma_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata)
 		return -EINVAL;
 	if (frdma_should_fail())
 		return -ENOMEM;
-	mw = kzalloc(sizeof(*mw), GFP_KERNEL);
-	if (!mw)
-		return -ENOMEM;
+	err = frdma_res_charge(fdev, FRDMA_RES_MW);
+	if (err)
+		return err;
+	mw = kzalloc(sizeof(*mw), FRDMA_GFP_USER);
+	if (!mw) {
+		err = -ENOMEM;
+		goto err_count;
+	}
 	spin_lock_init(&mw->lock);
 	mw->type = ibmw->type;
 	mw->pd = ibmw->pd;
 
+	/* The windows' own part of the key table: MRs never run out. */
 	err = xa_alloc_cyclic(&fdev->mr_table, &index, NULL,
-			      XA_LIMIT(1, FRDMA_MAX_MR), &fdev->mr_next,
-			      GFP_KERNEL);
+			      XA_LIMIT(FRDMA_MW_INDEX_MIN, FRDMA_MW_INDEX_MAX),
+			      &fdev->mw_next, FRDMA_GFP_USER);
 	if (err < 0) {
 		kfree(mw);
-		return err == -EBUSY ? -ENOMEM : err;
+		err = err == -EBUSY ? -ENOMEM : err;
+		goto err_count;
 	}
 	mw->rkey = (index << FRDMA_KEY_SHIFT) | get_random_u8();
 	ibmw->rkey = mw->rkey;
@@ -133,6 +141,10 @@ int frdma_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata)
 		 GFP_KERNEL);
 	frdma_count(FRDMA_CNT_MW, 1);
 	return 0;
+
+err_count:
+	frdma_res_uncharge(fdev, FRDMA_RES_MW);
+	return err;
 }
 
 /* Drop the binding of @mw, whose lock the caller holds; returns the MR. */
@@ -183,6 +195,7 @@ int frdma_dealloc_mw(struct ib_mw *ibmw)
 	spin_unlock(&mw->lock);
 	frdma_mw_release_mr(mr);
 	kfree_rcu(mw, rcu);
+	frdma_res_uncharge(fdev, FRDMA_RES_MW);
 	frdma_count(FRDMA_CNT_MW, -1);
 	return 0;
 }
@@ -240,7 +253,8 @@ int frdma_mw_resolve(struct frdma_mw *mw, u32 rkey, struct ib_qp *qp,
 
 /*
  * Check a bind of @mw (locked) to [@addr, @addr + @length) of @mr with
- * @access, posted on @qp.  @mr is NULL for a zero-length (type 1) unbind.
+ * @access, posted on @qp.  With @mr NULL only the window's own rules are
+ * checked (all there is to a zero-length type 1 unbind).
  */
 static int frdma_mw_bind_ok(struct frdma_mw *mw, struct ib_qp *qp,
 			    struct frdma_mr *mr, u64 addr, u64 length,
@@ -290,31 +304,35 @@ int frdma_mw_bind(struct ib_qp *qp, u32 mw_rkey, u32 new_rkey, u32 mr_lkey,
 		  u64 addr, u64 length, int access)
 {
 	struct frdma_dev *fdev = to_fdev(qp->device);
-	struct frdma_mr *mr = NULL, *old;
+	struct frdma_mr *mr = NULL, *old = NULL;
 	struct frdma_mw *mw;
 	int err;
-
-	if (length) {
-		mr = frdma_mr_get(fdev, mr_lkey);
-		if (!mr)
-			return -EINVAL;
-		/* Fails while the MR is being deregistered or changed. */
-		if (!atomic_inc_unless_negative(&mr->num_mw)) {
-			frdma_mr_put(mr);
-			return -EINVAL;
-		}
-	}
 
 	rcu_read_lock();
 	mw = frdma_mw_lookup(fdev, mw_rkey);
 	if (!mw) {
 		rcu_read_unlock();
-		err = -EINVAL;
-		goto out;
+		return -EINVAL;
 	}
 	spin_lock(&mw->lock);
-	err = frdma_mw_bind_ok(mw, qp, mr, addr, length, access);
-	old = NULL;
+	/*
+	 * The window's own rules first, then the MR, looked up only in the
+	 * window's PD: a bind that fails never touches an MR it could not
+	 * bind to, so other processes' MRs are never held up by it.
+	 */
+	err = frdma_mw_bind_ok(mw, qp, NULL, addr, length, access);
+	if (!err && length) {
+		mr = frdma_mr_get_pd(fdev, mr_lkey, mw->pd);
+		err = mr ? frdma_mw_bind_ok(mw, qp, mr, addr, length, access) :
+			   -EINVAL;
+		/* Fails while the MR is being deregistered or changed. */
+		if (!err && !atomic_inc_unless_negative(&mr->num_mw))
+			err = -EINVAL;
+		if (err && mr) {
+			frdma_mr_put(mr);
+			mr = NULL;
+		}
+	}
 	if (!err) {
 		old = frdma_mw_unbind(mw);
 		mw->rkey = (mw->rkey & ~0xffU) | (new_rkey & 0xff);
@@ -326,14 +344,11 @@ int frdma_mw_bind(struct ib_qp *qp, u32 mw_rkey, u32 new_rkey, u32 mr_lkey,
 			mw->access = access & ~IB_ACCESS_LOCAL_WRITE;
 			if (mw->type == IB_MW_TYPE_2)
 				mw->qpn = qp->qp_num;
-			mr = NULL;
 		}
 	}
 	spin_unlock(&mw->lock);
 	rcu_read_unlock();
 	frdma_mw_release_mr(old);
-out:
-	frdma_mw_release_mr(mr);
 	return err;
 }
 

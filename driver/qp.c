@@ -30,7 +30,6 @@ void frdma_qp_table_init(struct frdma_dev *fdev)
 {
 	xa_init_flags(&fdev->qp_table, XA_FLAGS_ALLOC);
 	fdev->qp_next = FRDMA_QPN_MIN;
-	atomic_set(&fdev->qp_count, 0);
 	xa_init_flags(&fdev->ah_table, XA_FLAGS_ALLOC1 | XA_FLAGS_LOCK_IRQ);
 	fdev->ah_next = 1;
 }
@@ -205,10 +204,9 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 
 	frdma_qp_init_common(qp, init);
 
-	if (atomic_inc_return(&fdev->qp_count) > FRDMA_MAX_QP) {
-		err = -ENOMEM;
-		goto err_count;
-	}
+	err = frdma_res_charge(fdev, FRDMA_RES_QP);
+	if (err)
+		return err;
 	if (frdma_should_fail()) {
 		err = -ENOMEM;
 		goto err_count;
@@ -233,7 +231,7 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 	}
 	err = xa_alloc_cyclic(&fdev->qp_table, &qpn, qp,
 			      XA_LIMIT(FRDMA_QPN_MIN, FRDMA_QPN_MAX),
-			      &fdev->qp_next, GFP_KERNEL);
+			      &fdev->qp_next, FRDMA_GFP_USER);
 	if (err < 0)
 		goto err_rq;
 	ibqp->qp_num = qpn;
@@ -254,7 +252,7 @@ err_rq:
 err_sq:
 	frdma_queue_destroy(&qp->sq);
 err_count:
-	atomic_dec(&fdev->qp_count);
+	frdma_res_uncharge(fdev, FRDMA_RES_QP);
 	return err;
 }
 
@@ -483,7 +481,7 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	frdma_queue_destroy(&qp->sq);
 	mutex_destroy(&qp->sq_mutex);
 	mutex_destroy(&qp->rq_mutex);
-	atomic_dec(&fdev->qp_count);
+	frdma_res_uncharge(fdev, FRDMA_RES_QP);
 	frdma_count(FRDMA_CNT_QP, -1);
 	return 0;
 }

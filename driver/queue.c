@@ -2,8 +2,11 @@
 /*
  * frdma: rings shared with user space.
  *
- * A ring (see include/uapi/rdma/frdma-abi.h) is one zeroed vmalloc_user()
- * buffer: a struct frdma_ring_hdr, then the entries.  For a user object the
+ * A ring (see include/uapi/rdma/frdma-abi.h) is one zeroed vmalloc buffer:
+ * a struct frdma_ring_hdr, then the entries.  A user ring is charged to the
+ * memory cgroup of the task creating it, and fails with -ENOMEM when the
+ * cgroup cannot hold it (no OOM kill: a ring is a large allocation the
+ * caller sized).  For a user object the
  * buffer belongs to an rdma_user_mmap_entry, whose offset the create
  * response hands out as the mmap cookie: frdma_mmap() maps the buffer,
  * frdma_mmap_free() frees it once the object has removed the entry and no
@@ -24,10 +27,14 @@
 
 #include "frdma.h"
 
+/* A user ring: zeroed, charged, and -ENOMEM rather than an OOM kill. */
+#define FRDMA_GFP_RING	(FRDMA_GFP_USER | __GFP_ZERO | __GFP_NOWARN | \
+			 __GFP_RETRY_MAYFAIL)
+
 /**
  * struct frdma_mmap_entry - a ring buffer user space may map
  * @rdma: the core's entry; its offset is the mmap cookie
- * @buf: the vmalloc_user() buffer, freed with the entry
+ * @buf: the vmalloc buffer, freed with the entry
  */
 struct frdma_mmap_entry {
 	struct rdma_user_mmap_entry rdma;
@@ -66,12 +73,12 @@ int frdma_queue_init(struct frdma_queue *q, struct ib_ucontext *uctx,
 	size = PAGE_ALIGN(FRDMA_RING_HDR_SIZE +
 			  ((size_t)num_entries << entry_shift));
 
-	buf = uctx ? vmalloc_user(size) : vzalloc(size);
+	buf = uctx ? __vmalloc(size, FRDMA_GFP_RING) : vzalloc(size);
 	if (!buf)
 		return -ENOMEM;
 
 	if (uctx) {
-		me = kzalloc(sizeof(*me), GFP_KERNEL);
+		me = kzalloc(sizeof(*me), FRDMA_GFP_USER);
 		if (!me) {
 			vfree(buf);
 			return -ENOMEM;
@@ -169,6 +176,26 @@ void frdma_queue_publish(struct frdma_queue *q, bool producer)
 		smp_store_release(&q->hdr->cons, q->kidx);
 }
 
+/*
+ * Map the whole vmalloc buffer @buf into @vma, which is exactly as large.
+ * remap_vmalloc_range() wants a vmalloc_user() buffer, which cannot be
+ * charged to a memory cgroup; the pages are inserted one by one instead.
+ */
+static int frdma_map_ring(struct vm_area_struct *vma, void *buf)
+{
+	unsigned long off, size = vma->vm_end - vma->vm_start;
+	int err;
+
+	for (off = 0; off < size; off += PAGE_SIZE) {
+		err = vm_insert_page(vma, vma->vm_start + off,
+				     vmalloc_to_page(buf + off));
+		if (err)
+			return err;
+	}
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	return 0;
+}
+
 int frdma_mmap(struct ib_ucontext *uctx, struct vm_area_struct *vma)
 {
 	struct rdma_user_mmap_entry *e;
@@ -178,7 +205,7 @@ int frdma_mmap(struct ib_ucontext *uctx, struct vm_area_struct *vma)
 	e = rdma_user_mmap_entry_get(uctx, vma);
 	if (!e)
 		return -EINVAL;
-	err = remap_vmalloc_range(vma, to_fmentry(e)->buf, 0);
+	err = frdma_map_ring(vma, to_fmentry(e)->buf);
 	rdma_user_mmap_entry_put(e);
 	return err;
 }

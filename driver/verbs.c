@@ -4,6 +4,7 @@
  */
 
 #include <linux/etherdevice.h>
+#include <linux/moduleparam.h>
 #include <linux/rtnetlink.h>
 #include <rdma/ib_addr.h>
 #include <rdma/ib_mad.h>
@@ -13,6 +14,84 @@
 #include "mr.h"
 #include "qp.h"
 
+/*
+ * Object limits.  Each device counts its user objects of every kind in
+ * @nres and refuses the one past its limit with -ENOMEM, the limit being
+ * what query_device reports.  The "max_objects" parameter lowers every
+ * limit of the devices created after it is set (a test lowers it to reach
+ * the limits cheaply); 0, the default, leaves them alone.
+ */
+static unsigned int max_objects;
+module_param(max_objects, uint, 0644);
+MODULE_PARM_DESC(max_objects,
+		 "Lower every object limit of devices created from now on to this (default 0: the built-in limits)");
+
+static u32 frdma_cap(u32 limit, u32 cap)
+{
+	return cap && cap < limit ? cap : limit;
+}
+
+/**
+ * frdma_res_limit() - how many objects of a kind a device may hold
+ * @fdev: the device
+ * @res: the kind
+ *
+ * Return: the limit query_device reports for @res.
+ */
+u32 frdma_res_limit(struct frdma_dev *fdev, enum frdma_res res)
+{
+	const struct ib_device_attr *attr = &fdev->attr;
+
+	switch (res) {
+	case FRDMA_RES_PD:
+		return attr->max_pd;
+	case FRDMA_RES_CQ:
+		return attr->max_cq;
+	case FRDMA_RES_QP:
+		return attr->max_qp;
+	case FRDMA_RES_MR:
+		return attr->max_mr;
+	case FRDMA_RES_MW:
+		return attr->max_mw;
+	case FRDMA_RES_AH:
+		return attr->max_ah;
+	default:
+		return 0;
+	}
+}
+
+/**
+ * frdma_res_charge() - count a new user object against its limit
+ * @fdev: the device
+ * @res: the kind
+ *
+ * Undo with frdma_res_uncharge() when the object goes, or when its
+ * creation fails later.
+ *
+ * Context: any.
+ * Return: 0, or -ENOMEM if the device holds its limit already.
+ */
+int frdma_res_charge(struct frdma_dev *fdev, enum frdma_res res)
+{
+	if (atomic_inc_return(&fdev->nres[res]) > frdma_res_limit(fdev, res)) {
+		atomic_dec(&fdev->nres[res]);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/**
+ * frdma_res_uncharge() - forget a user object counted by frdma_res_charge()
+ * @fdev: the device
+ * @res: the kind
+ *
+ * Context: any.
+ */
+void frdma_res_uncharge(struct frdma_dev *fdev, enum frdma_res res)
+{
+	atomic_dec(&fdev->nres[res]);
+}
+
 /**
  * frdma_init_attr - fill the attributes query_device reports
  * @fdev: the device, whose node_guid is already set
@@ -20,6 +99,7 @@
 void frdma_init_attr(struct frdma_dev *fdev)
 {
 	struct ib_device_attr *attr = &fdev->attr;
+	u32 cap = READ_ONCE(max_objects);
 
 	memset(attr, 0, sizeof(*attr));
 	attr->fw_ver = FRDMA_FW_VER;
@@ -29,7 +109,7 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->vendor_id = FRDMA_VENDOR_ID;
 	attr->vendor_part_id = FRDMA_VENDOR_PART_ID;
 	attr->hw_ver = FRDMA_HW_VER;
-	attr->max_qp = FRDMA_MAX_QP;
+	attr->max_qp = frdma_cap(FRDMA_MAX_QP, cap);
 	attr->max_qp_wr = FRDMA_MAX_QP_WR;
 	attr->device_cap_flags = IB_DEVICE_PORT_ACTIVE_EVENT |
 				 IB_DEVICE_SYS_IMAGE_GUID |
@@ -42,16 +122,16 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->max_send_sge = FRDMA_MAX_SGE;
 	attr->max_recv_sge = FRDMA_MAX_SGE;
 	attr->max_sge_rd = FRDMA_MAX_SGE;
-	attr->max_cq = FRDMA_MAX_CQ;
+	attr->max_cq = frdma_cap(FRDMA_MAX_CQ, cap);
 	attr->max_cqe = FRDMA_MAX_CQE;
-	attr->max_mr = FRDMA_MAX_MR;
-	attr->max_mw = FRDMA_MAX_MR;	/* one key space with the MRs */
-	attr->max_pd = FRDMA_MAX_PD;
+	attr->max_mr = frdma_cap(FRDMA_MAX_MR, cap);
+	attr->max_mw = frdma_cap(FRDMA_MAX_MW, cap);
+	attr->max_pd = frdma_cap(FRDMA_MAX_PD, cap);
 	attr->max_qp_rd_atom = FRDMA_MAX_RD_ATOM;
 	attr->max_qp_init_rd_atom = FRDMA_MAX_RD_ATOM;
-	attr->max_res_rd_atom = FRDMA_MAX_RD_ATOM * FRDMA_MAX_QP;
+	attr->max_res_rd_atom = FRDMA_MAX_RD_ATOM * attr->max_qp;
 	attr->atomic_cap = IB_ATOMIC_HCA;
-	attr->max_ah = FRDMA_MAX_AH;
+	attr->max_ah = frdma_cap(FRDMA_MAX_AH, cap);
 	attr->max_srq = FRDMA_MAX_SRQ;
 	attr->max_pkeys = FRDMA_PKEY_TBL_LEN;
 	attr->local_ca_ack_delay = 15;
@@ -163,18 +243,29 @@ static void frdma_dealloc_ucontext(struct ib_ucontext *ibuc)
 {
 }
 
-/* The counters count user space's objects, not the MAD layer's PD. */
+/*
+ * The counters and the limit count user space's objects, not the MAD
+ * layer's PD.
+ */
 static int frdma_alloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
-	if (!rdma_is_kernel_res(&ibpd->res))
-		frdma_count(FRDMA_CNT_PD, 1);
+	int err;
+
+	if (rdma_is_kernel_res(&ibpd->res))
+		return 0;
+	err = frdma_res_charge(to_fdev(ibpd->device), FRDMA_RES_PD);
+	if (err)
+		return err;
+	frdma_count(FRDMA_CNT_PD, 1);
 	return 0;
 }
 
 static int frdma_dealloc_pd(struct ib_pd *ibpd, struct ib_udata *udata)
 {
-	if (!rdma_is_kernel_res(&ibpd->res))
+	if (!rdma_is_kernel_res(&ibpd->res)) {
+		frdma_res_uncharge(to_fdev(ibpd->device), FRDMA_RES_PD);
 		frdma_count(FRDMA_CNT_PD, -1);
+	}
 	return 0;
 }
 
