@@ -140,6 +140,12 @@ static u8 frdma_sqe_wc_opcode(u8 opcode)
 	       frdma_wc_opcode[opcode] : IB_UVERBS_WC_SEND;
 }
 
+/* Whether @ibcq overran and refuses completions (cq.c). */
+static bool frdma_cq_failed(struct ib_cq *ibcq)
+{
+	return READ_ONCE(to_fcq(ibcq)->overrun);
+}
+
 static void frdma_post_cqe(struct ib_cq *ibcq, u64 wr_id, u32 qpn,
 			   enum ib_wc_status status, u8 opcode)
 {
@@ -214,8 +220,29 @@ static void frdma_flush_rq_locked(struct frdma_qp *qp)
 void frdma_flush_rq(struct frdma_qp *qp)
 {
 	mutex_lock(&qp->rq_mutex);
-	frdma_flush_rq_locked(qp);
+	/*
+	 * Only in ERR: a late flush after a reset must not complete RQEs
+	 * posted since (modify_qp sets the state before taking rq_mutex).
+	 */
+	if (READ_ONCE(qp->state) == IB_QPS_ERR) {
+		/*
+		 * Have the provider ring the doorbell for RQEs it posts from
+		 * now on, then fence before loading prod: pairs with its
+		 * fence between storing prod and loading the flag (the
+		 * uABI's "Receive queue flushing").  Cleared by a reset.
+		 */
+		WRITE_ONCE(qp->rq.hdr->sq_flags, FRDMA_RQ_FLUSHING);
+		smp_mb();	/* flag store before the prod load, see above */
+		frdma_flush_rq_locked(qp);
+	}
 	mutex_unlock(&qp->rq_mutex);
+}
+
+/* Whether a QP in @state accepts incoming requests (IBTA: RTR and on). */
+static bool frdma_state_receives(enum ib_qp_state state)
+{
+	return state == IB_QPS_RTR || state == IB_QPS_RTS ||
+	       state == IB_QPS_SQD || state == IB_QPS_SQE;
 }
 
 /**
@@ -223,19 +250,24 @@ void frdma_flush_rq(struct frdma_qp *qp)
  * @qp: the QP
  * @event: the affiliated asynchronous event to report, or 0 for none
  *
- * Flushes the receive queue now and has the send queue flushed by the
- * QP's work, which takes its sq_mutex (the caller may hold another QP's).
- * The caller holds none of @qp's locks except possibly its sq_mutex.
+ * Only a QP in RTR, RTS, SQD or SQE moves: the data path found the error
+ * on a QP it saw in one of those states, without the QP's locks, and its
+ * owner may have moved it to RESET (or on to INIT) since; that QP is left
+ * alone.  Flushes the receive queue now and has the send queue flushed by
+ * the QP's work, which takes its sq_mutex (the caller may hold another
+ * QP's).  The caller holds none of @qp's locks except possibly its
+ * sq_mutex.
  */
 void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event)
 {
-	enum ib_qp_state was;
+	bool moved;
 
 	spin_lock(&qp->lock);
-	was = qp->state;
-	qp->state = IB_QPS_ERR;
+	moved = frdma_state_receives(qp->state);
+	if (moved)
+		qp->state = IB_QPS_ERR;
 	spin_unlock(&qp->lock);
-	if (was == IB_QPS_ERR)
+	if (!moved)
 		return;
 	if (event)
 		frdma_qp_event(qp, event);
@@ -418,16 +450,24 @@ static void frdma_dest_release(struct frdma_dest *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* Whether a QP in @state accepts incoming requests (IBTA: RTR and on). */
-static bool frdma_state_receives(enum ib_qp_state state)
-{
-	return state == IB_QPS_RTR || state == IB_QPS_RTS ||
-	       state == IB_QPS_SQD || state == IB_QPS_SQE;
-}
-
 /*
  * Execution.
  */
+
+/*
+ * Take @t's rq_mutex to deliver to it, and check again, under it, that
+ * @t still receives: its owner may have reset it since the sender looked
+ * (modify_qp changes the state before it takes rq_mutex to reset the
+ * ring).  Returns false, with the mutex released, when it does not.
+ */
+static bool frdma_rq_lock(struct frdma_qp *t)
+{
+	mutex_lock(&t->rq_mutex);
+	if (frdma_state_receives(READ_ONCE(t->state)))
+		return true;
+	mutex_unlock(&t->rq_mutex);
+	return false;
+}
 
 /**
  * struct frdma_rx - the receiver's side of a message that consumes an RQE
@@ -474,6 +514,11 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	u64 room;
 	int err;
 
+	/* A receive CQ in error: the receiver's QP fails, nothing is taken. */
+	if (frdma_cq_failed(t->ibqp.recv_cq)) {
+		rx->status = IB_WC_GENERAL_ERR;
+		return IB_WC_REM_OP_ERR;
+	}
 	err = frdma_rqe_take(t);
 	if (err == -EAGAIN) {
 		*rnr = true;
@@ -548,14 +593,17 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	struct frdma_sgl *rsgl = &qp->rsgl;
 	enum ib_wc_status status = IB_WC_SUCCESS;
 	enum ib_event_type event = 0;
-	bool rnr = false, rq_locked = false;
+	bool rnr = false, rq_locked = false, gone = false, lost = false;
 	u64 orig;
 
 	switch (sqe->opcode) {
 	case IB_UVERBS_WR_SEND:
 	case IB_UVERBS_WR_SEND_WITH_IMM:
 	case IB_UVERBS_WR_SEND_WITH_INV:
-		mutex_lock(&t->rq_mutex);
+		if (!frdma_rq_lock(t)) {
+			gone = true;
+			break;
+		}
 		rq_locked = true;
 		status = frdma_deliver(qp, t, sqe, len, false, &rx, &rnr);
 		/* The invalidation follows the data, as on the wire. */
@@ -574,7 +622,10 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		if (status != IB_WC_SUCCESS)
 			break;
 		if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM) {
-			mutex_lock(&t->rq_mutex);
+			if (!frdma_rq_lock(t)) {
+				gone = true;
+				break;
+			}
 			rq_locked = true;
 			status = frdma_deliver(qp, t, sqe, len, true, &rx, &rnr);
 			if (rnr || status != IB_WC_SUCCESS)
@@ -658,13 +709,17 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 				rcqe.wc_flags = FRDMA_WC_WITH_INV;
 			}
 		}
-		frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
-			      rx.status != IB_WC_SUCCESS ||
-			      (sqe->flags & FRDMA_WQE_SOLICITED));
+		/* The receiver's CQ overran: its QP fails (below). */
+		lost = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
+				     rx.status != IB_WC_SUCCESS ||
+				     (sqe->flags & FRDMA_WQE_SOLICITED));
 	}
 	if (rq_locked)
 		mutex_unlock(&t->rq_mutex);
 	frdma_sgl_put(rsgl);
+	/* The target stopped receiving: as if it had never been ready. */
+	if (gone)
+		return qp->ibqp.qp_type == IB_QPT_UC ? FRDMA_DONE : FRDMA_RETRY;
 
 	if (qp->ibqp.qp_type == IB_QPT_UC) {
 		/*
@@ -673,7 +728,9 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		 * only an RQE the receiver completed in error fails it.
 		 */
 		cqe->status = IB_WC_SUCCESS;
-		if (rx.rqe_taken && rx.status != IB_WC_SUCCESS)
+		if (lost)
+			frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+		else if (rx.rqe_taken && rx.status != IB_WC_SUCCESS)
 			frdma_qp_to_error(t, 0);
 		return FRDMA_DONE;
 	}
@@ -683,6 +740,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		d->rnr_delay = usecs_to_jiffies(frdma_rnr_usecs[timer]);
 		return FRDMA_RNR;
 	}
+	if (lost && status == IB_WC_SUCCESS)
+		status = IB_WC_REM_OP_ERR;
 	cqe->status = status;
 	if (status == IB_WC_SUCCESS)
 		return FRDMA_DONE;
@@ -692,7 +751,9 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	 * is an affiliated event there; an error the receiver completed an
 	 * RQE with needs none.
 	 */
-	if (status == IB_WC_REM_ACCESS_ERR)
+	if (lost)
+		event = IB_EVENT_QP_FATAL;
+	else if (status == IB_WC_REM_ACCESS_ERR)
 		event = IB_EVENT_QP_ACCESS_ERR;
 	else if (!rx.rqe_taken)
 		event = status == IB_WC_REM_OP_ERR ? IB_EVENT_QP_FATAL :
@@ -800,7 +861,13 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	if (!frdma_state_receives(tstate) || tqkey != qkey)
 		return;			/* dropped */
 
-	mutex_lock(&t->rq_mutex);
+	if (!frdma_rq_lock(t))
+		return;			/* dropped */
+	if (frdma_cq_failed(t->ibqp.recv_cq)) {
+		mutex_unlock(&t->rq_mutex);
+		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+		return;			/* dropped */
+	}
 	err = frdma_rqe_take(t);
 	if (err) {
 		mutex_unlock(&t->rq_mutex);
@@ -842,12 +909,14 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 			rcqe.wc_flags |= FRDMA_WC_WITH_IMM;
 		}
 	}
-	frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
-		      rcqe.status != IB_WC_SUCCESS ||
-		      (sqe->flags & FRDMA_WQE_SOLICITED));
+	err = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
+			    rcqe.status != IB_WC_SUCCESS ||
+			    (sqe->flags & FRDMA_WQE_SOLICITED));
 	mutex_unlock(&t->rq_mutex);
 	frdma_sgl_put(rsgl);
-	if (rcqe.status != IB_WC_SUCCESS)
+	if (err)			/* its receive CQ overran */
+		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+	else if (rcqe.status != IB_WC_SUCCESS)
 		frdma_qp_to_error(t, 0);
 }
 
@@ -1007,19 +1076,30 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 	struct frdma_dest d = {};
 	struct frdma_cqe cqe;
 	enum frdma_outcome out;
+	enum ib_qp_state run_state;
 	struct frdma_sqe *sqe;
+	bool lost;
 	int avail;
 
 	lockdep_assert_held(&qp->sq_mutex);
-	switch (READ_ONCE(qp->state)) {
+	run_state = READ_ONCE(qp->state);
+	switch (run_state) {
 	case IB_QPS_RTS:
 		break;
 	case IB_QPS_ERR:
+		qp->sqd_notify = false;
 		frdma_flush_sq(qp);
 		/* RQEs posted in the error state are flushed here too. */
 		frdma_flush_rq(qp);
 		return 0;
 	case IB_QPS_SQD:
+		/*
+		 * SQD starts nothing new, but the SQE held for a retry when
+		 * the QP entered it is outstanding: it runs to completion.
+		 */
+		if (qp->sqe_held && resume)
+			break;
+		return 0;
 	case IB_QPS_SQE:
 		return 0;
 	default:	/* nothing may be posted before RTS */
@@ -1033,12 +1113,20 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 		frdma_qp_to_error(qp, IB_EVENT_QP_FATAL);
 		return -EINVAL;
 	}
+	if (run_state == IB_QPS_SQD)
+		avail = min(avail, 1);
 	sqe = (struct frdma_sqe *)qp->sqe;
 	while (avail-- > 0) {
 		/* A sender that found an error here may have failed us. */
-		if (READ_ONCE(qp->state) != IB_QPS_RTS) {
+		if (READ_ONCE(qp->state) != run_state) {
 			if (READ_ONCE(qp->state) == IB_QPS_ERR)
 				frdma_flush_sq(qp);
+			break;
+		}
+		/* Its send CQ overran: the QP fails before it runs more. */
+		if (frdma_cq_failed(qp->ibqp.send_cq)) {
+			frdma_qp_to_error(qp, IB_EVENT_QP_FATAL);
+			frdma_flush_sq(qp);
 			break;
 		}
 		if (!qp->sqe_held) {
@@ -1072,6 +1160,7 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 
 		qp->sq.kidx++;
 		frdma_queue_publish(&qp->sq, false);
+		lost = false;
 		if (cqe.status != IB_WC_SUCCESS || qp->sq_sig_all ||
 		    (sqe->flags & FRDMA_WQE_SIGNALED)) {
 			cqe.wr_id = sqe->wr_id;
@@ -1079,11 +1168,12 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 			cqe.opcode = frdma_sqe_wc_opcode(sqe->opcode);
 			if (cqe.status != IB_WC_SUCCESS)
 				cqe.byte_len = 0;
-			frdma_cq_post(to_fcq(qp->ibqp.send_cq), &cqe,
-				      cqe.status != IB_WC_SUCCESS);
+			lost = frdma_cq_post(to_fcq(qp->ibqp.send_cq), &cqe,
+					     cqe.status != IB_WC_SUCCESS);
 		}
-		if (cqe.status != IB_WC_SUCCESS) {
-			frdma_qp_to_error(qp, 0);
+		if (cqe.status != IB_WC_SUCCESS || lost) {
+			/* Its send CQ overran: a fatal error of the QP. */
+			frdma_qp_to_error(qp, lost ? IB_EVENT_QP_FATAL : 0);
 			frdma_flush_sq(qp);
 			break;
 		}
@@ -1091,6 +1181,12 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 		cond_resched();
 	}
 	frdma_dest_release(&d);
+	/* SQD: the SQE that was outstanding has completed. */
+	if (qp->sqd_notify && !qp->sqe_held &&
+	    READ_ONCE(qp->state) == IB_QPS_SQD) {
+		qp->sqd_notify = false;
+		frdma_qp_event(qp, IB_EVENT_SQ_DRAINED);
+	}
 	return 0;
 }
 

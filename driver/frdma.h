@@ -130,7 +130,8 @@ struct frdma_queue {
  * @lock: serialises producers and the notification state
  * @q: the ring of struct frdma_cqe
  * @notify: IB_CQ_SOLICITED or IB_CQ_NEXT_COMP while armed, else 0
- * @overrun: a completion was lost because the ring was full
+ * @overrun: a completion was lost because the ring was full: a user CQ
+ *	     is in error until resize_cq (under @lock)
  * @kernel: a kernel consumer's CQ: @q is a kernel-only ring of struct
  *	    ib_wc, read by poll_cq, instead of a ring of struct frdma_cqe
  *	    shared with user space

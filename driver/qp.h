@@ -63,6 +63,8 @@ struct frdma_sgl {
  * @sqe: the copy of the SQE being executed (under @sq_mutex)
  * @sqe_held: @sqe holds the SQE at @sq.kidx, copied before an RNR or
  *	      transport retry wait; it is not copied again
+ * @sqd_notify: the QP entered SQD, asking for IB_EVENT_SQ_DRAINED, while
+ *		@sqe_held: the event is due when that SQE has completed
  * @retry_left: RNR retries left for the held SQE (7: infinite)
  * @tretry_left: transport retries left for the held SQE
  * @lsgl: the local side of the SQE being executed (under @sq_mutex)
@@ -101,6 +103,7 @@ struct frdma_qp {
 	struct frdma_queue sq;
 	u64 sqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
 	bool sqe_held;
+	bool sqd_notify;
 	u8 retry_left;
 	u8 tretry_left;
 	struct frdma_sgl lsgl;
