@@ -423,7 +423,7 @@ static void frdma_dest_resolve(struct frdma_qp *qp, struct frdma_dest *d)
 	dqpn = qp->attr.dest_qp_num;
 	spin_unlock(&qp->lock);
 
-	d->fdev = frdma_dev_get_by_gid(&dgid);
+	d->fdev = frdma_dev_get_by_gid(qp->fdev, &dgid);
 	if (!d->fdev)
 		return;
 	t = frdma_qp_get(d->fdev, dqpn);
@@ -843,7 +843,7 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	if (!d->resolved) {
 		d->resolved = true;
 		d->gid = ah.grh.dgid;
-		d->fdev = frdma_dev_get_by_gid(&ah.grh.dgid);
+		d->fdev = frdma_dev_get_by_gid(qp->fdev, &ah.grh.dgid);
 		if (d->fdev)
 			d->qp = frdma_qp_get(d->fdev, sqe->ud.remote_qpn);
 	}

@@ -174,7 +174,8 @@ static inline void *frdma_queue_entry(struct frdma_queue *q, u32 idx)
 
 /* main.c */
 bool frdma_port_is_active(struct net_device *ndev);
-struct frdma_dev *frdma_dev_get_by_gid(const union ib_gid *gid);
+struct frdma_dev *frdma_dev_get_by_gid(struct frdma_dev *from,
+				       const union ib_gid *gid);
 
 /* queue.c */
 int frdma_queue_init(struct frdma_queue *q, struct ib_ucontext *uctx,
