@@ -5,9 +5,9 @@
  * DEVICE2 through their RoCE v2 IPv4 GIDs, both ways, and each sends the
  * other a message.  "reach": both are delivered.  "apart": neither is;
  * each SEND fails with IBV_WC_RETRY_EXC_ERR, as for a host that cannot be
- * reached, and nothing arrives.  The link suite runs it with the second
- * device's netdev in this network namespace (reach) and in another one
- * (apart): the local fabric stops at the namespace.
+ * reached, and nothing arrives.  The link suite runs it "apart" with the
+ * second device's netdev in another network namespace: the local fabric
+ * stops at the namespace.
  */
 #include <errno.h>
 #include <infiniband/verbs.h>
