@@ -84,7 +84,7 @@ static int send_one(struct side *from, struct side *to, int *received)
 	};
 	struct ibv_recv_wr *rbad;
 	struct ibv_send_wr *bad;
-	struct ibv_wc wc;
+	struct ibv_wc wc, rwc;
 
 	snprintf(from->buf, 64, "from %s", from->name);
 	if (ibv_post_recv(to->qp, &rwr, &rbad) ||
@@ -92,8 +92,8 @@ static int send_one(struct side *from, struct side *to, int *received)
 	    lb_poll(from->cq, &wc, 1) != 1)
 		return -1;
 	/* The SEND completed first: a delivery would be there by now. */
-	*received = ibv_poll_cq(to->cq, 1, &wc) == 1 &&
-		    wc.status == IBV_WC_SUCCESS &&
+	*received = ibv_poll_cq(to->cq, 1, &rwc) == 1 &&
+		    rwc.status == IBV_WC_SUCCESS &&
 		    !strcmp(to->buf + 1024, from->buf);
 	return wc.status;
 }
