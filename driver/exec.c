@@ -67,8 +67,16 @@
 #include "mr.h"
 #include "qp.h"
 
-/* Copy at most this much between two chances to reschedule. */
+/* Copy at most this much between two chances to reschedule or stop. */
 #define FRDMA_COPY_STEP		SZ_4M
+
+/*
+ * The budget of one pass over a send queue (a doorbell's, a poller's, the
+ * QP's work's): it starts no SQE after FRDMA_PASS_WQES of them, or after
+ * FRDMA_PASS_BYTES of messages; the QP's work runs the rest.
+ */
+#define FRDMA_PASS_WQES		256
+#define FRDMA_PASS_BYTES	SZ_64M
 
 /*
  * The poller: doorbells closer than FRDMA_POLL_GAP_NS are back to back;
@@ -94,6 +102,7 @@ enum frdma_outcome {
 	FRDMA_DONE,		/* completed, successfully or not */
 	FRDMA_RNR,		/* receiver not ready: retry later */
 	FRDMA_RETRY,		/* target unreachable: retry later */
+	FRDMA_ABORT,		/* stopped midway: the SQE is run again */
 };
 
 /**
@@ -104,9 +113,11 @@ enum frdma_outcome {
  * @rnr_delay: jiffies to wait before an RNR retry
  * @gid: the destination GID (UD: to tell whether the next datagram goes
  *	 to the same place)
+ * @bytes: the message bytes of the pass so far (its budget)
  */
 struct frdma_dest {
 	bool resolved;
+	u64 bytes;
 	union ib_gid gid;
 	struct frdma_dev *fdev;
 	struct frdma_qp *qp;
@@ -272,7 +283,21 @@ void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event)
 	if (event)
 		frdma_qp_event(qp, event);
 	frdma_flush_rq(qp);
-	mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+	frdma_sq_kick(qp, 0);
+}
+
+/**
+ * frdma_sq_kick - run a send queue from the QP's work
+ * @qp: the QP
+ * @delay: in jiffies
+ *
+ * The work (frdma_sq_retry_work()) runs on frdma's own unbound workqueue,
+ * the pollers': it retries a held SQE, continues a pass that spent its
+ * budget, resumes the queue after RTS and flushes it in ERR.
+ */
+void frdma_sq_kick(struct frdma_qp *qp, unsigned long delay)
+{
+	mod_delayed_work(frdma_poll_wq, &qp->retry_work, delay);
 }
 
 /*
@@ -342,9 +367,26 @@ static void frdma_sgl_skip(struct frdma_sgl *sgl, u32 n)
 	}
 }
 
-/* Copy the first @len bytes of @src to @dst, both long enough. */
-static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
-			   u64 len)
+/*
+ * Whether the work request in progress on @qp (towards @t, or NULL) must
+ * stop midway: the thread running it is being killed (a doorbell's), or
+ * @qp or @t is being destroyed.
+ */
+static bool frdma_exec_stop(const struct frdma_qp *qp,
+			    const struct frdma_qp *t)
+{
+	return fatal_signal_pending(current) || READ_ONCE(qp->stopping) ||
+	       (t && READ_ONCE(t->stopping));
+}
+
+/*
+ * Copy the first @len bytes of @src to @dst, both long enough, for @qp's
+ * work request towards @t.  Returns 0, or -EINTR when it stopped midway
+ * (frdma_exec_stop()).
+ */
+static int frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
+			  u64 len, const struct frdma_qp *qp,
+			  const struct frdma_qp *t)
 {
 	u64 doff = 0, soff = 0, since = 0, n;
 	u32 di = 0, si = 0;
@@ -368,10 +410,13 @@ static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
 		}
 		since += n;
 		if (len && since >= FRDMA_COPY_STEP) {
+			if (frdma_exec_stop(qp, t))
+				return -EINTR;
 			cond_resched();
 			since = 0;
 		}
 	}
+	return 0;
 }
 
 /* Copy @len bytes of kernel memory (inline data) to @dst. */
@@ -474,16 +519,20 @@ static bool frdma_rq_lock(struct frdma_qp *t)
  * @status: the receiver's completion status
  * @rqe_taken: an RQE was consumed (a receive completion is due)
  * @wr_id: its wr_id
+ * @aborted: the copy stopped midway (frdma_exec_stop())
  */
 struct frdma_rx {
 	enum ib_wc_status status;
 	bool rqe_taken;
+	bool aborted;
 	u64 wr_id;
 };
 
 /*
  * Take the next RQE of @t, under its rq_mutex, into t->rqe.  Returns 0,
- * -EAGAIN when there is none, or -EINVAL when the ring is broken.
+ * -EAGAIN when there is none, or -EINVAL when the ring is broken.  The
+ * new cons is published before rq_mutex is dropped, so that a message
+ * stopped midway can give the RQE back (t->rq.kidx--).
  */
 static int frdma_rqe_take(struct frdma_qp *t)
 {
@@ -494,7 +543,6 @@ static int frdma_rqe_take(struct frdma_qp *t)
 	memcpy(t->rqe, frdma_queue_entry(&t->rq, t->rq.kidx),
 	       1U << t->rq.entry_shift);
 	t->rq.kidx++;
-	frdma_queue_publish(&t->rq, false);
 	return 0;
 }
 
@@ -550,8 +598,8 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	}
 	if (sqe->flags & FRDMA_WQE_INLINE)
 		frdma_sgl_write(rsgl, (const u8 *)(sqe + 1), len);
-	else
-		frdma_sgl_copy(rsgl, &qp->lsgl, len);
+	else if (frdma_sgl_copy(rsgl, &qp->lsgl, len, qp, t))
+		rx->aborted = true;
 	return IB_WC_SUCCESS;
 }
 
@@ -608,7 +656,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		status = frdma_deliver(qp, t, sqe, len, false, &rx, &rnr);
 		/* The invalidation follows the data, as on the wire. */
 		if (sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV && !rnr &&
-		    status == IB_WC_SUCCESS &&
+		    status == IB_WC_SUCCESS && !rx.aborted &&
 		    frdma_mw_invalidate(&t->ibqp, sqe->invalidate_rkey, true)) {
 			rx.status = IB_WC_REM_INV_REQ_ERR;
 			status = IB_WC_REM_INV_REQ_ERR;
@@ -635,8 +683,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			break;
 		if (sqe->flags & FRDMA_WQE_INLINE)
 			frdma_mr_write(rsgl->mr[0], rsgl->addr[0], sqe + 1, len);
-		else
-			frdma_sgl_copy(rsgl, &qp->lsgl, len);
+		else if (frdma_sgl_copy(rsgl, &qp->lsgl, len, qp, t))
+			rx.aborted = true;
 		break;
 	case IB_UVERBS_WR_RDMA_READ:
 		status = frdma_remote_get(qp, t, sqe->rdma.rkey,
@@ -644,8 +692,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 					  IB_ACCESS_REMOTE_READ);
 		if (status != IB_WC_SUCCESS)
 			break;
-		if (len)
-			frdma_sgl_copy(&qp->lsgl, rsgl, len);
+		if (len && frdma_sgl_copy(&qp->lsgl, rsgl, len, qp, t))
+			rx.aborted = true;
 		cqe->byte_len = len;
 		break;
 	case IB_UVERBS_WR_ATOMIC_WRITE:
@@ -686,6 +734,14 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		break;
 	}
 
+	/*
+	 * Stopped midway: as a message that never arrived whole.  The RQE
+	 * goes back (its cons was not published); what was copied stays.
+	 */
+	if (rx.aborted && rx.rqe_taken) {
+		t->rq.kidx--;
+		rx.rqe_taken = false;
+	}
 	if (rx.rqe_taken) {
 		struct frdma_cqe rcqe = {
 			.wr_id = rx.wr_id,
@@ -714,9 +770,20 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 				     rx.status != IB_WC_SUCCESS ||
 				     (sqe->flags & FRDMA_WQE_SOLICITED));
 	}
-	if (rq_locked)
+	if (rq_locked) {
+		frdma_queue_publish(&t->rq, false);
 		mutex_unlock(&t->rq_mutex);
+	}
 	frdma_sgl_put(rsgl);
+	/*
+	 * The sender stops: the SQE runs again at the next pass, if any.
+	 * Only the target stops: it is going away, as if unreachable.
+	 */
+	if (rx.aborted && (fatal_signal_pending(current) ||
+			   READ_ONCE(qp->stopping)))
+		return FRDMA_ABORT;
+	if (rx.aborted)
+		gone = true;
 	/* The target stopped receiving: as if it had never been ready. */
 	if (gone)
 		return qp->ibqp.qp_type == IB_QPT_UC ? FRDMA_DONE : FRDMA_RETRY;
@@ -897,10 +964,11 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 		frdma_build_grh(grh, &ah, &sgid, len);
 		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
 		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
+		/* At most FRDMA_UD_MAX_MSG: never stops midway. */
 		if (sqe->flags & FRDMA_WQE_INLINE)
 			frdma_sgl_write(rsgl, (const u8 *)(sqe + 1), len);
 		else
-			frdma_sgl_copy(rsgl, &qp->lsgl, len);
+			frdma_sgl_copy(rsgl, &qp->lsgl, len, qp, t);
 		rcqe.byte_len = len + FRDMA_GRH_SIZE;
 		rcqe.src_qp = qp->ibqp.qp_num;
 		rcqe.wc_flags = FRDMA_WC_GRH;
@@ -912,6 +980,7 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	err = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
 			    rcqe.status != IB_WC_SUCCESS ||
 			    (sqe->flags & FRDMA_WQE_SOLICITED));
+	frdma_queue_publish(&t->rq, false);
 	mutex_unlock(&t->rq_mutex);
 	frdma_sgl_put(rsgl);
 	if (err)			/* its receive CQ overran */
@@ -1032,6 +1101,7 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		return FRDMA_DONE;
 	}
 
+	d->bytes += len;
 	if (qp->ibqp.qp_type == IB_QPT_UD) {
 		frdma_exec_ud(qp, d, sqe, len, cqe);
 		frdma_sgl_put(lsgl);
@@ -1053,7 +1123,7 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 static void frdma_sq_hold(struct frdma_qp *qp, unsigned long delay)
 {
 	qp->sqe_held = true;
-	mod_delayed_work(system_unbound_wq, &qp->retry_work, max(delay, 1UL));
+	frdma_sq_kick(qp, max(delay, 1UL));
 }
 
 /* The delay of a transport retry: 4.096 us << timeout (0: the longest). */
@@ -1078,6 +1148,7 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 	enum frdma_outcome out;
 	enum ib_qp_state run_state;
 	struct frdma_sqe *sqe;
+	unsigned int n = 0;
 	bool lost;
 	int avail;
 
@@ -1123,6 +1194,18 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 				frdma_flush_sq(qp);
 			break;
 		}
+		/*
+		 * The thread is being killed (a doorbell's) or the QP
+		 * destroyed: the rest waits for a next pass, if any.
+		 */
+		if (frdma_exec_stop(qp, NULL))
+			break;
+		/* The pass spent its budget: the QP's work runs the rest. */
+		if (n && (n >= FRDMA_PASS_WQES || d.bytes >= FRDMA_PASS_BYTES)) {
+			frdma_sq_kick(qp, 0);
+			break;
+		}
+		n++;
 		/* Its send CQ overran: the QP fails before it runs more. */
 		if (frdma_cq_failed(qp->ibqp.send_cq)) {
 			frdma_qp_to_error(qp, IB_EVENT_QP_FATAL);
@@ -1139,6 +1222,8 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 
 		memset(&cqe, 0, sizeof(cqe));
 		out = frdma_exec(qp, &d, &cqe);
+		if (out == FRDMA_ABORT)
+			break;	/* not consumed: copied again next time */
 		if (out == FRDMA_RNR) {
 			if (!qp->retry_left) {
 				cqe.status = IB_WC_RNR_RETRY_EXC_ERR;
@@ -1285,7 +1370,8 @@ void frdma_sq_poll_work(struct work_struct *work)
 			idle_since = local_clock();
 		}
 		if (stop || READ_ONCE(qp->state) != IB_QPS_RTS ||
-		    qp->sqe_held || frdma_sq_poll_yield())
+		    qp->sqe_held || READ_ONCE(qp->stopping) ||
+		    frdma_sq_poll_yield())
 			break;
 		kidx = qp->sq.kidx;
 		mutex_unlock(&qp->sq_mutex);

@@ -372,7 +372,9 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	if (mask & ~IB_QP_ATTR_STANDARD_BITS)
 		return -EOPNOTSUPP;
 
-	mutex_lock(&qp->sq_mutex);
+	/* A pass is bounded, but a dying caller need not wait for it. */
+	if (mutex_lock_killable(&qp->sq_mutex))
+		return -EINTR;
 	/*
 	 * Under qp->lock: a sender that finds an error on this QP moves it
 	 * to ERR with only that lock held, and that must not be lost.
@@ -437,7 +439,7 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 out:
 	mutex_unlock(&qp->sq_mutex);
 	if (kick)
-		mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+		frdma_sq_kick(qp, 0);
 	if (drained)
 		frdma_qp_event(qp, IB_EVENT_SQ_DRAINED);
 	return err;
@@ -475,6 +477,11 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	struct frdma_qp *qp = to_fqp(ibqp);
 	struct frdma_dev *fdev = qp->fdev;
 
+	/*
+	 * Work requests of this QP, and towards it, stop at their next copy
+	 * step: the waits below last one step, not one message.
+	 */
+	WRITE_ONCE(qp->stopping, true);
 	/* No lookup finds the QP from here on; wait for those that did. */
 	xa_erase(&fdev->qp_table, ibqp->qp_num);
 	frdma_qp_put(qp);

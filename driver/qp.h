@@ -84,6 +84,8 @@ struct frdma_sgl {
  * @rq_mutex: see the lock order above
  * @rq: the receive queue ring
  * @rqe: the copy of the RQE being consumed (under @rq_mutex)
+ * @stopping: destroy_qp has begun: work requests of this QP, and those
+ *	      towards it, stop between copy steps
  * @gsi: the kernel queues of the GSI QP (gsi.c), else NULL; a GSI QP has
  *	 no rings and uses none of the ring fields above
  */
@@ -119,6 +121,7 @@ struct frdma_qp {
 	struct frdma_queue rq;
 	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
 
+	bool stopping;
 	struct frdma_gsi *gsi;
 };
 
@@ -169,6 +172,7 @@ void frdma_qp_event(struct frdma_qp *qp, enum ib_event_type type);
 /* exec.c: the data path */
 int frdma_sq_doorbell(struct frdma_qp *qp);
 void frdma_sq_retry_work(struct work_struct *work);
+void frdma_sq_kick(struct frdma_qp *qp, unsigned long delay);
 void frdma_sq_poll_work(struct work_struct *work);
 void frdma_sq_poll_stop(struct frdma_qp *qp);
 int frdma_sq_poll_init(void);
