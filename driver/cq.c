@@ -4,9 +4,13 @@
  *
  * A user CQ is a ring of struct frdma_cqe the kernel produces into and the
  * provider polls without a system call.  Completions are added with
- * frdma_cq_post(), under the CQ's lock; a full ring, or a consumer index
- * user space has broken, is a CQ overrun: the CQE is dropped and
- * IB_EVENT_CQ_ERR is reported once.
+ * frdma_cq_post(), under the CQ's lock.  A full ring, or a consumer index
+ * user space has broken, is a CQ overrun, and as IBTA has it the CQ is
+ * then in error: the CQE is dropped, IB_EVENT_CQ_ERR is reported, and every
+ * later completion is refused too, until resize_cq gives the CQ a new
+ * ring.  The data path moves each QP whose completion was refused to the
+ * error state (exec.c), so no work request of a QP on that CQ completes
+ * unseen.
  *
  * A kernel CQ (created with no udata, by ib_alloc_cq() for the MAD layer
  * on behalf of the GSI QP) is the same ring in kernel-only memory, of
@@ -165,6 +169,8 @@ int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 	oq = cq->q;
 	cq->q = nq;
 	ibcq->cqe = entries;
+	/* A new ring: a CQ in error after an overrun takes completions again. */
+	cq->overrun = false;
 	spin_unlock_irqrestore(&cq->lock, irqflags);
 
 	frdma_queue_destroy(&oq);
@@ -243,10 +249,19 @@ static int frdma_cq_produce(struct frdma_cq *cq, const void *e, size_t size,
 	int space;
 
 	spin_lock_irqsave(&cq->lock, irqflags);
+	/* A user CQ in error refuses everything until it is resized. */
+	if (cq->overrun && !cq->kernel) {
+		spin_unlock_irqrestore(&cq->lock, irqflags);
+		return -ENOSPC;
+	}
 	space = frdma_queue_user_space(&cq->q);
 	if (space <= 0) {
 		bool first = !cq->overrun;
 
+		/*
+		 * A kernel CQ (the MAD layer's) only loses this completion,
+		 * as MADs may be lost; it reports the first overrun.
+		 */
 		cq->overrun = true;
 		spin_unlock_irqrestore(&cq->lock, irqflags);
 		if (first && cq->ibcq.event_handler)
@@ -277,8 +292,10 @@ static int frdma_cq_produce(struct frdma_cq *cq, const void *e, size_t size,
  * Calls the CQ's completion handler if the CQ was armed for this
  * completion.  May be called from any context.
  *
- * Return: 0, or -ENOSPC when the CQ overran (the completion is lost and the
- * CQ's event handler has been told).
+ * Return: 0, or -ENOSPC when the CQ overran now or earlier and is in error
+ * (the completion is lost; the CQ's event handler was told when it
+ * overran).  The caller then moves the QP the completion was for to the
+ * error state.
  */
 int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
 		  bool solicited)

@@ -67,8 +67,16 @@
 #include "mr.h"
 #include "qp.h"
 
-/* Copy at most this much between two chances to reschedule. */
+/* Copy at most this much between two chances to reschedule or stop. */
 #define FRDMA_COPY_STEP		SZ_4M
+
+/*
+ * The budget of one pass over a send queue (a doorbell's, a poller's, the
+ * QP's work's): it starts no SQE after FRDMA_PASS_WQES of them, or after
+ * FRDMA_PASS_BYTES of messages; the QP's work runs the rest.
+ */
+#define FRDMA_PASS_WQES		256
+#define FRDMA_PASS_BYTES	SZ_64M
 
 /*
  * The poller: doorbells closer than FRDMA_POLL_GAP_NS are back to back;
@@ -94,6 +102,7 @@ enum frdma_outcome {
 	FRDMA_DONE,		/* completed, successfully or not */
 	FRDMA_RNR,		/* receiver not ready: retry later */
 	FRDMA_RETRY,		/* target unreachable: retry later */
+	FRDMA_ABORT,		/* stopped midway: the SQE is run again */
 };
 
 /**
@@ -104,9 +113,11 @@ enum frdma_outcome {
  * @rnr_delay: jiffies to wait before an RNR retry
  * @gid: the destination GID (UD: to tell whether the next datagram goes
  *	 to the same place)
+ * @bytes: the message bytes of the pass so far (its budget)
  */
 struct frdma_dest {
 	bool resolved;
+	u64 bytes;
 	union ib_gid gid;
 	struct frdma_dev *fdev;
 	struct frdma_qp *qp;
@@ -138,6 +149,12 @@ static u8 frdma_sqe_wc_opcode(u8 opcode)
 {
 	return opcode < ARRAY_SIZE(frdma_wc_opcode) ?
 	       frdma_wc_opcode[opcode] : IB_UVERBS_WC_SEND;
+}
+
+/* Whether @ibcq overran and refuses completions (cq.c). */
+static bool frdma_cq_failed(struct ib_cq *ibcq)
+{
+	return READ_ONCE(to_fcq(ibcq)->overrun);
 }
 
 static void frdma_post_cqe(struct ib_cq *ibcq, u64 wr_id, u32 qpn,
@@ -214,8 +231,29 @@ static void frdma_flush_rq_locked(struct frdma_qp *qp)
 void frdma_flush_rq(struct frdma_qp *qp)
 {
 	mutex_lock(&qp->rq_mutex);
-	frdma_flush_rq_locked(qp);
+	/*
+	 * Only in ERR: a late flush after a reset must not complete RQEs
+	 * posted since (modify_qp sets the state before taking rq_mutex).
+	 */
+	if (READ_ONCE(qp->state) == IB_QPS_ERR) {
+		/*
+		 * Have the provider ring the doorbell for RQEs it posts from
+		 * now on, then fence before loading prod: pairs with its
+		 * fence between storing prod and loading the flag (the
+		 * uABI's "Receive queue flushing").  Cleared by a reset.
+		 */
+		WRITE_ONCE(qp->rq.hdr->sq_flags, FRDMA_RQ_FLUSHING);
+		smp_mb();	/* flag store before the prod load, see above */
+		frdma_flush_rq_locked(qp);
+	}
 	mutex_unlock(&qp->rq_mutex);
+}
+
+/* Whether a QP in @state accepts incoming requests (IBTA: RTR and on). */
+static bool frdma_state_receives(enum ib_qp_state state)
+{
+	return state == IB_QPS_RTR || state == IB_QPS_RTS ||
+	       state == IB_QPS_SQD || state == IB_QPS_SQE;
 }
 
 /**
@@ -223,24 +261,43 @@ void frdma_flush_rq(struct frdma_qp *qp)
  * @qp: the QP
  * @event: the affiliated asynchronous event to report, or 0 for none
  *
- * Flushes the receive queue now and has the send queue flushed by the
- * QP's work, which takes its sq_mutex (the caller may hold another QP's).
- * The caller holds none of @qp's locks except possibly its sq_mutex.
+ * Only a QP in RTR, RTS, SQD or SQE moves: the data path found the error
+ * on a QP it saw in one of those states, without the QP's locks, and its
+ * owner may have moved it to RESET (or on to INIT) since; that QP is left
+ * alone.  Flushes the receive queue now and has the send queue flushed by
+ * the QP's work, which takes its sq_mutex (the caller may hold another
+ * QP's).  The caller holds none of @qp's locks except possibly its
+ * sq_mutex.
  */
 void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event)
 {
-	enum ib_qp_state was;
+	bool moved;
 
 	spin_lock(&qp->lock);
-	was = qp->state;
-	qp->state = IB_QPS_ERR;
+	moved = frdma_state_receives(qp->state);
+	if (moved)
+		qp->state = IB_QPS_ERR;
 	spin_unlock(&qp->lock);
-	if (was == IB_QPS_ERR)
+	if (!moved)
 		return;
 	if (event)
 		frdma_qp_event(qp, event);
 	frdma_flush_rq(qp);
-	mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+	frdma_sq_kick(qp, 0);
+}
+
+/**
+ * frdma_sq_kick - run a send queue from the QP's work
+ * @qp: the QP
+ * @delay: in jiffies
+ *
+ * The work (frdma_sq_retry_work()) runs on frdma's own unbound workqueue,
+ * the pollers': it retries a held SQE, continues a pass that spent its
+ * budget, resumes the queue after RTS and flushes it in ERR.
+ */
+void frdma_sq_kick(struct frdma_qp *qp, unsigned long delay)
+{
+	mod_delayed_work(frdma_poll_wq, &qp->retry_work, delay);
 }
 
 /*
@@ -310,9 +367,26 @@ static void frdma_sgl_skip(struct frdma_sgl *sgl, u32 n)
 	}
 }
 
-/* Copy the first @len bytes of @src to @dst, both long enough. */
-static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
-			   u64 len)
+/*
+ * Whether the work request in progress on @qp (towards @t, or NULL) must
+ * stop midway: the thread running it is being killed (a doorbell's), or
+ * @qp or @t is being destroyed.
+ */
+static bool frdma_exec_stop(const struct frdma_qp *qp,
+			    const struct frdma_qp *t)
+{
+	return fatal_signal_pending(current) || READ_ONCE(qp->stopping) ||
+	       (t && READ_ONCE(t->stopping));
+}
+
+/*
+ * Copy the first @len bytes of @src to @dst, both long enough, for @qp's
+ * work request towards @t.  Returns 0, or -EINTR when it stopped midway
+ * (frdma_exec_stop()).
+ */
+static int frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
+			  u64 len, const struct frdma_qp *qp,
+			  const struct frdma_qp *t)
 {
 	u64 doff = 0, soff = 0, since = 0, n;
 	u32 di = 0, si = 0;
@@ -336,10 +410,13 @@ static void frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src,
 		}
 		since += n;
 		if (len && since >= FRDMA_COPY_STEP) {
+			if (frdma_exec_stop(qp, t))
+				return -EINTR;
 			cond_resched();
 			since = 0;
 		}
 	}
+	return 0;
 }
 
 /* Copy @len bytes of kernel memory (inline data) to @dst. */
@@ -391,7 +468,7 @@ static void frdma_dest_resolve(struct frdma_qp *qp, struct frdma_dest *d)
 	dqpn = qp->attr.dest_qp_num;
 	spin_unlock(&qp->lock);
 
-	d->fdev = frdma_dev_get_by_gid(&dgid);
+	d->fdev = frdma_dev_get_by_gid(qp->fdev, &dgid);
 	if (!d->fdev)
 		return;
 	t = frdma_qp_get(d->fdev, dqpn);
@@ -418,32 +495,44 @@ static void frdma_dest_release(struct frdma_dest *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* Whether a QP in @state accepts incoming requests (IBTA: RTR and on). */
-static bool frdma_state_receives(enum ib_qp_state state)
-{
-	return state == IB_QPS_RTR || state == IB_QPS_RTS ||
-	       state == IB_QPS_SQD || state == IB_QPS_SQE;
-}
-
 /*
  * Execution.
  */
+
+/*
+ * Take @t's rq_mutex to deliver to it, and check again, under it, that
+ * @t still receives: its owner may have reset it since the sender looked
+ * (modify_qp changes the state before it takes rq_mutex to reset the
+ * ring).  Returns false, with the mutex released, when it does not.
+ */
+static bool frdma_rq_lock(struct frdma_qp *t)
+{
+	mutex_lock(&t->rq_mutex);
+	if (frdma_state_receives(READ_ONCE(t->state)))
+		return true;
+	mutex_unlock(&t->rq_mutex);
+	return false;
+}
 
 /**
  * struct frdma_rx - the receiver's side of a message that consumes an RQE
  * @status: the receiver's completion status
  * @rqe_taken: an RQE was consumed (a receive completion is due)
  * @wr_id: its wr_id
+ * @aborted: the copy stopped midway (frdma_exec_stop())
  */
 struct frdma_rx {
 	enum ib_wc_status status;
 	bool rqe_taken;
+	bool aborted;
 	u64 wr_id;
 };
 
 /*
  * Take the next RQE of @t, under its rq_mutex, into t->rqe.  Returns 0,
- * -EAGAIN when there is none, or -EINVAL when the ring is broken.
+ * -EAGAIN when there is none, or -EINVAL when the ring is broken.  The
+ * new cons is published before rq_mutex is dropped, so that a message
+ * stopped midway can give the RQE back (t->rq.kidx--).
  */
 static int frdma_rqe_take(struct frdma_qp *t)
 {
@@ -454,7 +543,6 @@ static int frdma_rqe_take(struct frdma_qp *t)
 	memcpy(t->rqe, frdma_queue_entry(&t->rq, t->rq.kidx),
 	       1U << t->rq.entry_shift);
 	t->rq.kidx++;
-	frdma_queue_publish(&t->rq, false);
 	return 0;
 }
 
@@ -474,6 +562,11 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	u64 room;
 	int err;
 
+	/* A receive CQ in error: the receiver's QP fails, nothing is taken. */
+	if (frdma_cq_failed(t->ibqp.recv_cq)) {
+		rx->status = IB_WC_GENERAL_ERR;
+		return IB_WC_REM_OP_ERR;
+	}
 	err = frdma_rqe_take(t);
 	if (err == -EAGAIN) {
 		*rnr = true;
@@ -505,8 +598,8 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	}
 	if (sqe->flags & FRDMA_WQE_INLINE)
 		frdma_sgl_write(rsgl, (const u8 *)(sqe + 1), len);
-	else
-		frdma_sgl_copy(rsgl, &qp->lsgl, len);
+	else if (frdma_sgl_copy(rsgl, &qp->lsgl, len, qp, t))
+		rx->aborted = true;
 	return IB_WC_SUCCESS;
 }
 
@@ -548,19 +641,22 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	struct frdma_sgl *rsgl = &qp->rsgl;
 	enum ib_wc_status status = IB_WC_SUCCESS;
 	enum ib_event_type event = 0;
-	bool rnr = false, rq_locked = false;
+	bool rnr = false, rq_locked = false, gone = false, lost = false;
 	u64 orig;
 
 	switch (sqe->opcode) {
 	case IB_UVERBS_WR_SEND:
 	case IB_UVERBS_WR_SEND_WITH_IMM:
 	case IB_UVERBS_WR_SEND_WITH_INV:
-		mutex_lock(&t->rq_mutex);
+		if (!frdma_rq_lock(t)) {
+			gone = true;
+			break;
+		}
 		rq_locked = true;
 		status = frdma_deliver(qp, t, sqe, len, false, &rx, &rnr);
 		/* The invalidation follows the data, as on the wire. */
 		if (sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV && !rnr &&
-		    status == IB_WC_SUCCESS &&
+		    status == IB_WC_SUCCESS && !rx.aborted &&
 		    frdma_mw_invalidate(&t->ibqp, sqe->invalidate_rkey, true)) {
 			rx.status = IB_WC_REM_INV_REQ_ERR;
 			status = IB_WC_REM_INV_REQ_ERR;
@@ -574,7 +670,10 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		if (status != IB_WC_SUCCESS)
 			break;
 		if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM) {
-			mutex_lock(&t->rq_mutex);
+			if (!frdma_rq_lock(t)) {
+				gone = true;
+				break;
+			}
 			rq_locked = true;
 			status = frdma_deliver(qp, t, sqe, len, true, &rx, &rnr);
 			if (rnr || status != IB_WC_SUCCESS)
@@ -584,8 +683,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			break;
 		if (sqe->flags & FRDMA_WQE_INLINE)
 			frdma_mr_write(rsgl->mr[0], rsgl->addr[0], sqe + 1, len);
-		else
-			frdma_sgl_copy(rsgl, &qp->lsgl, len);
+		else if (frdma_sgl_copy(rsgl, &qp->lsgl, len, qp, t))
+			rx.aborted = true;
 		break;
 	case IB_UVERBS_WR_RDMA_READ:
 		status = frdma_remote_get(qp, t, sqe->rdma.rkey,
@@ -593,8 +692,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 					  IB_ACCESS_REMOTE_READ);
 		if (status != IB_WC_SUCCESS)
 			break;
-		if (len)
-			frdma_sgl_copy(&qp->lsgl, rsgl, len);
+		if (len && frdma_sgl_copy(&qp->lsgl, rsgl, len, qp, t))
+			rx.aborted = true;
 		cqe->byte_len = len;
 		break;
 	case IB_UVERBS_WR_ATOMIC_WRITE:
@@ -635,6 +734,14 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		break;
 	}
 
+	/*
+	 * Stopped midway: as a message that never arrived whole.  The RQE
+	 * goes back (its cons was not published); what was copied stays.
+	 */
+	if (rx.aborted && rx.rqe_taken) {
+		t->rq.kidx--;
+		rx.rqe_taken = false;
+	}
 	if (rx.rqe_taken) {
 		struct frdma_cqe rcqe = {
 			.wr_id = rx.wr_id,
@@ -658,13 +765,28 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 				rcqe.wc_flags = FRDMA_WC_WITH_INV;
 			}
 		}
-		frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
-			      rx.status != IB_WC_SUCCESS ||
-			      (sqe->flags & FRDMA_WQE_SOLICITED));
+		/* The receiver's CQ overran: its QP fails (below). */
+		lost = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
+				     rx.status != IB_WC_SUCCESS ||
+				     (sqe->flags & FRDMA_WQE_SOLICITED));
 	}
-	if (rq_locked)
+	if (rq_locked) {
+		frdma_queue_publish(&t->rq, false);
 		mutex_unlock(&t->rq_mutex);
+	}
 	frdma_sgl_put(rsgl);
+	/*
+	 * The sender stops: the SQE runs again at the next pass, if any.
+	 * Only the target stops: it is going away, as if unreachable.
+	 */
+	if (rx.aborted && (fatal_signal_pending(current) ||
+			   READ_ONCE(qp->stopping)))
+		return FRDMA_ABORT;
+	if (rx.aborted)
+		gone = true;
+	/* The target stopped receiving: as if it had never been ready. */
+	if (gone)
+		return qp->ibqp.qp_type == IB_QPT_UC ? FRDMA_DONE : FRDMA_RETRY;
 
 	if (qp->ibqp.qp_type == IB_QPT_UC) {
 		/*
@@ -673,7 +795,9 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		 * only an RQE the receiver completed in error fails it.
 		 */
 		cqe->status = IB_WC_SUCCESS;
-		if (rx.rqe_taken && rx.status != IB_WC_SUCCESS)
+		if (lost)
+			frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+		else if (rx.rqe_taken && rx.status != IB_WC_SUCCESS)
 			frdma_qp_to_error(t, 0);
 		return FRDMA_DONE;
 	}
@@ -683,6 +807,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		d->rnr_delay = usecs_to_jiffies(frdma_rnr_usecs[timer]);
 		return FRDMA_RNR;
 	}
+	if (lost && status == IB_WC_SUCCESS)
+		status = IB_WC_REM_OP_ERR;
 	cqe->status = status;
 	if (status == IB_WC_SUCCESS)
 		return FRDMA_DONE;
@@ -692,7 +818,9 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	 * is an affiliated event there; an error the receiver completed an
 	 * RQE with needs none.
 	 */
-	if (status == IB_WC_REM_ACCESS_ERR)
+	if (lost)
+		event = IB_EVENT_QP_FATAL;
+	else if (status == IB_WC_REM_ACCESS_ERR)
 		event = IB_EVENT_QP_ACCESS_ERR;
 	else if (!rx.rqe_taken)
 		event = status == IB_WC_REM_OP_ERR ? IB_EVENT_QP_FATAL :
@@ -782,7 +910,7 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	if (!d->resolved) {
 		d->resolved = true;
 		d->gid = ah.grh.dgid;
-		d->fdev = frdma_dev_get_by_gid(&ah.grh.dgid);
+		d->fdev = frdma_dev_get_by_gid(qp->fdev, &ah.grh.dgid);
 		if (d->fdev)
 			d->qp = frdma_qp_get(d->fdev, sqe->ud.remote_qpn);
 	}
@@ -800,7 +928,13 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	if (!frdma_state_receives(tstate) || tqkey != qkey)
 		return;			/* dropped */
 
-	mutex_lock(&t->rq_mutex);
+	if (!frdma_rq_lock(t))
+		return;			/* dropped */
+	if (frdma_cq_failed(t->ibqp.recv_cq)) {
+		mutex_unlock(&t->rq_mutex);
+		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+		return;			/* dropped */
+	}
 	err = frdma_rqe_take(t);
 	if (err) {
 		mutex_unlock(&t->rq_mutex);
@@ -830,10 +964,11 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 		frdma_build_grh(grh, &ah, &sgid, len);
 		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
 		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
+		/* At most FRDMA_UD_MAX_MSG: never stops midway. */
 		if (sqe->flags & FRDMA_WQE_INLINE)
 			frdma_sgl_write(rsgl, (const u8 *)(sqe + 1), len);
 		else
-			frdma_sgl_copy(rsgl, &qp->lsgl, len);
+			frdma_sgl_copy(rsgl, &qp->lsgl, len, qp, t);
 		rcqe.byte_len = len + FRDMA_GRH_SIZE;
 		rcqe.src_qp = qp->ibqp.qp_num;
 		rcqe.wc_flags = FRDMA_WC_GRH;
@@ -842,12 +977,15 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 			rcqe.wc_flags |= FRDMA_WC_WITH_IMM;
 		}
 	}
-	frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
-		      rcqe.status != IB_WC_SUCCESS ||
-		      (sqe->flags & FRDMA_WQE_SOLICITED));
+	err = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
+			    rcqe.status != IB_WC_SUCCESS ||
+			    (sqe->flags & FRDMA_WQE_SOLICITED));
+	frdma_queue_publish(&t->rq, false);
 	mutex_unlock(&t->rq_mutex);
 	frdma_sgl_put(rsgl);
-	if (rcqe.status != IB_WC_SUCCESS)
+	if (err)			/* its receive CQ overran */
+		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+	else if (rcqe.status != IB_WC_SUCCESS)
 		frdma_qp_to_error(t, 0);
 }
 
@@ -963,6 +1101,7 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		return FRDMA_DONE;
 	}
 
+	d->bytes += len;
 	if (qp->ibqp.qp_type == IB_QPT_UD) {
 		frdma_exec_ud(qp, d, sqe, len, cqe);
 		frdma_sgl_put(lsgl);
@@ -984,7 +1123,7 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 static void frdma_sq_hold(struct frdma_qp *qp, unsigned long delay)
 {
 	qp->sqe_held = true;
-	mod_delayed_work(system_unbound_wq, &qp->retry_work, max(delay, 1UL));
+	frdma_sq_kick(qp, max(delay, 1UL));
 }
 
 /* The delay of a transport retry: 4.096 us << timeout (0: the longest). */
@@ -1007,19 +1146,31 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 	struct frdma_dest d = {};
 	struct frdma_cqe cqe;
 	enum frdma_outcome out;
+	enum ib_qp_state run_state;
 	struct frdma_sqe *sqe;
+	unsigned int n = 0;
+	bool lost;
 	int avail;
 
 	lockdep_assert_held(&qp->sq_mutex);
-	switch (READ_ONCE(qp->state)) {
+	run_state = READ_ONCE(qp->state);
+	switch (run_state) {
 	case IB_QPS_RTS:
 		break;
 	case IB_QPS_ERR:
+		qp->sqd_notify = false;
 		frdma_flush_sq(qp);
 		/* RQEs posted in the error state are flushed here too. */
 		frdma_flush_rq(qp);
 		return 0;
 	case IB_QPS_SQD:
+		/*
+		 * SQD starts nothing new, but the SQE held for a retry when
+		 * the QP entered it is outstanding: it runs to completion.
+		 */
+		if (qp->sqe_held && resume)
+			break;
+		return 0;
 	case IB_QPS_SQE:
 		return 0;
 	default:	/* nothing may be posted before RTS */
@@ -1033,12 +1184,32 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 		frdma_qp_to_error(qp, IB_EVENT_QP_FATAL);
 		return -EINVAL;
 	}
+	if (run_state == IB_QPS_SQD)
+		avail = min(avail, 1);
 	sqe = (struct frdma_sqe *)qp->sqe;
 	while (avail-- > 0) {
 		/* A sender that found an error here may have failed us. */
-		if (READ_ONCE(qp->state) != IB_QPS_RTS) {
+		if (READ_ONCE(qp->state) != run_state) {
 			if (READ_ONCE(qp->state) == IB_QPS_ERR)
 				frdma_flush_sq(qp);
+			break;
+		}
+		/*
+		 * The thread is being killed (a doorbell's) or the QP
+		 * destroyed: the rest waits for a next pass, if any.
+		 */
+		if (frdma_exec_stop(qp, NULL))
+			break;
+		/* The pass spent its budget: the QP's work runs the rest. */
+		if (n && (n >= FRDMA_PASS_WQES || d.bytes >= FRDMA_PASS_BYTES)) {
+			frdma_sq_kick(qp, 0);
+			break;
+		}
+		n++;
+		/* Its send CQ overran: the QP fails before it runs more. */
+		if (frdma_cq_failed(qp->ibqp.send_cq)) {
+			frdma_qp_to_error(qp, IB_EVENT_QP_FATAL);
+			frdma_flush_sq(qp);
 			break;
 		}
 		if (!qp->sqe_held) {
@@ -1051,6 +1222,8 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 
 		memset(&cqe, 0, sizeof(cqe));
 		out = frdma_exec(qp, &d, &cqe);
+		if (out == FRDMA_ABORT)
+			break;	/* not consumed: copied again next time */
 		if (out == FRDMA_RNR) {
 			if (!qp->retry_left) {
 				cqe.status = IB_WC_RNR_RETRY_EXC_ERR;
@@ -1072,6 +1245,7 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 
 		qp->sq.kidx++;
 		frdma_queue_publish(&qp->sq, false);
+		lost = false;
 		if (cqe.status != IB_WC_SUCCESS || qp->sq_sig_all ||
 		    (sqe->flags & FRDMA_WQE_SIGNALED)) {
 			cqe.wr_id = sqe->wr_id;
@@ -1079,11 +1253,12 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 			cqe.opcode = frdma_sqe_wc_opcode(sqe->opcode);
 			if (cqe.status != IB_WC_SUCCESS)
 				cqe.byte_len = 0;
-			frdma_cq_post(to_fcq(qp->ibqp.send_cq), &cqe,
-				      cqe.status != IB_WC_SUCCESS);
+			lost = frdma_cq_post(to_fcq(qp->ibqp.send_cq), &cqe,
+					     cqe.status != IB_WC_SUCCESS);
 		}
-		if (cqe.status != IB_WC_SUCCESS) {
-			frdma_qp_to_error(qp, 0);
+		if (cqe.status != IB_WC_SUCCESS || lost) {
+			/* Its send CQ overran: a fatal error of the QP. */
+			frdma_qp_to_error(qp, lost ? IB_EVENT_QP_FATAL : 0);
 			frdma_flush_sq(qp);
 			break;
 		}
@@ -1091,6 +1266,12 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 		cond_resched();
 	}
 	frdma_dest_release(&d);
+	/* SQD: the SQE that was outstanding has completed. */
+	if (qp->sqd_notify && !qp->sqe_held &&
+	    READ_ONCE(qp->state) == IB_QPS_SQD) {
+		qp->sqd_notify = false;
+		frdma_qp_event(qp, IB_EVENT_SQ_DRAINED);
+	}
 	return 0;
 }
 
@@ -1189,7 +1370,8 @@ void frdma_sq_poll_work(struct work_struct *work)
 			idle_since = local_clock();
 		}
 		if (stop || READ_ONCE(qp->state) != IB_QPS_RTS ||
-		    qp->sqe_held || frdma_sq_poll_yield())
+		    qp->sqe_held || READ_ONCE(qp->stopping) ||
+		    frdma_sq_poll_yield())
 			break;
 		kidx = qp->sq.kidx;
 		mutex_unlock(&qp->sq_mutex);

@@ -154,7 +154,8 @@ struct frdma_queue {
  * @lock: serialises producers and the notification state
  * @q: the ring of struct frdma_cqe
  * @notify: IB_CQ_SOLICITED or IB_CQ_NEXT_COMP while armed, else 0
- * @overrun: a completion was lost because the ring was full
+ * @overrun: a completion was lost because the ring was full: a user CQ
+ *	     is in error until resize_cq (under @lock)
  * @kernel: a kernel consumer's CQ: @q is a kernel-only ring of struct
  *	    ib_wc, read by poll_cq, instead of a ring of struct frdma_cqe
  *	    shared with user space
@@ -197,7 +198,8 @@ static inline void *frdma_queue_entry(struct frdma_queue *q, u32 idx)
 
 /* main.c */
 bool frdma_port_is_active(struct net_device *ndev);
-struct frdma_dev *frdma_dev_get_by_gid(const union ib_gid *gid);
+struct frdma_dev *frdma_dev_get_by_gid(struct frdma_dev *from,
+				       const union ib_gid *gid);
 
 /* queue.c */
 int frdma_queue_init(struct frdma_queue *q, struct ib_ucontext *uctx,

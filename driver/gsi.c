@@ -433,7 +433,7 @@ static enum ib_wc_status frdma_gsi_send_one(struct frdma_qp *qp,
 	if (m.qkey & IB_QP_SET_QKEY)
 		m.qkey = READ_ONCE(qp->attr.qkey);
 
-	tdev = frdma_dev_get_by_gid(&e->ah.grh.dgid);
+	tdev = frdma_dev_get_by_gid(qp->fdev, &e->ah.grh.dgid);
 	if (!tdev)
 		return IB_WC_SUCCESS;		/* dropped */
 	t = frdma_qp_get(tdev, e->remote_qpn);

@@ -124,18 +124,57 @@ static int frdma_netdev_event(struct notifier_block *nb, unsigned long event,
 	return NOTIFY_DONE;
 }
 
+/* The network namespace of @fdev's netdev, or NULL when it has none now. */
+static struct net *frdma_dev_netns(struct frdma_dev *fdev)
+{
+	struct net_device *ndev = ib_device_get_netdev(&fdev->ibdev, 1);
+	struct net *net;
+
+	if (!ndev)
+		return NULL;
+	net = dev_net(ndev);
+	dev_put(ndev);
+	return net;
+}
+
+/*
+ * Whether @a and @b are on one fabric: their netdevs are in the same
+ * network namespace, and so are the devices themselves (in the RDMA
+ * core's exclusive netns mode a device belongs to one namespace; in the
+ * shared mode every device is in init_net).  The namespaces are only
+ * compared, never dereferenced.
+ */
+static bool frdma_dev_same_net(struct frdma_dev *a, struct frdma_dev *b)
+{
+	struct net *na, *nb;
+
+	if (a == b)
+		return true;
+	if (!net_eq(read_pnet(&a->ibdev.coredev.rdma_net),
+		    read_pnet(&b->ibdev.coredev.rdma_net)))
+		return false;
+	na = frdma_dev_netns(a);
+	nb = frdma_dev_netns(b);
+	return na && net_eq(na, nb);
+}
+
 /**
  * frdma_dev_get_by_gid - find the frdma device that owns a RoCE v2 GID
+ * @from: the device the lookup is for (the sender's)
  * @gid: the GID
  *
  * This is how a QP finds the device of its destination: the fabric is the
- * set of frdma devices in this kernel.
+ * set of frdma devices in this kernel whose netdevs are in @from's netdev's
+ * network namespace (and, in the RDMA core's exclusive netns mode, which
+ * are in @from's namespace themselves).  A device elsewhere is not found,
+ * as a host in another namespace is not reached without a route.
  *
  * Context: any; does not sleep.
  * Return: the registered device whose GID table holds @gid, with a
  * registration reference the caller drops with ib_device_put(), or NULL.
  */
-struct frdma_dev *frdma_dev_get_by_gid(const union ib_gid *gid)
+struct frdma_dev *frdma_dev_get_by_gid(struct frdma_dev *from,
+				       const union ib_gid *gid)
 {
 	const struct ib_gid_attr *attr;
 	struct frdma_dev *fdev;
@@ -148,8 +187,10 @@ struct frdma_dev *frdma_dev_get_by_gid(const union ib_gid *gid)
 				     IB_GID_TYPE_ROCE_UDP_ENCAP, NULL);
 		if (!IS_ERR(attr)) {
 			rdma_put_gid_attr(attr);
-			rcu_read_unlock();
-			return fdev;
+			if (frdma_dev_same_net(from, fdev)) {
+				rcu_read_unlock();
+				return fdev;
+			}
 		}
 		ib_device_put(&fdev->ibdev);
 	}

@@ -350,6 +350,7 @@ static void frdma_qp_reset_queues(struct frdma_qp *qp)
 	qp->sq.kidx = READ_ONCE(qp->sq.hdr->prod);
 	frdma_queue_publish(&qp->sq, false);
 	mutex_lock(&qp->rq_mutex);
+	WRITE_ONCE(qp->rq.hdr->sq_flags, 0);	/* FRDMA_RQ_FLUSHING */
 	qp->rq.kidx = READ_ONCE(qp->rq.hdr->prod);
 	frdma_queue_publish(&qp->rq, false);
 	mutex_unlock(&qp->rq_mutex);
@@ -369,7 +370,9 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	if (mask & ~IB_QP_ATTR_STANDARD_BITS)
 		return -EOPNOTSUPP;
 
-	mutex_lock(&qp->sq_mutex);
+	/* A pass is bounded, but a dying caller need not wait for it. */
+	if (mutex_lock_killable(&qp->sq_mutex))
+		return -EINTR;
 	/*
 	 * Under qp->lock: a sender that finds an error on this QP moves it
 	 * to ERR with only that lock held, and that must not be lost.
@@ -392,6 +395,8 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 
 	if (!(mask & IB_QP_STATE))
 		goto out;
+	if (next != IB_QPS_SQD)
+		qp->sqd_notify = false;
 	/* Only RTS is polled; the cases below see every SQE posted so far. */
 	if (next != IB_QPS_RTS)
 		frdma_sq_poll_stop(qp);
@@ -414,8 +419,17 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		kick = cur != IB_QPS_RTS;
 		break;
 	case IB_QPS_SQD:
-		/* Execution is synchronous: nothing is in flight. */
-		drained = cur != IB_QPS_SQD && qp->attr.en_sqd_async_notify;
+		/*
+		 * Execution is synchronous: only an SQE held for a retry can
+		 * be outstanding.  It still runs (frdma_sq_run()), and the
+		 * queue is drained when it has completed.
+		 */
+		if (cur == IB_QPS_SQD || !qp->attr.en_sqd_async_notify)
+			break;
+		if (qp->sqe_held)
+			qp->sqd_notify = true;
+		else
+			drained = true;
 		break;
 	default:
 		break;
@@ -423,7 +437,7 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 out:
 	mutex_unlock(&qp->sq_mutex);
 	if (kick)
-		mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+		frdma_sq_kick(qp, 0);
 	if (drained)
 		frdma_qp_event(qp, IB_EVENT_SQ_DRAINED);
 	return err;
@@ -441,7 +455,9 @@ int frdma_query_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	attr->qp_state = qp->state;
 	attr->cur_qp_state = qp->state;
 	spin_unlock(&qp->lock);
-	attr->sq_draining = 0;
+	/* An SQE held for a retry is the only work that can be in flight. */
+	attr->sq_draining = attr->qp_state == IB_QPS_SQD &&
+			    READ_ONCE(qp->sqe_held);
 
 	init->qp_type = ibqp->qp_type;
 	init->send_cq = ibqp->send_cq;
@@ -459,6 +475,11 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	struct frdma_qp *qp = to_fqp(ibqp);
 	struct frdma_dev *fdev = qp->fdev;
 
+	/*
+	 * Work requests of this QP, and towards it, stop at their next copy
+	 * step: the waits below last one step, not one message.
+	 */
+	WRITE_ONCE(qp->stopping, true);
 	/* No lookup finds the QP from here on; wait for those that did. */
 	xa_erase(&fdev->qp_table, ibqp->qp_num);
 	frdma_qp_put(qp);

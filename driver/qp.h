@@ -63,6 +63,8 @@ struct frdma_sgl {
  * @sqe: the copy of the SQE being executed (under @sq_mutex)
  * @sqe_held: @sqe holds the SQE at @sq.kidx, copied before an RNR or
  *	      transport retry wait; it is not copied again
+ * @sqd_notify: the QP entered SQD, asking for IB_EVENT_SQ_DRAINED, while
+ *		@sqe_held: the event is due when that SQE has completed
  * @retry_left: RNR retries left for the held SQE (7: infinite)
  * @tretry_left: transport retries left for the held SQE
  * @lsgl: the local side of the SQE being executed (under @sq_mutex)
@@ -82,6 +84,8 @@ struct frdma_sgl {
  * @rq_mutex: see the lock order above
  * @rq: the receive queue ring
  * @rqe: the copy of the RQE being consumed (under @rq_mutex)
+ * @stopping: destroy_qp has begun: work requests of this QP, and those
+ *	      towards it, stop between copy steps
  * @gsi: the kernel queues of the GSI QP (gsi.c), else NULL; a GSI QP has
  *	 no rings and uses none of the ring fields above
  */
@@ -101,6 +105,7 @@ struct frdma_qp {
 	struct frdma_queue sq;
 	u64 sqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
 	bool sqe_held;
+	bool sqd_notify;
 	u8 retry_left;
 	u8 tretry_left;
 	struct frdma_sgl lsgl;
@@ -116,6 +121,7 @@ struct frdma_qp {
 	struct frdma_queue rq;
 	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
 
+	bool stopping;
 	struct frdma_gsi *gsi;
 };
 
@@ -166,6 +172,7 @@ void frdma_qp_event(struct frdma_qp *qp, enum ib_event_type type);
 /* exec.c: the data path */
 int frdma_sq_doorbell(struct frdma_qp *qp);
 void frdma_sq_retry_work(struct work_struct *work);
+void frdma_sq_kick(struct frdma_qp *qp, unsigned long delay);
 void frdma_sq_poll_work(struct work_struct *work);
 void frdma_sq_poll_stop(struct frdma_qp *qp);
 int frdma_sq_poll_init(void);

@@ -780,6 +780,7 @@ int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 	struct frdma_qp *qp = to_fqp(ibqp);
 	struct frdma_ring *r = &qp->rq.ring;
 	uint32_t start, cons;
+	bool posted;
 	int ret;
 
 	if (ibqp->state == IBV_QPS_RESET || !r->hdr) {
@@ -791,9 +792,14 @@ int frdma_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 	start = r->uidx;
 	cons = frdma_ring_load_cons(r);
 	ret = frdma_rq_write(r, &cons, qp->rq.max_sge, wr, bad_wr);
-	if (r->uidx != start)
+	posted = r->uidx != start;
+	if (posted)
 		frdma_ring_store_prod(r);
 	pthread_spin_unlock(&qp->rq.lock);
+
+	/* a QP in the error state: the doorbell flushes what was posted */
+	if (posted && frdma_ring_rq_needs_flush(r))
+		frdma_doorbell(qp);
 	return ret;
 }
 

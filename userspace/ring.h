@@ -108,6 +108,19 @@ static inline bool frdma_ring_sq_needs_doorbell(const struct frdma_ring *r)
 }
 
 /*
+ * After publishing an RQ's prod: whether the kernel must be told, with the
+ * send doorbell, to flush it (<rdma/frdma-abi.h>, "Receive queue
+ * flushing").  The fence pairs with the kernel's between its flag store
+ * and its prod load.
+ */
+static inline bool frdma_ring_rq_needs_flush(const struct frdma_ring *r)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit((_Atomic uint32_t *)&r->hdr->sq_flags,
+				    memory_order_relaxed) & FRDMA_RQ_FLUSHING;
+}
+
+/*
  * Entries an SQ may take while its cons stands still before the provider
  * rings the doorbell even though FRDMA_SQ_POLLED is set: the kernel's
  * poller may be slow to run (its CPU busy), and the doorbell then runs

@@ -19,8 +19,15 @@
  *   - the balance of pinned pages: nr_foll_pin_acquired -
  *     nr_foll_pin_released in /proc/vmstat.
  *
- * Three rounds, killing at different moments.  The VM harness adds the
- * kernel's verdict: no warning, BUG or KASAN report in dmesg.
+ * Three rounds, killing at different moments.  Then one round of a huge
+ * pass: the child fills a 64-entry send queue with 2 GiB SENDs (16
+ * overlapping SGEs of one 128 MiB MR) to 2 GiB receives (likewise),
+ * which would take minutes to run, rings the doorbell once and is killed
+ * in the middle of it: it must die and free everything just the same
+ * (the wait is a watchdog, not a time limit; the harness's timeout
+ * catches a hang, the debug kernel's hung-task detector a long
+ * uninterruptible wait).  The VM harness adds the kernel's verdict: no
+ * warning, BUG or KASAN report in dmesg.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -197,6 +204,78 @@ static void __attribute__((noreturn)) child(int ready_fd)
 	}
 }
 
+/* ---- the huge pass: one doorbell for a ring of 2 GiB SENDs ---- */
+
+#define HUGE_MR		(128UL << 20)
+#define HUGE_SGES	16
+#define HUGE_DEPTH	64
+
+static void __attribute__((noreturn)) child_huge(int ready_fd)
+{
+	int access = IBV_ACCESS_LOCAL_WRITE;
+	struct ibv_send_wr swr[HUGE_DEPTH], *sbad;
+	struct ibv_recv_wr rwr[HUGE_DEPTH], *rbad;
+	struct ibv_sge ssge[HUGE_SGES], rsge[HUGE_SGES];
+	struct ibv_qp_init_attr ia = {
+		.qp_type = IBV_QPT_RC,
+		.cap = {
+			.max_send_wr = HUGE_DEPTH, .max_recv_wr = HUGE_DEPTH,
+			.max_send_sge = HUGE_SGES, .max_recv_sge = HUGE_SGES,
+		},
+	};
+	struct ibv_context *ctx;
+	struct ibv_qp *a, *b;
+	struct ibv_mr *amr, *bmr;
+	struct ibv_pd *pd;
+	union ibv_gid gid;
+	uint8_t *abuf, *bbuf;
+	int gid_index, i;
+
+	ctx = open_device_by_name(dev);
+	if (!ctx || lb_find_gid(ctx, &gid_index, &gid))
+		child_fail("open", ENODEV);
+	pd = ibv_alloc_pd(ctx);
+	ia.send_cq = ia.recv_cq = ibv_create_cq(ctx, 2 * HUGE_DEPTH, NULL,
+						NULL, 0);
+	abuf = mmap(NULL, HUGE_MR, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	bbuf = mmap(NULL, HUGE_MR, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (!pd || !ia.send_cq || abuf == MAP_FAILED || bbuf == MAP_FAILED)
+		child_fail("PD, CQ, buffers", errno);
+	amr = ibv_reg_mr(pd, abuf, HUGE_MR, access);
+	bmr = ibv_reg_mr(pd, bbuf, HUGE_MR, access);
+	a = ibv_create_qp(pd, &ia);
+	b = ibv_create_qp(pd, &ia);
+	if (!amr || !bmr || !a || !b)
+		child_fail("MRs, QPs", errno);
+	if (lb_connect_pair(a, b, &gid, gid_index, 1))
+		child_fail("connect", errno);
+	for (i = 0; i < HUGE_SGES; i++) {
+		ssge[i] = (struct ibv_sge){ (uintptr_t)abuf, HUGE_MR, amr->lkey };
+		rsge[i] = (struct ibv_sge){ (uintptr_t)bbuf, HUGE_MR, bmr->lkey };
+	}
+	for (i = 0; i < HUGE_DEPTH; i++) {
+		rwr[i] = (struct ibv_recv_wr){
+			.wr_id = i, .sg_list = rsge, .num_sge = HUGE_SGES,
+			.next = i + 1 < HUGE_DEPTH ? &rwr[i + 1] : NULL,
+		};
+		swr[i] = (struct ibv_send_wr){
+			.wr_id = i, .sg_list = ssge, .num_sge = HUGE_SGES,
+			.opcode = IBV_WR_SEND, .send_flags = IBV_SEND_SIGNALED,
+			.next = i + 1 < HUGE_DEPTH ? &swr[i + 1] : NULL,
+		};
+	}
+	if (ibv_post_recv(b, rwr, &rbad))
+		child_fail("ibv_post_recv", errno);
+	/* Tell the parent, then ring the doorbell: it is killed in there. */
+	if (write(ready_fd, "r", 1) != 1)
+		child_fail("write", errno);
+	ibv_post_send(a, swr, &sbad);
+	for (;;)
+		pause();
+}
+
 /* ---- the parent: counters before, during and after ---- */
 
 struct counts {
@@ -344,6 +423,60 @@ static void round_(int r, int settle_ms)
 	   r, after.pins, start.pins);
 }
 
+static void round_huge(void)
+{
+	struct counts start, after;
+	int fds[2], status, i;
+	struct timespec t0;
+	pid_t pid, w;
+	char ch;
+	bool back;
+
+	take(&start);
+	show("before", &start);
+	if (pipe(fds))
+		return (void)ok(false, "pipe: %s", strerror(errno));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		child_huge(fds[1]);
+	}
+	close(fds[1]);
+	i = read(fds[0], &ch, 1);
+	close(fds[0]);
+	if (!ok(pid > 0 && i == 1, "huge pass: the child rings the doorbell "
+		"for %d SENDs of 2 GiB", HUGE_DEPTH)) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+		return;
+	}
+	/* Into the first copy. */
+	usleep(500000);
+	kill(pid, SIGKILL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((w = waitpid(pid, &status, WNOHANG)) == 0 &&
+	       lb_ms_since(&t0) < LB_WAIT_MS)
+		usleep(10000);
+	if (!ok(w == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		"huge pass: kill -9 in the middle of it ends the child"))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		take(&after);
+		back = same(&start, &after);
+		if (!back)
+			usleep(100000);
+	} while (!back && lb_ms_since(&t0) < 30000);
+	show("after", &after);
+	ok(back, "huge pass: objects, counters and pins back to where they were");
+	ok(after.pins == start.pins && after.acquired >= 0,
+	   "huge pass: pins balanced: acquired - released = %ld, as before (%ld)",
+	   after.pins, start.pins);
+}
+
 int main(int argc, char **argv)
 {
 	char path[256], desc[64] = "";
@@ -371,5 +504,6 @@ int main(int argc, char **argv)
 
 	for (r = 0; r < sizeof(settle) / sizeof(settle[0]); r++)
 		round_(r + 1, settle[r]);
+	round_huge();
 	return tap_done();
 }

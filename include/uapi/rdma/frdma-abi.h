@@ -94,8 +94,21 @@
  *   sequences at least one sees the other's store, so every SQE is either
  *   seen by the poller or followed by a doorbell.  sq_flags is a hint the
  *   kernel never reads back: a provider that sets it itself, or ignores
- *   it, only delays or speeds up its own QP's send queue.  It is zero in
- *   every other ring.
+ *   it, only delays or speeds up its own QP's send queue.
+ *
+ * Receive queue flushing
+ *
+ *   Receives posted while the QP is in the error state complete with
+ *   IBV_WC_WR_FLUSH_ERR, but a receive queue has no doorbell, and the QP
+ *   may have entered the error state asynchronously (a peer's error), so
+ *   the provider cannot know.  The kernel says so in the RQ header's
+ *   sq_flags word: while the QP is in the error state FRDMA_RQ_FLUSHING is
+ *   set.  The kernel sets it, issues a full fence and loads prod to flush;
+ *   the provider, after storing prod (release), issues a full fence, loads
+ *   the word and, when FRDMA_RQ_FLUSHING is set, rings the QP's send
+ *   doorbell, which flushes both queues of a QP in the error state.  As
+ *   above, one of the two sides sees the other's store.  The flag is
+ *   cleared when the QP is reset.  The word is zero in CQs.
  */
 #ifndef FRDMA_ABI_USER_H
 #define FRDMA_ABI_USER_H
@@ -123,8 +136,9 @@
  * @prod: producer index, written only by the producer
  * @rsvd0: keeps @cons on its own cache line
  * @cons: consumer index, written only by the consumer
- * @sq_flags: an SQ's FRDMA_SQ_* flags, written only by the kernel (see
- *	      "Send queue polling" above); zero in other rings
+ * @sq_flags: a work queue's flags, written only by the kernel: an SQ's
+ *	      FRDMA_SQ_* flags ("Send queue polling" above), an RQ's
+ *	      FRDMA_RQ_* flags ("Receive queue flushing"); zero in CQs
  * @rsvd1: pads the header to FRDMA_RING_HDR_SIZE
  */
 struct frdma_ring_hdr {
@@ -138,6 +152,7 @@ struct frdma_ring_hdr {
 /* struct frdma_ring_hdr.sq_flags */
 enum {
 	FRDMA_SQ_POLLED		= 1 << 0,	/* the kernel polls prod */
+	FRDMA_RQ_FLUSHING	= 1 << 1,	/* RQ: in ERR, ring to flush */
 };
 
 #define FRDMA_RING_HDR_SIZE	128
