@@ -2,8 +2,10 @@
 #
 # frdma top-level Makefile.  Targets:
 #
-#   make            modules (umem/, driver/, vfio/, tests/umem/) and the
-#                   provider
+#   make            modules (umem/, driver/, vfio/, tests/umem/), the
+#                   provider and upstream perftest patched with
+#                   perftest-patches/ (into the cache; PERFTEST_SRC=tarball
+#                   or checkout)
 #   make check      every test: host unit tests, static checks, VM suites
 #   make demo       the main job: boot the test VM, create frdma0, show it
 #                   and run a perftest bandwidth pair on it
@@ -26,14 +28,14 @@ VMRUN := tests/vm/run
 
 export KERNEL_RELEASE KDIR
 
-.PHONY: all modules provider progs deps unit static check check-vm demo \
-	bench stress clean
+.PHONY: all modules provider progs perftest deps unit static check check-vm \
+	demo bench stress clean
 
 # User-space test programs run inside the VM; built on the host.
 PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel \
 	tests/vfio
 
-all: modules provider progs
+all: modules provider progs perftest
 
 deps:
 	scripts/deps build
@@ -50,6 +52,11 @@ provider: deps
 
 progs: deps
 	for d in $(PROG_DIRS); do $(MAKE) -C $$d || exit 1; done
+
+# build/perftest: a link to the patched perftest in the cache (the
+# installed Debian perftest stays what the perftest suites run).
+perftest:
+	scripts/perftest-build > /dev/null
 
 unit:
 	$(MAKE) -C tests/unit run

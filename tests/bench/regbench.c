@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * regbench: time ibv_reg_mr() + ibv_dereg_mr() of one buffer, and the raw
- * pin floor under it, for make bench (tests/bench/in-vm).
+ * regbench: the raw pin floor under a registration, and an MR held while a
+ * command runs, for make bench (tests/bench/in-vm).  The registration
+ * times themselves come from perftest's ib_reg_mr (perftest-patches/).
  *
- *   regbench reg  -d DEV -b BACKING -s SIZE [-r REPS]
  *   regbench pin  -b BACKING -s SIZE [-r REPS]
  *   regbench hold -d DEV -b BACKING -s SIZE -- COMMAND...
  *
@@ -15,10 +15,7 @@
  *   hugetlb  a memfd_create(MFD_HUGETLB | MFD_HUGE_2MB) file, mapped
  *            shared (needs /proc/sys/vm/nr_hugepages reserved)
  *
- * reg:  REPS times (default 5) ibv_reg_mr(LOCAL_WRITE | REMOTE_WRITE |
- *       REMOTE_READ) then ibv_dereg_mr(); prints
- *       "reg DEV BACKING SIZE median_ns min_ns reg_median_ns dereg_median_ns REPS"
- * pin:  the same range through frdma_umem_test.ko's FUT_IOC_BENCH (when
+ * pin:  the range through frdma_umem_test.ko's FUT_IOC_BENCH (when
  *       the module is loaded): plain pin_user_pages_fast(FOLL_LONGTERM |
  *       FOLL_WRITE) + unpin_user_pages(), the floor any registration pays,
  *       and frdma's umem pin + release; prints
@@ -76,14 +73,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "regbench: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -250,48 +239,6 @@ static struct ibv_pd *open_pd(const char *name, struct ibv_context **ctxp)
 static const int mr_access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
 			     IBV_ACCESS_REMOTE_READ;
 
-static int do_reg(const char *dev, const char *backing, size_t len, int reps)
-{
-	uint64_t *tot, *reg, *dereg, t0, t1, t2, best;
-	struct ibv_context *ctx;
-	struct ibv_pd *pd;
-	struct buffer b;
-	struct ibv_mr *mr;
-	int i;
-
-	pd = open_pd(dev, &ctx);
-	buffer_get(&b, backing, len);
-	tot = calloc(reps, sizeof(*tot));
-	reg = calloc(reps, sizeof(*reg));
-	dereg = calloc(reps, sizeof(*dereg));
-	if (!tot || !reg || !dereg)
-		die("calloc");
-	for (i = 0; i < reps; i++) {
-		t0 = now_ns();
-		mr = ibv_reg_mr(pd, b.addr, len, mr_access);
-		t1 = now_ns();
-		if (!mr)
-			die("ibv_reg_mr");
-		if (ibv_dereg_mr(mr))
-			die("ibv_dereg_mr");
-		t2 = now_ns();
-		tot[i] = t2 - t0;
-		reg[i] = t1 - t0;
-		dereg[i] = t2 - t1;
-	}
-	best = tot[0];
-	for (i = 1; i < reps; i++)
-		if (tot[i] < best)
-			best = tot[i];
-	printf("reg %s %s %zu %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n",
-	       dev, backing, len, median(tot, reps), best, median(reg, reps),
-	       median(dereg, reps), reps);
-	buffer_put(&b);
-	ibv_dealloc_pd(pd);
-	ibv_close_device(ctx);
-	return 0;
-}
-
 static int do_pin(const char *backing, size_t len, int reps)
 {
 #ifdef HAVE_UMEM_TEST
@@ -384,8 +331,7 @@ static int do_hold(const char *dev, const char *backing, size_t len,
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: regbench reg  -d DEV -b 4k|thp|hugetlb -s SIZE [-r REPS]\n"
-		"       regbench pin  -b 4k|thp|hugetlb -s SIZE [-r REPS]\n"
+		"usage: regbench pin  -b 4k|thp|hugetlb -s SIZE [-r REPS]\n"
 		"       regbench hold -d DEV -b 4k|thp|hugetlb -s SIZE -- COMMAND...\n");
 	exit(2);
 }
@@ -412,8 +358,6 @@ int main(int argc, char **argv)
 	if (reps < 1)
 		usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!strcmp(mode, "reg") && dev)
-		return do_reg(dev, backing, len, reps);
 	if (!strcmp(mode, "pin"))
 		return do_pin(backing, len, reps);
 	if (!strcmp(mode, "hold") && dev && optind < argc)
