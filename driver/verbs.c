@@ -55,6 +55,9 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->max_srq = FRDMA_MAX_SRQ;
 	attr->max_pkeys = FRDMA_PKEY_TBL_LEN;
 	attr->local_ca_ack_delay = 15;
+	/* Completion timestamps: CLOCK_MONOTONIC in ns (frdma-abi.h). */
+	attr->hca_core_clock = FRDMA_CLOCK_KHZ;
+	attr->timestamp_mask = U64_MAX;
 	/*
 	 * Kernel work requests (the GSI QP's) name memory by kernel virtual
 	 * address with the device's local_dma_lkey: the device has no DMA

@@ -223,6 +223,7 @@ static const struct verbs_context_ops frdma_ctx_ops = {
 	.query_device_ex = frdma_query_device,
 	.query_port = frdma_query_port,
 	.query_qp = frdma_query_qp,
+	.query_rt_values = frdma_query_rt_values,
 	.reg_mr = frdma_reg_mr,
 	.rereg_mr = frdma_rereg_mr,
 	.req_notify_cq = frdma_req_notify_cq,

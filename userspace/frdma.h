@@ -50,7 +50,14 @@ struct frdma_cq {
 	 */
 	struct frdma_cq_link *links;
 	uint32_t empty_polls;
+	/* entries are struct frdma_cqe_ts (completion timestamps) */
+	bool timestamps;
 };
+
+/* The wc_flags an extended CQ can report. */
+#define FRDMA_WC_EX_TIMESTAMPS (IBV_WC_EX_WITH_COMPLETION_TIMESTAMP | \
+				IBV_WC_EX_WITH_COMPLETION_TIMESTAMP_WALLCLOCK)
+#define FRDMA_WC_EX_FLAGS (IBV_WC_STANDARD_FLAGS | FRDMA_WC_EX_TIMESTAMPS)
 
 /* Empty polls of a CQ after which its QPs' polled SQs are checked. */
 #define FRDMA_CQ_KICK_POLLS	1024
@@ -307,6 +314,8 @@ int frdma_resize_cq(struct ibv_cq *ibcq, int cqe);
 void frdma_cq_clean(struct ibv_cq *ibcq, uint32_t qpn);
 struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 				     struct ibv_cq_init_attr_ex *attr);
+int frdma_query_rt_values(struct ibv_context *ibctx,
+			  struct ibv_values_ex *values);
 
 /* qp.c */
 struct ibv_qp *frdma_create_qp(struct ibv_pd *pd,
