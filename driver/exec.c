@@ -213,6 +213,9 @@ static void frdma_flush_rq_locked(struct frdma_qp *qp)
  */
 void frdma_flush_rq(struct frdma_qp *qp)
 {
+	/* An SRQ's entries belong to no QP: they stay for the others. */
+	if (qp->ibqp.srq)
+		return;
 	mutex_lock(&qp->rq_mutex);
 	frdma_flush_rq_locked(qp);
 	mutex_unlock(&qp->rq_mutex);
@@ -240,6 +243,9 @@ void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event)
 	if (event)
 		frdma_qp_event(qp, event);
 	frdma_flush_rq(qp);
+	/* Nothing more is taken from the SRQ for it (IBTA 11.6.3). */
+	if (qp->ibqp.srq)
+		frdma_qp_event(qp, IB_EVENT_QP_LAST_WQE_REACHED);
 	mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
 }
 
@@ -442,12 +448,52 @@ struct frdma_rx {
 };
 
 /*
- * Take the next RQE of @t, under its rq_mutex, into t->rqe.  Returns 0,
- * -EAGAIN when there is none, or -EINVAL when the ring is broken.
+ * The receive queue a message to @t consumes: its own RQ, under its
+ * rq_mutex, or its SRQ, under the SRQ's mutex.
+ */
+static void frdma_rq_lock(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		mutex_lock(&to_fsrq(t->ibqp.srq)->mutex);
+	else
+		mutex_lock(&t->rq_mutex);
+}
+
+static void frdma_rq_unlock(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		mutex_unlock(&to_fsrq(t->ibqp.srq)->mutex);
+	else
+		mutex_unlock(&t->rq_mutex);
+}
+
+/* The copy of the RQE taken last, under frdma_rq_lock(). */
+static const struct frdma_rqe *frdma_rqe(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		return (const void *)to_fsrq(t->ibqp.srq)->rqe;
+	return (const void *)t->rqe;
+}
+
+static u32 frdma_rq_max_sge(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		return to_fsrq(t->ibqp.srq)->max_sge;
+	return t->attr.cap.max_recv_sge;
+}
+
+/*
+ * Take the next RQE of @t, under frdma_rq_lock(), into frdma_rqe(t).
+ * Returns 0, -EAGAIN when there is none, or -EINVAL when the ring is
+ * broken.
  */
 static int frdma_rqe_take(struct frdma_qp *t)
 {
-	int avail = frdma_queue_user_avail(&t->rq);
+	int avail;
+
+	if (t->ibqp.srq)
+		return frdma_srq_take(to_fsrq(t->ibqp.srq));
+	avail = frdma_queue_user_avail(&t->rq);
 
 	if (avail <= 0)
 		return avail ? avail : -EAGAIN;
@@ -460,8 +506,8 @@ static int frdma_rqe_take(struct frdma_qp *t)
 
 /*
  * Deliver a SEND (@write false) or the immediate of an RDMA WRITE with
- * immediate (@write true, the data already written) to @t, whose rq_mutex
- * the caller holds.  Returns the sender's status, or -EAGAIN through
+ * immediate (@write true, the data already written) to @t, whose receive
+ * queue the caller holds (frdma_rq_lock()).  Returns the sender's status, or -EAGAIN through
  * @rnr when no RQE was posted.
  */
 static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
@@ -469,7 +515,7 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 				       bool write, struct frdma_rx *rx,
 				       bool *rnr)
 {
-	const struct frdma_rqe *rqe = (const void *)t->rqe;
+	const struct frdma_rqe *rqe = frdma_rqe(t);
 	struct frdma_sgl *rsgl = &qp->rsgl;
 	u64 room;
 	int err;
@@ -488,7 +534,7 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	if (write)
 		return IB_WC_SUCCESS;
 
-	if (rqe->num_sge > t->attr.cap.max_recv_sge) {
+	if (rqe->num_sge > frdma_rq_max_sge(t)) {
 		rx->status = IB_WC_LOC_QP_OP_ERR;
 		return IB_WC_REM_OP_ERR;
 	}
@@ -555,7 +601,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	case IB_UVERBS_WR_SEND:
 	case IB_UVERBS_WR_SEND_WITH_IMM:
 	case IB_UVERBS_WR_SEND_WITH_INV:
-		mutex_lock(&t->rq_mutex);
+		frdma_rq_lock(t);
 		rq_locked = true;
 		status = frdma_deliver(qp, t, sqe, len, false, &rx, &rnr);
 		/* The invalidation follows the data, as on the wire. */
@@ -574,7 +620,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		if (status != IB_WC_SUCCESS)
 			break;
 		if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM) {
-			mutex_lock(&t->rq_mutex);
+			frdma_rq_lock(t);
 			rq_locked = true;
 			status = frdma_deliver(qp, t, sqe, len, true, &rx, &rnr);
 			if (rnr || status != IB_WC_SUCCESS)
@@ -663,7 +709,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			      (sqe->flags & FRDMA_WQE_SOLICITED));
 	}
 	if (rq_locked)
-		mutex_unlock(&t->rq_mutex);
+		frdma_rq_unlock(t);
 	frdma_sgl_put(rsgl);
 
 	if (qp->ibqp.qp_type == IB_QPT_UC) {
@@ -800,23 +846,22 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	if (!frdma_state_receives(tstate) || tqkey != qkey)
 		return;			/* dropped */
 
-	mutex_lock(&t->rq_mutex);
+	frdma_rq_lock(t);
 	err = frdma_rqe_take(t);
 	if (err) {
-		mutex_unlock(&t->rq_mutex);
+		frdma_rq_unlock(t);
 		if (err != -EAGAIN)
 			frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
 		return;			/* dropped */
 	}
-	rcqe.wr_id = ((const struct frdma_rqe *)t->rqe)->wr_id;
+	rcqe.wr_id = frdma_rqe(t)->wr_id;
 	rcqe.qp_num = t->ibqp.qp_num;
 	rcqe.opcode = FRDMA_WC_RECV;
 	rcqe.status = IB_WC_SUCCESS;
-	if (((const struct frdma_rqe *)t->rqe)->num_sge >
-	    t->attr.cap.max_recv_sge) {
+	if (frdma_rqe(t)->num_sge > frdma_rq_max_sge(t)) {
 		rcqe.status = IB_WC_LOC_QP_OP_ERR;
 	} else {
-		const struct frdma_rqe *rqe = (const void *)t->rqe;
+		const struct frdma_rqe *rqe = frdma_rqe(t);
 
 		err = frdma_sgl_get(rsgl, t->fdev, t->ibqp.pd,
 				    (const struct frdma_sge *)(rqe + 1),
@@ -845,7 +890,7 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
 		      rcqe.status != IB_WC_SUCCESS ||
 		      (sqe->flags & FRDMA_WQE_SOLICITED));
-	mutex_unlock(&t->rq_mutex);
+	frdma_rq_unlock(t);
 	frdma_sgl_put(rsgl);
 	if (rcqe.status != IB_WC_SUCCESS)
 		frdma_qp_to_error(t, 0);
