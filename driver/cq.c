@@ -20,6 +20,7 @@
  */
 
 #include <linux/log2.h>
+#include <linux/timekeeping.h>
 #include <rdma/uverbs_ioctl.h>
 
 #include "frdma.h"
@@ -27,6 +28,7 @@
 /* The ring formats and the codes in CQEs are the core's values. */
 static_assert(sizeof(struct frdma_ring_hdr) == FRDMA_RING_HDR_SIZE);
 static_assert(sizeof(struct frdma_cqe) == 1 << FRDMA_CQE_SHIFT);
+static_assert(sizeof(struct frdma_cqe_ts) == 1 << FRDMA_CQE_TS_SHIFT);
 static_assert(sizeof(struct frdma_sqe) == 64);
 static_assert(sizeof(struct frdma_rqe) == 16);
 static_assert(sizeof(struct frdma_sqe) +
@@ -69,15 +71,18 @@ int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 	struct frdma_cq *cq = to_fcq(ibcq);
 	struct frdma_create_cq_resp resp = {};
 	struct frdma_ucontext *uctx;
-	u32 entries;
+	u32 entries, shift = FRDMA_CQE_SHIFT;
 	int err;
 
-	if (attr->flags)
+	if (attr->flags & ~IB_UVERBS_CQ_FLAGS_TIMESTAMP_COMPLETION)
 		return -EOPNOTSUPP;
 	if (attr->cqe < 1 || attr->cqe > FRDMA_MAX_CQE)
 		return -EINVAL;
 	if (!udata)
-		return frdma_create_kernel_cq(cq, attr);
+		return attr->flags ? -EOPNOTSUPP :
+			frdma_create_kernel_cq(cq, attr);
+	if (attr->flags & IB_UVERBS_CQ_FLAGS_TIMESTAMP_COMPLETION)
+		shift = FRDMA_CQE_TS_SHIFT;
 	if (udata->inlen && !ib_is_udata_cleared(udata, 0, udata->inlen))
 		return -EINVAL;
 	if (udata->outlen < sizeof(resp))
@@ -89,8 +94,7 @@ int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 	err = frdma_res_charge(fdev, FRDMA_RES_CQ);
 	if (err)
 		return err;
-	err = frdma_queue_init(&cq->q, &uctx->ibuc, entries, FRDMA_CQE_SHIFT,
-			       &resp.cq);
+	err = frdma_queue_init(&cq->q, &uctx->ibuc, entries, shift, &resp.cq);
 	if (err)
 		goto err_count;
 	ibcq->cqe = entries;
@@ -142,7 +146,7 @@ int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 
 	uctx = rdma_udata_to_drv_context(udata, struct frdma_ucontext, ibuc);
 	entries = roundup_pow_of_two(cqe);
-	err = frdma_queue_init(&nq, &uctx->ibuc, entries, FRDMA_CQE_SHIFT,
+	err = frdma_queue_init(&nq, &uctx->ibuc, entries, cq->q.entry_shift,
 			       &resp.cq);
 	if (err)
 		return err;
@@ -163,7 +167,7 @@ int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 	for (i = 0; i < used; i++)
 		memcpy(frdma_queue_entry(&nq, i),
 		       frdma_queue_entry(&cq->q, cons + i),
-		       sizeof(struct frdma_cqe));
+		       1U << cq->q.entry_shift);
 	nq.kidx = used;
 	frdma_queue_publish(&nq, true);
 	oq = cq->q;
@@ -300,9 +304,18 @@ static int frdma_cq_produce(struct frdma_cq *cq, const void *e, size_t size,
 int frdma_cq_post(struct frdma_cq *cq, const struct frdma_cqe *cqe,
 		  bool solicited)
 {
+	struct frdma_cqe_ts ts;
+
 	/* Only kernel QPs use kernel CQs, and they post with ib_wc. */
 	if (WARN_ON_ONCE(cq->kernel))
 		return -EINVAL;
+	if (cq->q.entry_shift == FRDMA_CQE_TS_SHIFT) {
+		ts = (struct frdma_cqe_ts){
+			.cqe = *cqe,
+			.timestamp = ktime_get_ns(),
+		};
+		return frdma_cq_produce(cq, &ts, sizeof(ts), solicited);
+	}
 	return frdma_cq_produce(cq, cqe, sizeof(*cqe), solicited);
 }
 

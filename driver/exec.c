@@ -230,6 +230,9 @@ static void frdma_flush_rq_locked(struct frdma_qp *qp)
  */
 void frdma_flush_rq(struct frdma_qp *qp)
 {
+	/* An SRQ's entries belong to no QP: they stay for the others. */
+	if (qp->ibqp.srq)
+		return;
 	mutex_lock(&qp->rq_mutex);
 	/*
 	 * Only in ERR: a late flush after a reset must not complete RQEs
@@ -283,6 +286,9 @@ void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event)
 	if (event)
 		frdma_qp_event(qp, event);
 	frdma_flush_rq(qp);
+	/* Nothing more is taken from the SRQ for it (IBTA 11.6.3). */
+	if (qp->ibqp.srq)
+		frdma_qp_event(qp, IB_EVENT_QP_LAST_WQE_REACHED);
 	frdma_sq_kick(qp, 0);
 }
 
@@ -499,21 +505,6 @@ static void frdma_dest_release(struct frdma_dest *d)
  * Execution.
  */
 
-/*
- * Take @t's rq_mutex to deliver to it, and check again, under it, that
- * @t still receives: its owner may have reset it since the sender looked
- * (modify_qp changes the state before it takes rq_mutex to reset the
- * ring).  Returns false, with the mutex released, when it does not.
- */
-static bool frdma_rq_lock(struct frdma_qp *t)
-{
-	mutex_lock(&t->rq_mutex);
-	if (frdma_state_receives(READ_ONCE(t->state)))
-		return true;
-	mutex_unlock(&t->rq_mutex);
-	return false;
-}
-
 /**
  * struct frdma_rx - the receiver's side of a message that consumes an RQE
  * @status: the receiver's completion status
@@ -529,14 +520,74 @@ struct frdma_rx {
 };
 
 /*
- * Take the next RQE of @t, under its rq_mutex, into t->rqe.  Returns 0,
- * -EAGAIN when there is none, or -EINVAL when the ring is broken.  The
- * new cons is published before rq_mutex is dropped, so that a message
- * stopped midway can give the RQE back (t->rq.kidx--).
+ * The receive queue a message to @t consumes: its own RQ, under its
+ * rq_mutex, or its SRQ, under the SRQ's mutex.
+ */
+static struct mutex *frdma_rq_mutex(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		return &to_fsrq(t->ibqp.srq)->mutex;
+	return &t->rq_mutex;
+}
+
+static struct frdma_queue *frdma_rq_queue(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		return &to_fsrq(t->ibqp.srq)->rq;
+	return &t->rq;
+}
+
+/* The copy of the RQE taken last, under frdma_rq_lock(). */
+static const struct frdma_rqe *frdma_rqe(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		return (const void *)to_fsrq(t->ibqp.srq)->rqe;
+	return (const void *)t->rqe;
+}
+
+static u32 frdma_rq_max_sge(struct frdma_qp *t)
+{
+	if (t->ibqp.srq)
+		return to_fsrq(t->ibqp.srq)->max_sge;
+	return t->attr.cap.max_recv_sge;
+}
+
+/*
+ * Take @t's receive queue mutex (frdma_rq_mutex()) to deliver to it, and
+ * check again, under it, that @t still receives: its owner may have reset
+ * it since the sender looked (modify_qp changes the state before it takes
+ * rq_mutex to reset the ring).  Returns false, with the mutex released,
+ * when it does not.
+ */
+static bool frdma_rq_lock(struct frdma_qp *t)
+{
+	mutex_lock(frdma_rq_mutex(t));
+	if (frdma_state_receives(READ_ONCE(t->state)))
+		return true;
+	mutex_unlock(frdma_rq_mutex(t));
+	return false;
+}
+
+/* Publish the RQEs taken under frdma_rq_lock(), and unlock. */
+static void frdma_rq_unlock(struct frdma_qp *t)
+{
+	frdma_queue_publish(frdma_rq_queue(t), false);
+	mutex_unlock(frdma_rq_mutex(t));
+}
+
+/*
+ * Take the next RQE of @t, under frdma_rq_lock(), into frdma_rqe(t).
+ * Returns 0, -EAGAIN when there is none, or -EINVAL when the ring is
+ * broken.  The new cons is published by frdma_rq_unlock(), so that a
+ * message stopped midway can give the RQE back (frdma_rq_queue(t)->kidx--).
  */
 static int frdma_rqe_take(struct frdma_qp *t)
 {
-	int avail = frdma_queue_user_avail(&t->rq);
+	int avail;
+
+	if (t->ibqp.srq)
+		return frdma_srq_take(to_fsrq(t->ibqp.srq));
+	avail = frdma_queue_user_avail(&t->rq);
 
 	if (avail <= 0)
 		return avail ? avail : -EAGAIN;
@@ -548,8 +599,8 @@ static int frdma_rqe_take(struct frdma_qp *t)
 
 /*
  * Deliver a SEND (@write false) or the immediate of an RDMA WRITE with
- * immediate (@write true, the data already written) to @t, whose rq_mutex
- * the caller holds.  Returns the sender's status, or -EAGAIN through
+ * immediate (@write true, the data already written) to @t, whose receive
+ * queue the caller holds (frdma_rq_lock()).  Returns the sender's status, or -EAGAIN through
  * @rnr when no RQE was posted.
  */
 static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
@@ -557,7 +608,7 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 				       bool write, struct frdma_rx *rx,
 				       bool *rnr)
 {
-	const struct frdma_rqe *rqe = (const void *)t->rqe;
+	const struct frdma_rqe *rqe = frdma_rqe(t);
 	struct frdma_sgl *rsgl = &qp->rsgl;
 	u64 room;
 	int err;
@@ -581,7 +632,7 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	if (write)
 		return IB_WC_SUCCESS;
 
-	if (rqe->num_sge > t->attr.cap.max_recv_sge) {
+	if (rqe->num_sge > frdma_rq_max_sge(t)) {
 		rx->status = IB_WC_LOC_QP_OP_ERR;
 		return IB_WC_REM_OP_ERR;
 	}
@@ -739,7 +790,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	 * goes back (its cons was not published); what was copied stays.
 	 */
 	if (rx.aborted && rx.rqe_taken) {
-		t->rq.kidx--;
+		frdma_rq_queue(t)->kidx--;
 		rx.rqe_taken = false;
 	}
 	if (rx.rqe_taken) {
@@ -770,10 +821,8 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 				     rx.status != IB_WC_SUCCESS ||
 				     (sqe->flags & FRDMA_WQE_SOLICITED));
 	}
-	if (rq_locked) {
-		frdma_queue_publish(&t->rq, false);
-		mutex_unlock(&t->rq_mutex);
-	}
+	if (rq_locked)
+		frdma_rq_unlock(t);
 	frdma_sgl_put(rsgl);
 	/*
 	 * The sender stops: the SQE runs again at the next pass, if any.
@@ -931,26 +980,25 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	if (!frdma_rq_lock(t))
 		return;			/* dropped */
 	if (frdma_cq_failed(t->ibqp.recv_cq)) {
-		mutex_unlock(&t->rq_mutex);
+		frdma_rq_unlock(t);
 		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
 		return;			/* dropped */
 	}
 	err = frdma_rqe_take(t);
 	if (err) {
-		mutex_unlock(&t->rq_mutex);
+		frdma_rq_unlock(t);
 		if (err != -EAGAIN)
 			frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
 		return;			/* dropped */
 	}
-	rcqe.wr_id = ((const struct frdma_rqe *)t->rqe)->wr_id;
+	rcqe.wr_id = frdma_rqe(t)->wr_id;
 	rcqe.qp_num = t->ibqp.qp_num;
 	rcqe.opcode = FRDMA_WC_RECV;
 	rcqe.status = IB_WC_SUCCESS;
-	if (((const struct frdma_rqe *)t->rqe)->num_sge >
-	    t->attr.cap.max_recv_sge) {
+	if (frdma_rqe(t)->num_sge > frdma_rq_max_sge(t)) {
 		rcqe.status = IB_WC_LOC_QP_OP_ERR;
 	} else {
-		const struct frdma_rqe *rqe = (const void *)t->rqe;
+		const struct frdma_rqe *rqe = frdma_rqe(t);
 
 		err = frdma_sgl_get(rsgl, t->fdev, t->ibqp.pd,
 				    (const struct frdma_sge *)(rqe + 1),
@@ -980,8 +1028,7 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	err = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
 			    rcqe.status != IB_WC_SUCCESS ||
 			    (sqe->flags & FRDMA_WQE_SOLICITED));
-	frdma_queue_publish(&t->rq, false);
-	mutex_unlock(&t->rq_mutex);
+	frdma_rq_unlock(t);
 	frdma_sgl_put(rsgl);
 	if (err)			/* its receive CQ overran */
 		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);

@@ -48,7 +48,7 @@
 #define FRDMA_MAX_MR		(BIT(19) - 1)
 #define FRDMA_MAX_MW		(BIT(19) - 1)
 #define FRDMA_MAX_AH		65536
-#define FRDMA_MAX_SRQ		0	/* raised when SRQ is implemented */
+#define FRDMA_MAX_SRQ		16384
 /*
  * An MR is pinned by umem/, whose page index is 32 bits wide: 16 TiB with
  * 4 KiB pages.  Report a quarter of that, which no test machine reaches.

@@ -231,6 +231,28 @@ static void frdma_set_guid(struct ib_device *ibdev, struct net_device *ndev)
 	addrconf_addr_eui48((u8 *)&ibdev->node_guid, mac);
 }
 
+/*
+ * The netdev's parent (a virtio or PCI device) becomes the ib_device's
+ * too, so that sysfs leads from the ib_device to its interface
+ * (/sys/class/infiniband/NAME/device/net/), where rdma-core's tests and
+ * other tools look for it.  A netdev without a parent (veth, lo, bridges)
+ * leaves the ib_device without one.  Neither does a netdev that already
+ * has an RDMA device of another driver: libibverbs matches providers
+ * against the parent's modalias, and that device's own provider would
+ * then claim the frdma device as well.
+ */
+static void frdma_set_parent(struct ib_device *ibdev, struct net_device *ndev)
+{
+	struct ib_device *other;
+
+	other = ib_device_get_by_netdev(ndev, RDMA_DRIVER_UNKNOWN);
+	if (other) {
+		ib_device_put(other);
+		return;
+	}
+	ibdev->dev.parent = ndev->dev.parent;
+}
+
 static int frdma_newlink(const char *ibdev_name, struct net_device *ndev)
 {
 	struct frdma_dev *fdev;
@@ -267,6 +289,7 @@ static int frdma_newlink(const char *ibdev_name, struct net_device *ndev)
 	ibdev->local_dma_lkey = 0;
 	strscpy(ibdev->node_desc, FRDMA_NODE_DESC, sizeof(ibdev->node_desc));
 	frdma_set_guid(ibdev, ndev);
+	frdma_set_parent(ibdev, ndev);
 	/*
 	 * The send doorbell is a post_send with no work requests; completion
 	 * notification requests go through the command channel.

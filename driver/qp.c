@@ -173,8 +173,15 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 	if (init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UC &&
 	    init->qp_type != IB_QPT_UD)
 		return -EOPNOTSUPP;
-	if (init->srq || init->create_flags || init->rwq_ind_tbl)
+	if (init->create_flags || init->rwq_ind_tbl)
 		return -EOPNOTSUPP;
+	if (init->srq && init->srq->srq_type != IB_SRQT_BASIC)
+		return -EOPNOTSUPP;
+	/* A QP on an SRQ receives from it and has no RQ of its own. */
+	if (init->srq) {
+		cap->max_recv_wr = 0;
+		cap->max_recv_sge = 0;
+	}
 	err = frdma_check_cap(cap);
 	if (err)
 		return err;
@@ -200,7 +207,10 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 	body = (1U << rq_shift) - sizeof(struct frdma_rqe);
 	cap->max_recv_sge = min_t(u32, body / sizeof(struct frdma_sge),
 				  FRDMA_MAX_SGE);
-	cap->max_recv_wr = roundup_pow_of_two(max_t(u32, cap->max_recv_wr, 1));
+	if (!init->srq)
+		cap->max_recv_wr = roundup_pow_of_two(max_t(u32,
+							    cap->max_recv_wr,
+							    1));
 
 	frdma_qp_init_common(qp, init);
 
@@ -219,10 +229,12 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 		err = -ENOMEM;
 		goto err_sq;
 	}
-	err = frdma_queue_init(&qp->rq, &uctx->ibuc, cap->max_recv_wr,
-			       rq_shift, &resp.rq);
-	if (err)
-		goto err_sq;
+	if (!init->srq) {
+		err = frdma_queue_init(&qp->rq, &uctx->ibuc, cap->max_recv_wr,
+				       rq_shift, &resp.rq);
+		if (err)
+			goto err_sq;
+	}
 	resp.max_inline_data = cap->max_inline_data;
 
 	if (frdma_should_fail()) {
@@ -349,6 +361,8 @@ static void frdma_qp_reset_queues(struct frdma_qp *qp)
 	qp->sqe_held = false;
 	qp->sq.kidx = READ_ONCE(qp->sq.hdr->prod);
 	frdma_queue_publish(&qp->sq, false);
+	if (qp->ibqp.srq)
+		return;		/* the SRQ's entries are not the QP's */
 	mutex_lock(&qp->rq_mutex);
 	WRITE_ONCE(qp->rq.hdr->sq_flags, 0);	/* FRDMA_RQ_FLUSHING */
 	qp->rq.kidx = READ_ONCE(qp->rq.hdr->prod);
@@ -413,6 +427,8 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		cancel_delayed_work(&qp->retry_work);
 		frdma_flush_sq(qp);
 		frdma_flush_rq(qp);
+		if (ibqp->srq && cur != IB_QPS_ERR)
+			frdma_qp_event(qp, IB_EVENT_QP_LAST_WQE_REACHED);
 		break;
 	case IB_QPS_RTS:
 		/* Work posted before RTS, or held in SQD, runs now. */

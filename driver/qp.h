@@ -11,7 +11,8 @@
  *                  modify_qp and destroy_qp of that QP
  *   qp->rq_mutex   the receive queue: its consumer index and RQE buffer;
  *                  taken by whoever delivers to the QP (a sender holding
- *                  its own sq_mutex) and by flushes
+ *                  its own sq_mutex) and by flushes.  A QP on an SRQ
+ *                  uses the SRQ's mutex (srq->mutex) instead.
  *   cq->lock       (cq.c) taken by frdma_cq_post()
  *   qp->lock       a leaf spinlock: the state and the attributes
  *
@@ -126,6 +127,35 @@ struct frdma_qp {
 };
 
 /**
+ * struct frdma_srq - a shared receive queue
+ * @ibsrq: the core's SRQ
+ * @mutex: the ring's consumer index, @rqe and @limit; taken, like a QP's
+ *	   rq_mutex, by whoever delivers to a QP on this SRQ (see the lock
+ *	   order above: an SRQ's mutex stands where a QP's rq_mutex would)
+ * @rq: the ring, formatted like a QP's RQ
+ * @rqe: the copy of the RQE being consumed (under @mutex)
+ * @max_sge: SGEs an entry may carry
+ * @limit: the armed limit (IB_EVENT_SRQ_LIMIT_REACHED when fewer entries
+ *	   remain after one is taken), 0 when not armed (under @mutex)
+ * @broken: the ring's producer index was found out of range and
+ *	    IB_EVENT_SRQ_ERR reported (under @mutex)
+ */
+struct frdma_srq {
+	struct ib_srq ibsrq;
+	struct mutex mutex;	/* see above */
+	struct frdma_queue rq;
+	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
+	u32 max_sge;
+	u32 limit;
+	bool broken;
+};
+
+static inline struct frdma_srq *to_fsrq(struct ib_srq *ibsrq)
+{
+	return container_of(ibsrq, struct frdma_srq, ibsrq);
+}
+
+/**
  * struct frdma_ah - an address handle
  * @ibah: the core's AH
  * @attr: the address vector (without its sgid_attr reference)
@@ -168,6 +198,15 @@ void frdma_qp_table_destroy(struct frdma_dev *fdev);
 struct frdma_qp *frdma_qp_get(struct frdma_dev *fdev, u32 qpn);
 void frdma_qp_put(struct frdma_qp *qp);
 void frdma_qp_event(struct frdma_qp *qp, enum ib_event_type type);
+
+/* srq.c */
+int frdma_create_srq(struct ib_srq *ibsrq, struct ib_srq_init_attr *init,
+		     struct ib_udata *udata);
+int frdma_modify_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr,
+		     enum ib_srq_attr_mask mask, struct ib_udata *udata);
+int frdma_query_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr);
+int frdma_destroy_srq(struct ib_srq *ibsrq, struct ib_udata *udata);
+int frdma_srq_take(struct frdma_srq *srq);
 
 /* exec.c: the data path */
 int frdma_sq_doorbell(struct frdma_qp *qp);

@@ -133,8 +133,13 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->atomic_cap = IB_ATOMIC_HCA;
 	attr->max_ah = frdma_cap(FRDMA_MAX_AH, cap);
 	attr->max_srq = FRDMA_MAX_SRQ;
+	attr->max_srq_wr = FRDMA_MAX_QP_WR;
+	attr->max_srq_sge = FRDMA_MAX_SGE;
 	attr->max_pkeys = FRDMA_PKEY_TBL_LEN;
 	attr->local_ca_ack_delay = 15;
+	/* Completion timestamps: CLOCK_MONOTONIC in ns (frdma-abi.h). */
+	attr->hca_core_clock = FRDMA_CLOCK_KHZ;
+	attr->timestamp_mask = U64_MAX;
 	/*
 	 * Kernel work requests (the GSI QP's) name memory by kernel virtual
 	 * address with the device's local_dma_lkey: the device has no DMA
@@ -291,6 +296,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
 	.create_qp = frdma_create_qp,
+	.create_srq = frdma_create_srq,
 	.create_user_ah = frdma_create_ah,
 	.dealloc_mw = frdma_dealloc_mw,
 	.dealloc_pd = frdma_dealloc_pd,
@@ -299,6 +305,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.destroy_ah = frdma_destroy_ah,
 	.destroy_cq = frdma_destroy_cq,
 	.destroy_qp = frdma_destroy_qp,
+	.destroy_srq = frdma_destroy_srq,
 	.fill_res_mr_entry = frdma_fill_res_mr_entry,
 	.get_dma_mr = frdma_get_dma_mr,
 	.get_link_layer = frdma_get_link_layer,
@@ -306,6 +313,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.mmap = frdma_mmap,
 	.mmap_free = frdma_mmap_free,
 	.modify_qp = frdma_modify_qp,
+	.modify_srq = frdma_modify_srq,
 	.poll_cq = frdma_poll_cq,
 	.post_recv = frdma_post_recv,
 	.post_send = frdma_post_send,
@@ -314,6 +322,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.query_pkey = frdma_query_pkey,
 	.query_port = frdma_query_port,
 	.query_qp = frdma_query_qp,
+	.query_srq = frdma_query_srq,
 	.reg_user_mr = frdma_reg_user_mr,
 	.rereg_user_mr = frdma_rereg_user_mr,
 	.req_notify_cq = frdma_req_notify_cq,
@@ -324,5 +333,6 @@ const struct ib_device_ops frdma_dev_ops = {
 	INIT_RDMA_OBJ_SIZE(ib_mw, frdma_ibmw, ibmw),
 	INIT_RDMA_OBJ_SIZE(ib_pd, frdma_pd, ibpd),
 	INIT_RDMA_OBJ_SIZE(ib_qp, frdma_qp, ibqp),
+	INIT_RDMA_OBJ_SIZE(ib_srq, frdma_srq, ibsrq),
 	INIT_RDMA_OBJ_SIZE(ib_ucontext, frdma_ucontext, ibuc),
 };

@@ -5,8 +5,15 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "frdma.h"
+
+/* A CQ with timestamps has entries of struct frdma_cqe_ts. */
+static uint32_t frdma_cqe_shift(const struct frdma_cq *cq)
+{
+	return cq->timestamps ? FRDMA_CQE_TS_SHIFT : FRDMA_CQE_SHIFT;
+}
 
 static int frdma_cq_map(struct frdma_cq *cq, struct ibv_context *ibctx,
 			const struct frdma_ring_desc *desc)
@@ -15,7 +22,7 @@ static int frdma_cq_map(struct frdma_cq *cq, struct ibv_context *ibctx,
 
 	ret = frdma_ring_map(&cq->ring, ibctx->cmd_fd, desc,
 			     sizeof(struct frdma_cqe));
-	if (!ret && desc->entry_shift != FRDMA_CQE_SHIFT) {
+	if (!ret && desc->entry_shift != frdma_cqe_shift(cq)) {
 		frdma_ring_unmap(&cq->ring);
 		ret = EPROTO;
 	}
@@ -172,7 +179,7 @@ void frdma_cq_clean(struct ibv_cq *ibcq, uint32_t qpn)
 			dropped++;
 		else if (dropped)
 			memcpy(frdma_ring_entry(r, i + dropped), cqe,
-			       sizeof(*cqe));
+			       (size_t)1 << r->entry_shift);
 	}
 	if (dropped) {
 		r->uidx += dropped;
@@ -201,7 +208,7 @@ int frdma_resize_cq(struct ibv_cq *ibcq, int cqe)
 		goto out;
 	ret = frdma_ring_map(&nr, ibcq->context->cmd_fd, &resp.drv.cq,
 			     sizeof(struct frdma_cqe));
-	if (!ret && resp.drv.cq.entry_shift != FRDMA_CQE_SHIFT) {
+	if (!ret && resp.drv.cq.entry_shift != frdma_cqe_shift(cq)) {
 		frdma_ring_unmap(&nr);
 		ret = EPROTO;
 	}
@@ -336,6 +343,48 @@ static uint8_t frdma_read_dlid_path_bits(struct ibv_cq_ex *cq_ex)
 	return 0;
 }
 
+/* The device clock is CLOCK_MONOTONIC in ns (FRDMA_CLOCK_KHZ). */
+static uint64_t frdma_read_completion_ts(struct ibv_cq_ex *cq_ex)
+{
+	return ((const struct frdma_cqe_ts *)ex_to_fcq(cq_ex)->cur)->timestamp;
+}
+
+static uint64_t frdma_clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * CLOCK_REALTIME when the kernel wrote the entry: its monotonic
+ * timestamp moved by the current distance between the two clocks.
+ */
+static uint64_t frdma_read_completion_wallclock_ns(struct ibv_cq_ex *cq_ex)
+{
+	uint64_t mono = frdma_clock_ns(CLOCK_MONOTONIC);
+	uint64_t real = frdma_clock_ns(CLOCK_REALTIME);
+
+	return frdma_read_completion_ts(cq_ex) + (real - mono);
+}
+
+int frdma_query_rt_values(struct ibv_context *ibctx,
+			  struct ibv_values_ex *values)
+{
+	uint64_t now;
+
+	if (values->comp_mask & ~(uint32_t)IBV_VALUES_MASK_RAW_CLOCK)
+		return EINVAL;
+	if (values->comp_mask & IBV_VALUES_MASK_RAW_CLOCK) {
+		/* the device clock, in the units of read_completion_ts */
+		now = frdma_clock_ns(CLOCK_MONOTONIC);
+		values->raw_clock.tv_sec = 0;
+		values->raw_clock.tv_nsec = now;
+	}
+	return 0;
+}
+
 struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 				     struct ibv_cq_init_attr_ex *attr)
 {
@@ -346,7 +395,7 @@ struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 	int ret;
 
 	if (attr->comp_mask & ~(uint32_t)IBV_CQ_INIT_ATTR_MASK_FLAGS ||
-	    attr->wc_flags & ~(uint64_t)IBV_WC_STANDARD_FLAGS ||
+	    attr->wc_flags & ~(uint64_t)FRDMA_WC_EX_FLAGS ||
 	    ((attr->comp_mask & IBV_CQ_INIT_ATTR_MASK_FLAGS) &&
 	     attr->flags & ~(uint32_t)IBV_CREATE_CQ_ATTR_SINGLE_THREADED)) {
 		errno = EOPNOTSUPP;
@@ -357,10 +406,13 @@ struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 	if (!cq)
 		return NULL;
 	pthread_spin_init(&cq->lock, PTHREAD_PROCESS_PRIVATE);
+	cq->timestamps = attr->wc_flags & FRDMA_WC_EX_TIMESTAMPS;
 
 	ret = ibv_cmd_create_cq_ex(ibctx, attr, &cq->vcq,
 				   (struct ibv_create_cq_ex *)&cmd, sizeof(cmd),
-				   &resp.core, sizeof(resp), 0);
+				   &resp.core, sizeof(resp),
+				   cq->timestamps ?
+				   IB_UVERBS_CQ_FLAGS_TIMESTAMP_COMPLETION : 0);
 	if (ret)
 		goto err_free;
 	ret = frdma_cq_map(cq, ibctx, &resp.drv.cq);
@@ -383,6 +435,11 @@ struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 	cq_ex->read_slid = frdma_read_slid;
 	cq_ex->read_sl = frdma_read_sl;
 	cq_ex->read_dlid_path_bits = frdma_read_dlid_path_bits;
+	if (cq->timestamps) {
+		cq_ex->read_completion_ts = frdma_read_completion_ts;
+		cq_ex->read_completion_wallclock_ns =
+			frdma_read_completion_wallclock_ns;
+	}
 	return cq_ex;
 
 err_free:

@@ -50,7 +50,14 @@ struct frdma_cq {
 	 */
 	struct frdma_cq_link *links;
 	uint32_t empty_polls;
+	/* entries are struct frdma_cqe_ts (completion timestamps) */
+	bool timestamps;
 };
+
+/* The wc_flags an extended CQ can report. */
+#define FRDMA_WC_EX_TIMESTAMPS (IBV_WC_EX_WITH_COMPLETION_TIMESTAMP | \
+				IBV_WC_EX_WITH_COMPLETION_TIMESTAMP_WALLCLOCK)
+#define FRDMA_WC_EX_FLAGS (IBV_WC_STANDARD_FLAGS | FRDMA_WC_EX_TIMESTAMPS)
 
 /* Empty polls of a CQ after which its QPs' polled SQs are checked. */
 #define FRDMA_CQ_KICK_POLLS	1024
@@ -76,6 +83,17 @@ struct frdma_wq {
 	struct frdma_ring ring;
 	uint32_t max_sge;
 };
+
+/* A shared receive queue: its ring, produced into like a QP's RQ. */
+struct frdma_srq {
+	struct ibv_srq ibsrq;
+	struct frdma_wq wq;
+};
+
+static inline struct frdma_srq *to_fsrq(struct ibv_srq *ibsrq)
+{
+	return container_of(ibsrq, struct frdma_srq, ibsrq);
+}
 
 struct frdma_qp {
 	struct verbs_qp vqp;
@@ -229,6 +247,26 @@ struct frdma_cmd_create_ah_resp {
 	struct frdma_create_ah_resp drv;
 };
 
+struct frdma_cmd_create_srq {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_create_srq core;
+};
+
+struct frdma_cmd_create_srq_resp {
+	struct ib_uverbs_create_srq_resp core;
+	struct frdma_create_srq_resp drv;
+};
+
+struct frdma_cmd_modify_srq {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_modify_srq core;
+};
+
+struct frdma_cmd_query_srq {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_query_srq core;
+};
+
 /* The doorbell: a POST_SEND with no work request (see the uABI header). */
 struct frdma_cmd_doorbell {
 	struct ib_uverbs_cmd_hdr hdr;
@@ -250,6 +288,9 @@ static_assert(sizeof(struct frdma_cmd_create_cq_ex) % 8 == 0 &&
 	      "extended commands keep 8-byte multiples");
 static_assert(offsetof(struct frdma_cmd_create_cq_resp, drv) ==
 	      sizeof(struct ib_uverbs_create_cq_resp),
+	      "driver data follows the core response");
+static_assert(offsetof(struct frdma_cmd_create_srq_resp, drv) ==
+	      sizeof(struct ib_uverbs_create_srq_resp),
 	      "driver data follows the core response");
 
 /* The uABI formats, as the provider relies on them. */
@@ -307,6 +348,18 @@ int frdma_resize_cq(struct ibv_cq *ibcq, int cqe);
 void frdma_cq_clean(struct ibv_cq *ibcq, uint32_t qpn);
 struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 				     struct ibv_cq_init_attr_ex *attr);
+int frdma_query_rt_values(struct ibv_context *ibctx,
+			  struct ibv_values_ex *values);
+
+/* srq.c */
+struct ibv_srq *frdma_create_srq(struct ibv_pd *pd,
+				 struct ibv_srq_init_attr *attr);
+int frdma_modify_srq(struct ibv_srq *ibsrq, struct ibv_srq_attr *attr,
+		     int attr_mask);
+int frdma_query_srq(struct ibv_srq *ibsrq, struct ibv_srq_attr *attr);
+int frdma_destroy_srq(struct ibv_srq *ibsrq);
+int frdma_post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr,
+			struct ibv_recv_wr **bad_wr);
 
 /* qp.c */
 struct ibv_qp *frdma_create_qp(struct ibv_pd *pd,

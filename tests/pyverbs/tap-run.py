@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Run rdma-core's run_tests.py and report every test as TAP.
 
-    tap-run.py [--reference FILE [--todo FILE]] RUN_TESTS_PY [arguments...]
+    tap-run.py [--reference FILE... [--todo FILE]] RUN_TESTS_PY [arguments...]
 
 run_tests.py itself runs, unchanged, with its own arguments (--dev, --gid,
 -v, ...); only unittest's text runner is swapped for one that prints a TAP
@@ -13,7 +13,8 @@ dies half-way has no plan and counts as failed.
 
 With --reference FILE (lines "RESULT TEST-ID", as written by
 tests/pyverbs/make-reference), one more TAP test asserts that every test
-the reference lists as "pass" passed here too.
+the reference lists as "pass" passed here too; one such test per
+--reference FILE.
 
 With --todo FILE (lines "TEST-ID REASON"), a reference pass that does not
 pass here and is listed there is reported on its own line as "not ok ...
@@ -68,7 +69,7 @@ class TapState:
     stream = None       # the PrefixStream over the real stdout
     count = 0
     results = {}        # test id -> pass | fail | error | skip | xfail | xpass
-    reference = None
+    references = []
     todo = {}           # test id -> reason it is not expected to pass yet
 
 
@@ -164,10 +165,10 @@ class TapRunner(unittest.TextTestRunner):
         super().__init__(*args, **kwargs)
 
 
-def check_reference():
+def check_reference(reference):
     """One more TAP test: every test the reference passed passes here."""
     want = []
-    with open(TapState.reference) as f:
+    with open(reference) as f:
         for line in f:
             if line.startswith('#') or not line.strip():
                 continue
@@ -175,7 +176,7 @@ def check_reference():
             if result == 'pass':
                 want.append(name.strip())
     missing = [n for n in want if TapState.results.get(n) != 'pass']
-    ref = os.path.basename(TapState.reference)
+    ref = os.path.basename(reference)
     for n in sorted(TapState.todo):
         if n not in want:
             continue
@@ -199,10 +200,10 @@ def check_reference():
 
 def main():
     args = sys.argv[1:]
-    if len(args) >= 2 and args[0] == '--reference':
-        TapState.reference = args[1]
+    while len(args) >= 2 and args[0] == '--reference':
+        TapState.references.append(args[1])
         args = args[2:]
-    if TapState.reference and len(args) >= 2 and args[0] == '--todo':
+    if TapState.references and len(args) >= 2 and args[0] == '--todo':
         with open(args[1]) as f:
             for line in f:
                 if line.startswith('#') or not line.strip():
@@ -225,13 +226,14 @@ def main():
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.stdout = TapState.stream.out
-        if TapState.reference and TapState.count:
-            check_reference()
+        if TapState.count:
+            for reference in TapState.references:
+                check_reference(reference)
         # No plan when nothing ran: a run that never started is a failure.
         if TapState.count:
             TapState.stream.tap('1..%d' % TapState.count)
         sys.stdout.flush()
-    if TapState.reference and any(
+    if TapState.references and any(
             r in ('fail', 'error', 'xpass') for r in TapState.results.values()):
         status = status or 1
     sys.exit(status)

@@ -360,6 +360,30 @@ struct frdma_cqe {
 
 #define FRDMA_CQE_SHIFT		5	/* log2(sizeof(struct frdma_cqe)) */
 
+/*
+ * The clock of completion timestamps: CLOCK_MONOTONIC in nanoseconds
+ * (the kernel's ktime_get_ns(), user space's clock_gettime()), reported
+ * as a device clock of FRDMA_CLOCK_KHZ kHz (hca_core_clock) whose
+ * timestamp_mask is all ones.
+ */
+#define FRDMA_CLOCK_KHZ		1000000
+
+/**
+ * struct frdma_cqe_ts - a completion queue entry with its timestamp
+ * (64 bytes), the entry of a CQ created with
+ * IB_UVERBS_CQ_FLAGS_TIMESTAMP_COMPLETION
+ * @cqe: the completion, as in other CQs
+ * @timestamp: when the kernel wrote the entry, CLOCK_MONOTONIC in ns
+ * @rsvd: zero
+ */
+struct frdma_cqe_ts {
+	struct frdma_cqe cqe;
+	__aligned_u64 timestamp;
+	__aligned_u64 rsvd[3];
+};
+
+#define FRDMA_CQE_TS_SHIFT	6	/* log2(sizeof(struct frdma_cqe_ts)) */
+
 /**
  * struct frdma_alloc_ucontext_resp - driver data of GET_CONTEXT's response
  * @abi_version: FRDMA_ABI_VERSION
@@ -389,7 +413,8 @@ struct frdma_alloc_ucontext_resp {
  * of the extended CREATE_CQ's)
  * @cq: the completion ring: num_entries is at least the requested cqe and
  *	is the cqe reported to the application; entry_shift is
- *	FRDMA_CQE_SHIFT
+ *	FRDMA_CQE_SHIFT, or FRDMA_CQE_TS_SHIFT for a CQ created with
+ *	IB_UVERBS_CQ_FLAGS_TIMESTAMP_COMPLETION (struct frdma_cqe_ts)
  */
 struct frdma_create_cq_resp {
 	struct frdma_ring_desc cq;
@@ -397,7 +422,8 @@ struct frdma_create_cq_resp {
 
 /**
  * struct frdma_resize_cq_resp - driver data of RESIZE_CQ's response
- * @cq: the new completion ring.  Before it responds, the kernel stops
+ * @cq: the new completion ring, of the same entry format as the old one.
+ *	Before it responds, the kernel stops
  *	writing to the old ring and copies its unconsumed entries (from the
  *	old ring's cons, checked against its size, to the kernel's prod) in
  *	order to slots 0, 1, ... of the new ring, whose cons is then 0 and
