@@ -74,6 +74,7 @@
  * @qp_count: QPs in @qp_table, at most FRDMA_MAX_QP (qp.c)
  * @ah_table: the AHs by ah_num (ah.c)
  * @ah_next: where the next cyclic ah_num search starts (ah.c)
+ * @wire: the device holds a reference on the wire's UDP socket (net.c)
  */
 struct frdma_dev {
 	struct ib_device ibdev;
@@ -88,6 +89,7 @@ struct frdma_dev {
 	atomic_t qp_count;
 	struct xarray ah_table;
 	u32 ah_next;
+	bool wire;
 };
 
 /**

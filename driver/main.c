@@ -17,6 +17,7 @@
 #include "frdma.h"
 #include "mr.h"
 #include "qp.h"
+#include "wire.h"
 
 /*
  * Every frdma_dev from before ib_register_device() to dealloc_driver.
@@ -167,6 +168,7 @@ static void frdma_dealloc_driver(struct ib_device *ibdev)
 
 	frdma_mr_table_destroy(fdev);
 	frdma_qp_table_destroy(fdev);
+	frdma_wire_dev_del(fdev);
 	mutex_lock(&frdma_dev_lock);
 	list_del_rcu(&fdev->list);
 	mutex_unlock(&frdma_dev_lock);
@@ -219,6 +221,11 @@ static int frdma_newlink(const char *ibdev_name, struct net_device *ndev)
 	}
 	/* From here on, ib_dealloc_device() unlists the device. */
 	ib_set_device_ops(ibdev, &frdma_link_dev_ops);
+	err = frdma_wire_dev_add(fdev);
+	if (err) {
+		ib_dealloc_device(ibdev);
+		return err;
+	}
 
 	ibdev->node_type = RDMA_NODE_IB_CA;
 	ibdev->phys_port_cnt = 1;

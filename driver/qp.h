@@ -31,6 +31,7 @@
 
 struct frdma_mr;
 struct frdma_gsi;
+struct frdma_wqp;
 
 /**
  * struct frdma_sgl - the memory a work request touches on one side
@@ -84,6 +85,8 @@ struct frdma_sgl {
  * @rqe: the copy of the RQE being consumed (under @rq_mutex)
  * @gsi: the kernel queues of the GSI QP (gsi.c), else NULL; a GSI QP has
  *	 no rings and uses none of the ring fields above
+ * @wire: the RoCE v2 state of an RC QP whose peer is outside this kernel
+ *	  (wire.h), else NULL; set once, at RTR, freed by destroy_qp
  */
 struct frdma_qp {
 	struct ib_qp ibqp;
@@ -117,6 +120,7 @@ struct frdma_qp {
 	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
 
 	struct frdma_gsi *gsi;
+	struct frdma_wqp *wire;
 };
 
 /**
