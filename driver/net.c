@@ -56,8 +56,16 @@ static struct sk_buff_head frdma_wire_rxq;
 static struct work_struct frdma_wire_rx_work;
 static bool frdma_wire_inited;
 
-static atomic64_t frdma_wire_stat[4];
-enum { FRDMA_WS_TX, FRDMA_WS_RX, FRDMA_WS_ICRC, FRDMA_WS_DROP };
+static atomic64_t frdma_wire_stat[FRDMA_WS_NR];
+
+/**
+ * frdma_wire_count - count one event of the wire
+ * @s: which
+ */
+void frdma_wire_count(enum frdma_wire_stat s)
+{
+	atomic64_inc(&frdma_wire_stat[s]);
+}
 
 #define R	FRDMA_H_RETH
 #define A	FRDMA_H_AETH
@@ -429,11 +437,18 @@ static void frdma_wire_close(void)
 	/* No callback runs any more; finish what was queued. */
 	flush_work(&frdma_wire_rx_work);
 	skb_queue_purge(&frdma_wire_rxq);
-	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed (tx %lld rx %lld icrc errors %lld dropped %lld)\n",
-		FRDMA_ROCE_PORT, atomic64_read(&frdma_wire_stat[FRDMA_WS_TX]),
+	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed: sent %lld received %lld ICRC errors %lld dropped %lld timeouts %lld sequence NAKs sent %lld received %lld RNR NAKs sent %lld received %lld duplicates %lld\n",
+		FRDMA_ROCE_PORT,
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_TX]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_RX]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_ICRC]),
-		atomic64_read(&frdma_wire_stat[FRDMA_WS_DROP]));
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_DROP]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_RETRANS]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_SEQ_NAK_TX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_SEQ_NAK_RX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_RNR_TX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_RNR_RX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_DUP]));
 }
 
 /**

@@ -190,8 +190,8 @@ struct frdma_wwqe {
 };
 
 #define FRDMA_WIRE_WQES		64	/* work requests in flight per QP */
-#define FRDMA_WIRE_WINDOW	256	/* unacknowledged PSNs per QP */
-#define FRDMA_WIRE_ACK_EVERY	32	/* AckReq at least this often */
+#define FRDMA_WIRE_WINDOW	128	/* unacknowledged PSNs per QP */
+#define FRDMA_WIRE_ACK_EVERY	16	/* AckReq at least this often */
 #define FRDMA_WIRE_READS	16	/* READ responses queued per QP */
 
 /* A READ request the responder is answering or has answered. */
@@ -284,8 +284,24 @@ static inline u32 frdma_psn_add(u32 psn, u32 n)
 	return (psn + n) & FRDMA_PSN_MASK;
 }
 
+/* Wire counters, module-wide, printed when the socket closes (net.c). */
+enum frdma_wire_stat {
+	FRDMA_WS_TX,		/* packets sent */
+	FRDMA_WS_RX,		/* packets received for a wire QP */
+	FRDMA_WS_ICRC,		/* ICRC mismatches, dropped */
+	FRDMA_WS_DROP,		/* other drops */
+	FRDMA_WS_RETRANS,	/* local ACK timeouts */
+	FRDMA_WS_SEQ_NAK_TX,	/* sequence NAKs sent */
+	FRDMA_WS_SEQ_NAK_RX,	/* sequence NAKs received */
+	FRDMA_WS_RNR_TX,	/* RNR NAKs sent */
+	FRDMA_WS_RNR_RX,	/* RNR NAKs received */
+	FRDMA_WS_DUP,		/* duplicate requests */
+	FRDMA_WS_NR
+};
+
 /* net.c */
 extern bool frdma_wire_enabled;
+void frdma_wire_count(enum frdma_wire_stat s);
 int frdma_wire_dev_add(struct frdma_dev *fdev);
 void frdma_wire_dev_del(struct frdma_dev *fdev);
 int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x);

@@ -20,8 +20,9 @@
  * complete the request in error (remote access, invalid request, remote
  * operational error) and move the QP to the error state.  When nothing is
  * acknowledged for the QP's local ACK timeout (4.096 us << timeout, at
- * least 100 ms here: TCG guests stall), everything unacknowledged is sent
- * again, retry_cnt times, then the oldest request completes with
+ * least 500 ms here: emulated guests take longer than the usual 67 ms to
+ * answer a burst, and a timeout that fires early makes a storm of
+ * duplicates), everything unacknowledged is sent again, retry_cnt times, then the oldest request completes with
  * IB_WC_RETRY_EXC_ERR.
  */
 
@@ -78,7 +79,7 @@ static unsigned long frdma_wire_rto(struct frdma_qp *qp)
 
 	if (!t || t > 20)
 		t = 20;
-	return max(nsecs_to_jiffies(4096ULL << t), (unsigned long)HZ / 10);
+	return max(nsecs_to_jiffies(4096ULL << t), (unsigned long)HZ / 2);
 }
 
 /* Complete the oldest request with @status, unsignalled or not. */
@@ -415,6 +416,7 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		frdma_wire_ack(w, pkt->psn);
 		break;
 	case FRDMA_AETH_T_RNR:
+		frdma_wire_count(FRDMA_WS_RNR_RX);
 		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
 		if (!w->rnr_left) {
 			frdma_wire_fail(w, IB_WC_RNR_RETRY_EXC_ERR);
@@ -433,6 +435,7 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
 		switch (syn) {
 		case FRDMA_NAK_PSN_SEQ:
+			frdma_wire_count(FRDMA_WS_SEQ_NAK_RX);
 			frdma_wire_go_back(w, pkt->psn);
 			return;
 		case FRDMA_NAK_INV_REQ:
@@ -467,6 +470,7 @@ static void frdma_wire_rto_work(struct work_struct *work)
 			frdma_wire_fail(w, IB_WC_RETRY_EXC_ERR);
 		} else {
 			w->retry_left--;
+			frdma_wire_count(FRDMA_WS_RETRANS);
 			frdma_wire_go_back(w, w->una);
 			frdma_wire_arm(w);
 		}

@@ -168,6 +168,7 @@ out:
 
 static void frdma_wire_rnr(struct frdma_wqp *w, u32 psn)
 {
+	frdma_wire_count(FRDMA_WS_RNR_TX);
 	frdma_wire_ack_send(w, FRDMA_AETH_T_RNR |
 			    (READ_ONCE(w->qp->attr.min_rnr_timer) & 31), psn);
 }
@@ -496,12 +497,14 @@ void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	d = frdma_psn_diff(pkt->psn, w->epsn);
 	if (d > 0) {
 		if (!w->nak_sent) {
+			frdma_wire_count(FRDMA_WS_SEQ_NAK_TX);
 			frdma_wire_ack_send(w, FRDMA_NAK_PSN_SEQ, w->epsn);
 			w->nak_sent = true;
 		}
 		return;
 	}
 	if (d < 0) {
+		frdma_wire_count(FRDMA_WS_DUP);
 		frdma_wire_recv_dup(w, pkt);
 		return;
 	}
