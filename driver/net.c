@@ -31,6 +31,7 @@
 #include <linux/ip.h>
 #include <linux/moduleparam.h>
 #include <linux/udp.h>
+#include <net/checksum.h>
 #include <net/ip.h>
 #include <net/route.h>
 #include <net/udp_tunnel.h>
@@ -173,9 +174,9 @@ static u32 frdma_icrc(const struct iphdr *iph, const struct udphdr *udph,
 	ph.ip = *iph;
 	ph.ip.tos = 0xff;
 	ph.ip.ttl = 0xff;
-	ph.ip.check = htons(0xffff);
+	ph.ip.check = CSUM_MANGLED_0;
 	ph.udp = *udph;
-	ph.udp.check = htons(0xffff);
+	ph.udp.check = CSUM_MANGLED_0;
 	ph.bth = *bth;
 	ph.bth.qpn |= htonl(~FRDMA_QPN_MASK);
 	crc = crc32_le(FRDMA_ICRC_SEED, (const u8 *)&ph, sizeof(ph));

@@ -22,8 +22,8 @@
  * acknowledged for the QP's local ACK timeout (4.096 us << timeout, at
  * least 500 ms here: emulated guests take longer than the usual 67 ms to
  * answer a burst, and a timeout that fires early makes a storm of
- * duplicates), everything unacknowledged is sent again, retry_cnt times, then the oldest request completes with
- * IB_WC_RETRY_EXC_ERR.
+ * duplicates), everything unacknowledged is sent again, retry_cnt times,
+ * then the oldest request completes with IB_WC_RETRY_EXC_ERR.
  */
 
 #include <linux/hash.h>
