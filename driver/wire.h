@@ -178,6 +178,9 @@ struct frdma_xpkt {
  * @npsn: PSNs it uses (a READ: one per response packet)
  * @done: its response came (READ, atomic)
  * @read_off: bytes of a READ response written so far
+ * @read_again: the READ was asked for again after a lost response; later
+ *		responses of the first answer are ignored until the new one
+ *		starts
  */
 struct frdma_wwqe {
 	u64 sqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
@@ -186,6 +189,7 @@ struct frdma_wwqe {
 	u32 first_psn;
 	u32 npsn;
 	bool done;
+	bool read_again;
 	u64 read_off;
 };
 

@@ -356,11 +356,14 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	mtu = frdma_wire_mtu(w->qp);
 	expect = frdma_psn_add(e->first_psn, e->read_off / mtu);
 	if (pkt->psn != expect) {
-		/* A response was lost: ask for the READ again. */
-		if (frdma_psn_diff(pkt->psn, expect) > 0)
+		/* A response was lost: ask for the READ again, once. */
+		if (frdma_psn_diff(pkt->psn, expect) > 0 && !e->read_again) {
+			e->read_again = true;
 			frdma_wire_go_back(w, e->first_psn);
+		}
 		return;
 	}
+	e->read_again = false;
 	if (pkt->paylen > e->len - e->read_off ||
 	    (!(pkt->ops & FRDMA_F_LAST) && pkt->paylen != mtu))
 		return;		/* malformed: dropped, the timer recovers */
@@ -383,6 +386,9 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		}
 	}
 	e->read_off += pkt->paylen;
+	/* Each response in sequence is progress: the timer starts again. */
+	w->retry_left = READ_ONCE(w->qp->attr.retry_cnt);
+	frdma_wire_arm(w);
 	if (pkt->ops & FRDMA_F_LAST) {
 		if (e->read_off != e->len)
 			return;
@@ -548,6 +554,7 @@ int frdma_wire_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 	else
 		e->npsn = max_t(u64, 1, DIV_ROUND_UP_ULL(len, mtu));
 	e->done = false;
+	e->read_again = false;
 	e->read_off = 0;
 	w->psn = frdma_psn_add(w->psn, e->npsn);
 	if (w->tail == w->head)
