@@ -289,7 +289,7 @@ int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
 	iph->check = 0;
 
 	icrc = frdma_icrc(iph, udph, bth, total - sizeof(*bth) - 4);
-	put_unaligned_le32(icrc, skb_tail_pointer(skb) - 4);
+	frdma_put_le32(icrc, skb_tail_pointer(skb) - 4);
 
 	skb->protocol = htons(ETH_P_IP);
 	skb->ip_summed = CHECKSUM_NONE;
@@ -325,7 +325,7 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 	if (len < hlen + pad + 4)
 		goto drop;
 	if (frdma_icrc(iph, udph, pkt.bth, len - sizeof(*pkt.bth) - 4) !=
-	    get_unaligned_le32(skb->data + len - 4)) {
+	    frdma_get_le32(skb->data + len - 4)) {
 		atomic64_inc(&frdma_wire_stat[FRDMA_WS_ICRC]);
 		goto free;
 	}

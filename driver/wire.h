@@ -20,7 +20,6 @@
 #define _FRDMA_WIRE_H
 
 #include <linux/skbuff.h>
-#include <linux/unaligned.h>
 #include <linux/workqueue.h>
 
 #include "qp.h"
@@ -276,6 +275,55 @@ struct frdma_wqp {
 	u64 atomic_orig;
 	bool atomic_valid;
 };
+
+/*
+ * Header fields at any alignment (the unaligned-access header moved in
+ * 6.12; memcpy() is the same code everywhere).
+ */
+static inline u32 frdma_get_be32(const void *p)
+{
+	__be32 v;
+
+	memcpy(&v, p, sizeof(v));
+	return be32_to_cpu(v);
+}
+
+static inline u64 frdma_get_be64(const void *p)
+{
+	__be64 v;
+
+	memcpy(&v, p, sizeof(v));
+	return be64_to_cpu(v);
+}
+
+static inline u32 frdma_get_le32(const void *p)
+{
+	__le32 v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32_to_cpu(v);
+}
+
+static inline void frdma_put_le32(u32 x, void *p)
+{
+	__le32 v = cpu_to_le32(x);
+
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void frdma_put_be32(u32 x, void *p)
+{
+	__be32 v = cpu_to_be32(x);
+
+	memcpy(p, &v, sizeof(v));
+}
+
+static inline void frdma_put_be64(u64 x, void *p)
+{
+	__be64 v = cpu_to_be64(x);
+
+	memcpy(p, &v, sizeof(v));
+}
 
 /* 24-bit PSN arithmetic: a - b as a signed distance. */
 static inline s32 frdma_psn_diff(u32 a, u32 b)

@@ -199,7 +199,7 @@ static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
 		memcpy(ext + x.ext_len, &sqe->imm_data, 4);
 		x.ext_len += 4;
 	} else if (last && sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV) {
-		put_unaligned_be32(sqe->invalidate_rkey, ext + x.ext_len);
+		frdma_put_be32(sqe->invalidate_rkey, ext + x.ext_len);
 		x.ext_len += 4;
 	}
 	x.off = (u64)k * mtu;
@@ -344,7 +344,7 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 
 		if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
 			return;
-		orig = get_unaligned_be64(pkt->hdr + sizeof(struct frdma_aeth));
+		orig = frdma_get_be64(pkt->hdr + sizeof(struct frdma_aeth));
 		frdma_mr_write(e->sgl.mr[0], e->sgl.addr[0], &orig,
 			       sizeof(orig));
 		e->done = true;
@@ -415,7 +415,7 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		frdma_wire_push(w);
 		return;
 	}
-	aeth = get_unaligned_be32(pkt->hdr);
+	aeth = frdma_get_be32(pkt->hdr);
 	syn = aeth >> 24;
 	switch (syn & FRDMA_AETH_TYPE) {
 	case FRDMA_AETH_T_ACK:

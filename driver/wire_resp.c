@@ -33,8 +33,7 @@ static void frdma_wire_ack_send(struct frdma_wqp *w, u8 syn, u32 psn)
 		.ext_len = sizeof(struct frdma_aeth),
 	};
 
-	put_unaligned_be32(((u32)syn << 24) | (w->msn & FRDMA_PSN_MASK),
-			   x.ext);
+	frdma_put_be32(((u32)syn << 24) | (w->msn & FRDMA_PSN_MASK), x.ext);
 	frdma_wire_xmit(w, &x);
 }
 
@@ -76,7 +75,7 @@ static void frdma_wire_post_recv(struct frdma_wqp *w, u64 wr_id,
 			memcpy(&cqe.imm_data, p, 4);
 			cqe.wc_flags = FRDMA_WC_WITH_IMM;
 		} else if (pkt->ops & FRDMA_H_IETH) {
-			cqe.imm_data = get_unaligned_be32(p);
+			cqe.imm_data = frdma_get_be32(p);
 			cqe.wc_flags = FRDMA_WC_WITH_INV;
 		}
 	}
@@ -241,7 +240,7 @@ static bool frdma_wire_recv_send(struct frdma_wqp *w, struct frdma_pkt *pkt)
 
 		if ((pkt->ops & FRDMA_H_IETH) &&
 		    frdma_mw_invalidate(&w->qp->ibqp,
-					get_unaligned_be32(pkt->hdr), true))
+					frdma_get_be32(pkt->hdr), true))
 			status = IB_WC_REM_INV_REQ_ERR;
 		w->rcv_active = false;
 		frdma_wire_rcv_put(w);
@@ -263,8 +262,8 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 
 	if (pkt->ops & FRDMA_F_FIRST) {
 		const struct frdma_reth *reth = (const void *)pkt->hdr;
-		u64 va = get_unaligned_be64(&reth->va);
-		u32 len = get_unaligned_be32(&reth->len);
+		u64 va = frdma_get_be64(&reth->va);
+		u32 len = frdma_get_be32(&reth->len);
 
 		if (w->wr_mr || w->rcv_active ||
 		    !(READ_ONCE(qp->attr.qp_access_flags) &
@@ -272,7 +271,7 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 			frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 			return false;
 		}
-		if (len && frdma_rkey_get(qp->fdev, get_unaligned_be32(&reth->rkey),
+		if (len && frdma_rkey_get(qp->fdev, frdma_get_be32(&reth->rkey),
 					  &qp->ibqp, va, len,
 					  IB_ACCESS_REMOTE_WRITE, &w->wr_mr)) {
 			w->wr_mr = NULL;
@@ -357,7 +356,7 @@ static void frdma_wire_read_respond(struct frdma_wqp *w,
 		x.psn = frdma_psn_add(r->psn, k);
 		x.ext_len = 0;
 		if (first || last) {
-			put_unaligned_be32((FRDMA_AETH_ACK << 24) |
+			frdma_put_be32((FRDMA_AETH_ACK << 24) |
 					   (w->msn & FRDMA_PSN_MASK), x.ext);
 			x.ext_len = sizeof(struct frdma_aeth);
 		}
@@ -380,9 +379,8 @@ static void frdma_wire_atomic_ack(struct frdma_wqp *w, u32 psn, u64 orig)
 		.ext_len = sizeof(struct frdma_aeth) + sizeof(u64),
 	};
 
-	put_unaligned_be32((FRDMA_AETH_ACK << 24) | (w->msn & FRDMA_PSN_MASK),
-			   x.ext);
-	put_unaligned_be64(orig, x.ext + sizeof(struct frdma_aeth));
+	frdma_put_be32((FRDMA_AETH_ACK << 24) | (w->msn & FRDMA_PSN_MASK), x.ext);
+	frdma_put_be64(orig, x.ext + sizeof(struct frdma_aeth));
 	frdma_wire_xmit(w, &x);
 }
 
@@ -427,9 +425,9 @@ static void frdma_wire_recv_read(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		return;
 	}
 	r->psn = pkt->psn;
-	r->va = get_unaligned_be64(&reth->va);
-	r->rkey = get_unaligned_be32(&reth->rkey);
-	r->len = get_unaligned_be32(&reth->len);
+	r->va = frdma_get_be64(&reth->va);
+	r->rkey = frdma_get_be32(&reth->rkey);
+	r->len = frdma_get_be32(&reth->len);
 	r->npsn = max_t(u32, 1, DIV_ROUND_UP(r->len, mtu));
 	w->nreads++;
 	w->epsn = frdma_psn_add(w->epsn, r->npsn);
@@ -442,7 +440,7 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
 	struct frdma_qp *qp = w->qp;
 	const struct frdma_atheth *a = (const void *)pkt->hdr;
-	u64 va = get_unaligned_be64(&a->va), orig, cmp_add, swap;
+	u64 va = frdma_get_be64(&a->va), orig, cmp_add, swap;
 	struct frdma_mr *mr;
 	u8 op;
 
@@ -451,7 +449,7 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 		return;
 	}
-	if (frdma_rkey_get(qp->fdev, get_unaligned_be32(&a->rkey),
+	if (frdma_rkey_get(qp->fdev, frdma_get_be32(&a->rkey),
 			   &qp->ibqp, va, sizeof(u64),
 			   IB_ACCESS_REMOTE_ATOMIC, &mr)) {
 		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
@@ -459,11 +457,11 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	}
 	if (pkt->opcode == FRDMA_OP_CMP_SWAP) {
 		op = IB_UVERBS_WR_ATOMIC_CMP_AND_SWP;
-		cmp_add = get_unaligned_be64(&a->compare);
-		swap = get_unaligned_be64(&a->swap_add);
+		cmp_add = frdma_get_be64(&a->compare);
+		swap = frdma_get_be64(&a->swap_add);
 	} else {
 		op = IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD;
-		cmp_add = get_unaligned_be64(&a->swap_add);
+		cmp_add = frdma_get_be64(&a->swap_add);
 		swap = 0;
 	}
 	if (frdma_mr_atomic(mr, va, op, cmp_add, swap, &orig)) {
