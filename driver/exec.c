@@ -66,6 +66,7 @@
 
 #include "mr.h"
 #include "qp.h"
+#include "wire.h"
 
 /* Copy at most this much between two chances to reschedule or stop. */
 #define FRDMA_COPY_STEP		SZ_4M
@@ -103,6 +104,8 @@ enum frdma_outcome {
 	FRDMA_RNR,		/* receiver not ready: retry later */
 	FRDMA_RETRY,		/* target unreachable: retry later */
 	FRDMA_ABORT,		/* stopped midway: the SQE is run again */
+	FRDMA_WIRE,		/* on the wire: completes later (wire_req.c) */
+	FRDMA_WIRE_BUSY,	/* the wire has no room: run again later */
 };
 
 /**
@@ -1156,6 +1159,14 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 	}
 	if (!d->resolved)
 		frdma_dest_resolve(qp, d);
+	if (!d->fdev && frdma_wire_is_remote(qp)) {
+		err = frdma_wire_post(qp, sqe, lsgl, len);
+		frdma_sgl_put(lsgl);
+		if (!err || err == -EBUSY)
+			return err ? FRDMA_WIRE_BUSY : FRDMA_WIRE;
+		cqe->status = IB_WC_LOC_QP_OP_ERR;
+		return FRDMA_DONE;
+	}
 	if (!d->qp || !frdma_state_receives(READ_ONCE(d->qp->state))) {
 		frdma_sgl_put(lsgl);
 		/* UC: lost, as on the wire; RC: retried. */
@@ -1206,6 +1217,7 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 		break;
 	case IB_QPS_ERR:
 		qp->sqd_notify = false;
+		frdma_wire_flush(qp);
 		frdma_flush_sq(qp);
 		/* RQEs posted in the error state are flushed here too. */
 		frdma_flush_rq(qp);
@@ -1237,8 +1249,10 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 	while (avail-- > 0) {
 		/* A sender that found an error here may have failed us. */
 		if (READ_ONCE(qp->state) != run_state) {
-			if (READ_ONCE(qp->state) == IB_QPS_ERR)
+			if (READ_ONCE(qp->state) == IB_QPS_ERR) {
+				frdma_wire_flush(qp);
 				frdma_flush_sq(qp);
+			}
 			break;
 		}
 		/*
@@ -1271,6 +1285,10 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 		out = frdma_exec(qp, &d, &cqe);
 		if (out == FRDMA_ABORT)
 			break;	/* not consumed: copied again next time */
+		if (out == FRDMA_WIRE_BUSY) {
+			qp->sqe_held = true;	/* until a completion frees room */
+			break;
+		}
 		if (out == FRDMA_RNR) {
 			if (!qp->retry_left) {
 				cqe.status = IB_WC_RNR_RETRY_EXC_ERR;
@@ -1293,6 +1311,8 @@ static int frdma_sq_run(struct frdma_qp *qp, bool resume)
 		qp->sq.kidx++;
 		frdma_queue_publish(&qp->sq, false);
 		lost = false;
+		if (out == FRDMA_WIRE)
+			continue;
 		if (cqe.status != IB_WC_SUCCESS || qp->sq_sig_all ||
 		    (sqe->flags & FRDMA_WQE_SIGNALED)) {
 			cqe.wr_id = sqe->wr_id;

@@ -97,6 +97,7 @@ enum frdma_res {
  * @ah_next: where the next cyclic ah_num search starts (ah.c)
  * @nres: user objects of each kind on this device, each at most its
  *	  limit in @attr (frdma_res_charge())
+ * @wire: the device holds a reference on the wire's UDP socket (net.c)
  */
 struct frdma_dev {
 	struct ib_device ibdev;
@@ -112,6 +113,7 @@ struct frdma_dev {
 	struct xarray ah_table;
 	u32 ah_next;
 	atomic_t nres[FRDMA_NR_RES];
+	bool wire;
 };
 
 /**
@@ -200,6 +202,8 @@ static inline void *frdma_queue_entry(struct frdma_queue *q, u32 idx)
 bool frdma_port_is_active(struct net_device *ndev);
 struct frdma_dev *frdma_dev_get_by_gid(struct frdma_dev *from,
 				       const union ib_gid *gid);
+struct frdma_dev *frdma_dev_get_by_gid_net(struct net *net,
+					   const union ib_gid *gid);
 
 /* queue.c */
 int frdma_queue_init(struct frdma_queue *q, struct ib_ucontext *uctx,

@@ -17,6 +17,7 @@
 #include "frdma.h"
 #include "mr.h"
 #include "qp.h"
+#include "wire.h"
 
 /*
  * Every frdma_dev from before ib_register_device() to dealloc_driver.
@@ -158,6 +159,42 @@ static bool frdma_dev_same_net(struct frdma_dev *a, struct frdma_dev *b)
 	return na && net_eq(na, nb);
 }
 
+/*
+ * The registered device whose GID table holds @gid and which is in the
+ * same network namespaces as @from (frdma_dev_same_net()), or, when @from
+ * is NULL, whose netdev is in @net.
+ */
+static struct frdma_dev *frdma_dev_find_gid(struct frdma_dev *from,
+					    struct net *net,
+					    const union ib_gid *gid)
+{
+	const struct ib_gid_attr *attr;
+	struct frdma_dev *fdev;
+	bool same;
+
+	rcu_read_lock();
+	list_for_each_entry_rcu(fdev, &frdma_dev_list, list) {
+		if (!ib_device_try_get(&fdev->ibdev))
+			continue;
+		attr = rdma_find_gid(&fdev->ibdev, gid,
+				     IB_GID_TYPE_ROCE_UDP_ENCAP, NULL);
+		if (!IS_ERR(attr)) {
+			rdma_put_gid_attr(attr);
+			if (from)
+				same = frdma_dev_same_net(from, fdev);
+			else
+				same = net_eq(frdma_dev_netns(fdev), net);
+			if (same) {
+				rcu_read_unlock();
+				return fdev;
+			}
+		}
+		ib_device_put(&fdev->ibdev);
+	}
+	rcu_read_unlock();
+	return NULL;
+}
+
 /**
  * frdma_dev_get_by_gid - find the frdma device that owns a RoCE v2 GID
  * @from: the device the lookup is for (the sender's)
@@ -176,26 +213,23 @@ static bool frdma_dev_same_net(struct frdma_dev *a, struct frdma_dev *b)
 struct frdma_dev *frdma_dev_get_by_gid(struct frdma_dev *from,
 				       const union ib_gid *gid)
 {
-	const struct ib_gid_attr *attr;
-	struct frdma_dev *fdev;
+	return frdma_dev_find_gid(from, NULL, gid);
+}
 
-	rcu_read_lock();
-	list_for_each_entry_rcu(fdev, &frdma_dev_list, list) {
-		if (!ib_device_try_get(&fdev->ibdev))
-			continue;
-		attr = rdma_find_gid(&fdev->ibdev, gid,
-				     IB_GID_TYPE_ROCE_UDP_ENCAP, NULL);
-		if (!IS_ERR(attr)) {
-			rdma_put_gid_attr(attr);
-			if (frdma_dev_same_net(from, fdev)) {
-				rcu_read_unlock();
-				return fdev;
-			}
-		}
-		ib_device_put(&fdev->ibdev);
-	}
-	rcu_read_unlock();
-	return NULL;
+/**
+ * frdma_dev_get_by_gid_net - find the device a received packet is for
+ * @net: the network namespace of the netdev the packet arrived on
+ * @gid: its destination GID
+ *
+ * Context: any; does not sleep.
+ * Return: the registered device whose GID table holds @gid and whose
+ * netdev is in @net, with a registration reference the caller drops with
+ * ib_device_put(), or NULL.
+ */
+struct frdma_dev *frdma_dev_get_by_gid_net(struct net *net,
+					   const union ib_gid *gid)
+{
+	return frdma_dev_find_gid(NULL, net, gid);
 }
 
 static struct notifier_block frdma_netdev_nb = {
@@ -208,6 +242,7 @@ static void frdma_dealloc_driver(struct ib_device *ibdev)
 
 	frdma_mr_table_destroy(fdev);
 	frdma_qp_table_destroy(fdev);
+	frdma_wire_dev_del(fdev);
 	mutex_lock(&frdma_dev_lock);
 	list_del_rcu(&fdev->list);
 	mutex_unlock(&frdma_dev_lock);
@@ -282,6 +317,11 @@ static int frdma_newlink(const char *ibdev_name, struct net_device *ndev)
 	}
 	/* From here on, ib_dealloc_device() unlists the device. */
 	ib_set_device_ops(ibdev, &frdma_link_dev_ops);
+	err = frdma_wire_dev_add(fdev);
+	if (err) {
+		ib_dealloc_device(ibdev);
+		return err;
+	}
 
 	ibdev->node_type = RDMA_NODE_IB_CA;
 	ibdev->phys_port_cnt = 1;

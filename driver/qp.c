@@ -22,6 +22,7 @@
 #include <rdma/uverbs_ioctl.h>
 
 #include "qp.h"
+#include "wire.h"
 
 #define FRDMA_QPN_MIN	2
 #define FRDMA_QPN_MAX	0xffffff
@@ -406,6 +407,7 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 	spin_unlock(&qp->lock);
 	if (err)
 		goto out;
+	frdma_wire_qp_modified(qp, attr, mask);
 
 	if (!(mask & IB_QP_STATE))
 		goto out;
@@ -505,6 +507,8 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	frdma_sq_poll_stop(qp);
 	mutex_unlock(&qp->sq_mutex);
 	cancel_work_sync(&qp->poll_work);
+	/* Its timer may queue the work too. */
+	frdma_wire_qp_destroy(qp);
 	/* Nobody else can queue the work now. */
 	cancel_delayed_work_sync(&qp->retry_work);
 

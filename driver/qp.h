@@ -32,6 +32,7 @@
 
 struct frdma_mr;
 struct frdma_gsi;
+struct frdma_wqp;
 
 /**
  * struct frdma_sgl - the memory a work request touches on one side
@@ -89,6 +90,8 @@ struct frdma_sgl {
  *	      towards it, stop between copy steps
  * @gsi: the kernel queues of the GSI QP (gsi.c), else NULL; a GSI QP has
  *	 no rings and uses none of the ring fields above
+ * @wire: the RoCE v2 state of an RC QP whose peer is outside this kernel
+ *	  (wire.h), else NULL; set once, at RTR, freed by destroy_qp
  */
 struct frdma_qp {
 	struct ib_qp ibqp;
@@ -124,6 +127,7 @@ struct frdma_qp {
 
 	bool stopping;
 	struct frdma_gsi *gsi;
+	struct frdma_wqp *wire;
 };
 
 /**

@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * frdma on the wire: the UDP socket, sending and receiving RoCE v2 packets.
+ *
+ * The wire is off unless frdma is loaded with wire=1 (or
+ * /sys/module/frdma/parameters/wire is set to 1 before a device is
+ * created: the setting applies to devices created afterwards).  Then the
+ * first frdma device opens a UDP socket on port 4791 (IPv4, every address) and
+ * the last one closes it.  rdma_rxe opens the same port when it is
+ * loaded, and a port has one owner: with rdma_rxe loaded first, "rdma
+ * link add ... type frdma" fails with EADDRINUSE and says why in dmesg;
+ * with frdma's socket open, rdma_rxe fails to load.  Without wire=1,
+ * frdma never touches the port and both load together (the local fabric
+ * needs no socket).
+ *
+ * Received datagrams are queued by the socket's encap_rcv callback and
+ * processed by one work item in process context, in arrival order: checked
+ * (lengths, opcode, ICRC), matched to a device by their destination address
+ * and to a QP by their destination QP number, then handed to that QP's
+ * responder (requests) or completer (responses).  Everything else is
+ * dropped and counted.
+ *
+ * The ICRC covers the IP and UDP headers with their variant fields (TOS,
+ * TTL, IP checksum, UDP checksum) and the BTH's reserved byte masked to
+ * ones, then the rest of the headers, the payload and the padding: a CRC-32
+ * seeded as if eight bytes of ones (the masked local route header of
+ * InfiniBand) had come first, complemented, little-endian on the wire.
+ */
+
+#include <linux/crc32.h>
+#include <linux/ip.h>
+#include <linux/moduleparam.h>
+#include <linux/udp.h>
+#include <net/checksum.h>
+#include <net/ip.h>
+#include <net/route.h>
+#include <net/udp_tunnel.h>
+#include <rdma/ib_verbs.h>
+
+#include "mr.h"
+#include "wire.h"
+
+bool frdma_wire_enabled;
+module_param_named(wire, frdma_wire_enabled, bool, 0644);
+MODULE_PARM_DESC(wire, "Devices created from now on reach RC peers outside this kernel as RoCE v2 over UDP port 4791 (default off)");
+
+/* Received packets waiting for the worker, at most this many. */
+#define FRDMA_WIRE_RXQ_MAX	8192
+
+/* The CRC of eight bytes of ones from the all-ones seed. */
+#define FRDMA_ICRC_SEED		0xdebb20e3
+
+static DEFINE_MUTEX(frdma_wire_mutex);	/* the socket and its users */
+static struct socket *frdma_wire_sock;
+static unsigned int frdma_wire_users;
+static struct sk_buff_head frdma_wire_rxq;
+static struct work_struct frdma_wire_rx_work;
+static bool frdma_wire_inited;
+
+static atomic64_t frdma_wire_stat[FRDMA_WS_NR];
+
+/**
+ * frdma_wire_count - count one event of the wire
+ * @s: which
+ */
+void frdma_wire_count(enum frdma_wire_stat s)
+{
+	atomic64_inc(&frdma_wire_stat[s]);
+}
+
+#define R	FRDMA_H_RETH
+#define A	FRDMA_H_AETH
+#define I	FRDMA_H_IMM
+#define P	(FRDMA_F_PAYLOAD | FRDMA_F_VALID)
+#define F	FRDMA_F_FIRST
+#define L	FRDMA_F_LAST
+#define Q	FRDMA_F_REQ
+#define S	FRDMA_F_SEND
+#define W	FRDMA_F_WRITE
+
+/* What each RC opcode carries and means. */
+const u32 frdma_wire_ops[FRDMA_OP_NR] = {
+	[FRDMA_OP_SEND_FIRST] = P | Q | S | F,
+	[FRDMA_OP_SEND_MIDDLE] = P | Q | S,
+	[FRDMA_OP_SEND_LAST] = P | Q | S | L,
+	[FRDMA_OP_SEND_LAST_IMM] = P | Q | S | L | I,
+	[FRDMA_OP_SEND_ONLY] = P | Q | S | F | L,
+	[FRDMA_OP_SEND_ONLY_IMM] = P | Q | S | F | L | I,
+	[FRDMA_OP_SEND_LAST_INV] = P | Q | S | L | FRDMA_H_IETH,
+	[FRDMA_OP_SEND_ONLY_INV] = P | Q | S | F | L | FRDMA_H_IETH,
+	[FRDMA_OP_WRITE_FIRST] = P | Q | W | F | R,
+	[FRDMA_OP_WRITE_MIDDLE] = P | Q | W,
+	[FRDMA_OP_WRITE_LAST] = P | Q | W | L,
+	[FRDMA_OP_WRITE_LAST_IMM] = P | Q | W | L | I,
+	[FRDMA_OP_WRITE_ONLY] = P | Q | W | F | L | R,
+	[FRDMA_OP_WRITE_ONLY_IMM] = P | Q | W | F | L | R | I,
+	[FRDMA_OP_READ_REQ] = FRDMA_F_VALID | Q | FRDMA_F_READ | F | L | R,
+	[FRDMA_OP_READ_RESP_FIRST] = P | FRDMA_F_READ | F | A,
+	[FRDMA_OP_READ_RESP_MIDDLE] = P | FRDMA_F_READ,
+	[FRDMA_OP_READ_RESP_LAST] = P | FRDMA_F_READ | L | A,
+	[FRDMA_OP_READ_RESP_ONLY] = P | FRDMA_F_READ | F | L | A,
+	[FRDMA_OP_ACK] = FRDMA_F_VALID | F | L | A,
+	[FRDMA_OP_ATOMIC_ACK] = FRDMA_F_VALID | FRDMA_F_ATOMIC | F | L | A |
+				FRDMA_H_ATMACK,
+	[FRDMA_OP_CMP_SWAP] = FRDMA_F_VALID | Q | FRDMA_F_ATOMIC | F | L |
+			      FRDMA_H_ATMETH,
+	[FRDMA_OP_FETCH_ADD] = FRDMA_F_VALID | Q | FRDMA_F_ATOMIC | F | L |
+			       FRDMA_H_ATMETH,
+};
+
+#undef R
+#undef A
+#undef I
+#undef P
+#undef F
+#undef L
+#undef Q
+#undef S
+#undef W
+
+/**
+ * frdma_wire_hdr_len - the bytes of the headers that follow the BTH
+ * @ops: an opcode's frdma_wire_ops[] entry
+ *
+ * Return: the length of its extension headers, in their wire order.
+ */
+unsigned int frdma_wire_hdr_len(u32 ops)
+{
+	unsigned int n = 0;
+
+	if (ops & FRDMA_H_RETH)
+		n += sizeof(struct frdma_reth);
+	if (ops & FRDMA_H_AETH)
+		n += sizeof(struct frdma_aeth);
+	if (ops & FRDMA_H_ATMETH)
+		n += sizeof(struct frdma_atheth);
+	if (ops & FRDMA_H_ATMACK)
+		n += sizeof(__be64);
+	if (ops & FRDMA_H_IMM)
+		n += sizeof(__be32);
+	if (ops & FRDMA_H_IETH)
+		n += sizeof(__be32);
+	return n;
+}
+
+/**
+ * frdma_wire_mtu - the payload bytes per packet of a QP
+ * @qp: the QP
+ *
+ * Return: its path MTU in bytes (1024 if none was set).
+ */
+u32 frdma_wire_mtu(struct frdma_qp *qp)
+{
+	int mtu = ib_mtu_enum_to_int(READ_ONCE(qp->attr.path_mtu));
+
+	return mtu > 0 ? mtu : 1024;
+}
+
+/*
+ * The ICRC of a packet whose IPv4 header is @iph, UDP header @udph and
+ * BTH @bth, followed by @len more bytes (extension headers, payload,
+ * padding), contiguous after the BTH.
+ */
+static u32 frdma_icrc(const struct iphdr *iph, const struct udphdr *udph,
+		      const struct frdma_bth *bth, u32 len)
+{
+	struct {
+		struct iphdr ip;
+		struct udphdr udp;
+		struct frdma_bth bth;
+	} __packed ph;
+	u32 crc;
+
+	ph.ip = *iph;
+	ph.ip.tos = 0xff;
+	ph.ip.ttl = 0xff;
+	ph.ip.check = CSUM_MANGLED_0;
+	ph.udp = *udph;
+	ph.udp.check = CSUM_MANGLED_0;
+	ph.bth = *bth;
+	ph.bth.qpn |= htonl(~FRDMA_QPN_MASK);
+	crc = crc32_le(FRDMA_ICRC_SEED, (const u8 *)&ph, sizeof(ph));
+	crc = crc32_le(crc, (const u8 *)(bth + 1), len);
+	return ~crc;
+}
+
+/* Copy @len bytes of @sgl from byte @off into @dst. */
+static void frdma_sgl_read(const struct frdma_sgl *sgl, u64 off, u8 *dst,
+			   u32 len)
+{
+	u32 i, n;
+
+	for (i = 0; i < sgl->n && len; i++) {
+		if (off >= sgl->len[i]) {
+			off -= sgl->len[i];
+			continue;
+		}
+		n = min_t(u64, len, sgl->len[i] - off);
+		frdma_mr_read(sgl->mr[i], sgl->addr[i] + off, dst, n);
+		dst += n;
+		len -= n;
+		off = 0;
+	}
+}
+
+/**
+ * frdma_wire_xmit - send one packet of a QP to its peer
+ * @w: the QP's wire state
+ * @x: the packet
+ *
+ * Context: process; the caller holds @w->lock.
+ * Return: 0 when the packet was handed to IP (it may still be lost), or a
+ * negative errno when it could not be built or routed.
+ */
+int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
+{
+	struct frdma_qp *qp = w->qp;
+	union ib_gid dgid;
+	struct flowi4 fl = {};
+	struct rtable *rt;
+	struct sk_buff *skb;
+	struct frdma_bth *bth;
+	struct udphdr *udph;
+	struct iphdr *iph;
+	unsigned int pad, total, room;
+	u8 *p;
+	u32 icrc;
+
+	spin_lock(&qp->lock);
+	dgid = qp->attr.ah_attr.grh.dgid;
+	spin_unlock(&qp->lock);
+	if (!ipv6_addr_v4mapped((struct in6_addr *)dgid.raw) ||
+	    !ipv6_addr_v4mapped((struct in6_addr *)qp->sgid.raw))
+		return -EAFNOSUPPORT;
+
+	fl.daddr = *(__be32 *)&dgid.raw[12];
+	fl.saddr = *(__be32 *)&qp->sgid.raw[12];
+	fl.flowi4_proto = IPPROTO_UDP;
+	rt = ip_route_output_key(&init_net, &fl);
+	if (IS_ERR(rt))
+		return PTR_ERR(rt);
+
+	pad = (4 - (x->len & 3)) & 3;
+	total = sizeof(*bth) + x->ext_len + x->len + pad + 4;
+	room = LL_RESERVED_SPACE(rt->dst.dev) + sizeof(*iph) + sizeof(*udph);
+	skb = alloc_skb(room + total + rt->dst.dev->needed_tailroom,
+			GFP_KERNEL);
+	if (!skb) {
+		ip_rt_put(rt);
+		return -ENOMEM;
+	}
+	skb_reserve(skb, room);
+
+	bth = skb_put(skb, sizeof(*bth));
+	bth->opcode = x->opcode;
+	bth->flags = (x->se ? FRDMA_BTH_SE : 0) | FRDMA_BTH_MIG |
+		     (pad << FRDMA_BTH_PAD_SHIFT);
+	bth->pkey = htons(0xffff);
+	bth->qpn = htonl(x->dqpn & FRDMA_QPN_MASK);
+	bth->apsn = htonl((x->psn & FRDMA_PSN_MASK) |
+			  (x->ackreq ? FRDMA_BTH_ACKREQ : 0));
+	skb_put_data(skb, x->ext, x->ext_len);
+	p = skb_put(skb, x->len);
+	if (x->buf)
+		memcpy(p, x->buf, x->len);
+	else if (x->len)
+		frdma_sgl_read(x->sgl, x->off, p, x->len);
+	skb_put_zero(skb, pad + 4);
+
+	udph = skb_push(skb, sizeof(*udph));
+	skb_reset_transport_header(skb);
+	udph->source = htons(w->sport);
+	udph->dest = htons(FRDMA_ROCE_PORT);
+	udph->len = htons(sizeof(*udph) + total);
+	udph->check = 0;
+
+	iph = skb_push(skb, sizeof(*iph));
+	skb_reset_network_header(skb);
+	iph->version = 4;
+	iph->ihl = sizeof(*iph) >> 2;
+	iph->tos = 0;
+	iph->tot_len = htons(skb->len);
+	iph->id = 0;
+	iph->frag_off = htons(IP_DF);
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_UDP;
+	iph->saddr = fl.saddr;
+	iph->daddr = fl.daddr;
+	iph->check = 0;
+
+	icrc = frdma_icrc(iph, udph, bth, total - sizeof(*bth) - 4);
+	frdma_put_le32(icrc, skb_tail_pointer(skb) - 4);
+
+	skb->protocol = htons(ETH_P_IP);
+	skb->ip_summed = CHECKSUM_NONE;
+	skb_dst_set(skb, &rt->dst);
+	memset(IPCB(skb), 0, sizeof(*IPCB(skb)));
+	atomic64_inc(&frdma_wire_stat[FRDMA_WS_TX]);
+	ip_local_out(&init_net, NULL, skb);
+	return 0;
+}
+
+/* Check one received datagram (skb->data at its BTH) and dispatch it. */
+static void frdma_wire_rx_one(struct sk_buff *skb)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+	const struct udphdr *udph = udp_hdr(skb);
+	struct frdma_pkt pkt = { .skb = skb };
+	struct frdma_dev *fdev;
+	struct frdma_wqp *w;
+	struct frdma_qp *qp;
+	union ib_gid dgid;
+	unsigned int hlen, pad;
+	u32 len = skb->len;
+
+	if (len < sizeof(struct frdma_bth) + 4)
+		goto drop;
+	pkt.bth = (const void *)skb->data;
+	pkt.opcode = pkt.bth->opcode;
+	if (pkt.opcode >= FRDMA_OP_NR || !frdma_wire_ops[pkt.opcode])
+		goto drop;	/* UC, UD, CNP and others: not on the wire yet */
+	pkt.ops = frdma_wire_ops[pkt.opcode];
+	hlen = sizeof(struct frdma_bth) + frdma_wire_hdr_len(pkt.ops);
+	pad = (pkt.bth->flags >> FRDMA_BTH_PAD_SHIFT) & 3;
+	if (len < hlen + pad + 4)
+		goto drop;
+	if (frdma_icrc(iph, udph, pkt.bth, len - sizeof(*pkt.bth) - 4) !=
+	    frdma_get_le32(skb->data + len - 4)) {
+		atomic64_inc(&frdma_wire_stat[FRDMA_WS_ICRC]);
+		goto free;
+	}
+	pkt.hdr = skb->data + sizeof(*pkt.bth);
+	pkt.payload = skb->data + hlen;
+	pkt.paylen = len - hlen - pad - 4;
+	if (!(pkt.ops & FRDMA_F_PAYLOAD) && pkt.paylen)
+		goto drop;
+	pkt.psn = ntohl(pkt.bth->apsn) & FRDMA_PSN_MASK;
+	pkt.ackreq = ntohl(pkt.bth->apsn) & FRDMA_BTH_ACKREQ;
+	pkt.se = pkt.bth->flags & FRDMA_BTH_SE;
+
+	ipv6_addr_set_v4mapped(iph->daddr, (struct in6_addr *)dgid.raw);
+	fdev = frdma_dev_get_by_gid_net(dev_net(skb->dev), &dgid);
+	if (!fdev)
+		goto drop;
+	qp = frdma_qp_get(fdev, ntohl(pkt.bth->qpn) & FRDMA_QPN_MASK);
+	/* Pairs with the release that published a whole wire state. */
+	w = qp ? smp_load_acquire(&qp->wire) : NULL;
+	if (w) {
+		atomic64_inc(&frdma_wire_stat[FRDMA_WS_RX]);
+		mutex_lock(&w->lock);
+		if (pkt.ops & FRDMA_F_REQ)
+			frdma_wire_recv_req(w, &pkt);
+		else
+			frdma_wire_recv_resp(w, &pkt);
+		mutex_unlock(&w->lock);
+	} else {
+		atomic64_inc(&frdma_wire_stat[FRDMA_WS_DROP]);
+	}
+	if (qp)
+		frdma_qp_put(qp);
+	ib_device_put(&fdev->ibdev);
+	goto free;
+drop:
+	atomic64_inc(&frdma_wire_stat[FRDMA_WS_DROP]);
+free:
+	kfree_skb(skb);
+}
+
+static void frdma_wire_rx_worker(struct work_struct *work)
+{
+	struct sk_buff *skb;
+	unsigned int n = 0;
+
+	while ((skb = skb_dequeue(&frdma_wire_rxq))) {
+		frdma_wire_rx_one(skb);
+		if (++n % 64 == 0)
+			cond_resched();
+	}
+}
+
+/* The socket's receive callback (softirq): queue for the worker. */
+static int frdma_wire_encap_rcv(struct sock *sk, struct sk_buff *skb)
+{
+	struct udphdr *udph;
+	u32 len;
+
+	if (skb_linearize(skb))
+		goto drop;
+	udph = udp_hdr(skb);
+	len = ntohs(udph->len);
+	if (len < sizeof(*udph) || len > skb->len ||
+	    skb_queue_len(&frdma_wire_rxq) >= FRDMA_WIRE_RXQ_MAX)
+		goto drop;
+	if (pskb_trim(skb, len))
+		goto drop;
+	skb_pull(skb, sizeof(*udph));
+	skb_queue_tail(&frdma_wire_rxq, skb);
+	queue_work(system_unbound_wq, &frdma_wire_rx_work);
+	return 0;
+drop:
+	atomic64_inc(&frdma_wire_stat[FRDMA_WS_DROP]);
+	kfree_skb(skb);
+	return 0;
+}
+
+static int frdma_wire_open(void)
+{
+	struct udp_port_cfg cfg = {
+		.family = AF_INET,
+		.local_udp_port = htons(FRDMA_ROCE_PORT),
+	};
+	struct udp_tunnel_sock_cfg tcfg = {
+		.encap_type = 1,
+		.encap_rcv = frdma_wire_encap_rcv,
+	};
+	struct socket *sock;
+	int err;
+
+	if (!frdma_wire_inited) {
+		skb_queue_head_init(&frdma_wire_rxq);
+		INIT_WORK(&frdma_wire_rx_work, frdma_wire_rx_worker);
+		frdma_wire_inited = true;
+	}
+	err = udp_sock_create(&init_net, &cfg, &sock);
+	if (err)
+		return err;
+	setup_udp_tunnel_sock(&init_net, sock, &tcfg);
+	frdma_wire_sock = sock;
+	pr_info("frdma: RoCE v2 on the wire: UDP port %d open\n",
+		FRDMA_ROCE_PORT);
+	return 0;
+}
+
+static void frdma_wire_close(void)
+{
+	udp_tunnel_sock_release(frdma_wire_sock);
+	frdma_wire_sock = NULL;
+	/* No callback runs any more; finish what was queued. */
+	flush_work(&frdma_wire_rx_work);
+	skb_queue_purge(&frdma_wire_rxq);
+	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed: sent %lld received %lld ICRC errors %lld dropped %lld timeouts %lld sequence NAKs sent %lld received %lld RNR NAKs sent %lld received %lld duplicates %lld\n",
+		FRDMA_ROCE_PORT,
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_TX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_RX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_ICRC]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_DROP]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_RETRANS]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_SEQ_NAK_TX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_SEQ_NAK_RX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_RNR_TX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_RNR_RX]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_DUP]));
+}
+
+/**
+ * frdma_wire_dev_add - a device is created: open the wire if it is on
+ * @fdev: the device
+ *
+ * Context: process; before the device is registered.
+ * Return: 0, or -EADDRINUSE when the wire is on but UDP port 4791 belongs
+ * to someone else (rdma_rxe), said in dmesg.
+ */
+int frdma_wire_dev_add(struct frdma_dev *fdev)
+{
+	int err = 0;
+
+	if (!frdma_wire_enabled)
+		return 0;
+	mutex_lock(&frdma_wire_mutex);
+	if (!frdma_wire_users)
+		err = frdma_wire_open();
+	if (!err) {
+		frdma_wire_users++;
+		fdev->wire = true;
+	}
+	mutex_unlock(&frdma_wire_mutex);
+	if (err == -EADDRINUSE)
+		pr_err("frdma: cannot use the wire: UDP port %d is taken (is rdma_rxe loaded?); load frdma with wire=0 for the local fabric only\n",
+		       FRDMA_ROCE_PORT);
+	else if (err)
+		pr_err("frdma: cannot open UDP port %d for the wire: %d\n",
+		       FRDMA_ROCE_PORT, err);
+	return err;
+}
+
+/**
+ * frdma_wire_dev_del - a device goes away: close the wire after the last
+ * @fdev: the device
+ */
+void frdma_wire_dev_del(struct frdma_dev *fdev)
+{
+	if (!fdev->wire)
+		return;
+	mutex_lock(&frdma_wire_mutex);
+	fdev->wire = false;
+	if (!--frdma_wire_users)
+		frdma_wire_close();
+	mutex_unlock(&frdma_wire_mutex);
+}

@@ -1,0 +1,692 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * frdma on the wire: the requester and completer of an RC QP.
+ *
+ * The send queue (exec.c) hands each work request whose destination is
+ * not an frdma device in this kernel to frdma_wire_post(), which keeps a
+ * copy of it (and the references on its local MRs) in the QP's ring of
+ * FRDMA_WIRE_WQES requests in flight, gives it its PSNs and transmits
+ * as much as the window of FRDMA_WIRE_WINDOW unacknowledged PSNs allows.
+ * A message of N bytes is ceil(N / path MTU) packets (at least one),
+ * FIRST/MIDDLE/LAST or ONLY; a READ is one request packet but uses one PSN
+ * per response packet; an atomic is one packet.  AckReq is set on the last
+ * packet of every message and at least every FRDMA_WIRE_ACK_EVERY packets.
+ *
+ * Acknowledgements complete work requests in order: an ACK of PSN p
+ * completes every SEND and WRITE whose last PSN is at most p; a READ or
+ * atomic completes when its response came.  A sequence NAK retransmits
+ * from the PSN it names (go-back-N); an RNR NAK waits the responder's
+ * timer, then retransmits, rnr_retry times (7: forever); other NAKs
+ * complete the request in error (remote access, invalid request, remote
+ * operational error) and move the QP to the error state.  When nothing is
+ * acknowledged for the QP's local ACK timeout (4.096 us << timeout, at
+ * least 500 ms here: emulated guests take longer than the usual 67 ms to
+ * answer a burst, and a timeout that fires early makes a storm of
+ * duplicates), everything unacknowledged is sent again, retry_cnt times,
+ * then the oldest request completes with IB_WC_RETRY_EXC_ERR.
+ */
+
+#include <linux/hash.h>
+#include <linux/slab.h>
+
+#include "mr.h"
+#include "wire.h"
+
+static u8 frdma_wire_wc_opcode(u8 opcode)
+{
+	switch (opcode) {
+	case IB_UVERBS_WR_RDMA_WRITE:
+	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
+		return IB_UVERBS_WC_RDMA_WRITE;
+	case IB_UVERBS_WR_RDMA_READ:
+		return IB_UVERBS_WC_RDMA_READ;
+	case IB_UVERBS_WR_ATOMIC_CMP_AND_SWP:
+		return IB_UVERBS_WC_COMP_SWAP;
+	case IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD:
+		return IB_UVERBS_WC_FETCH_ADD;
+	default:
+		return IB_UVERBS_WC_SEND;
+	}
+}
+
+static inline struct frdma_wwqe *frdma_wslot(struct frdma_wqp *w, u32 i)
+{
+	return &w->wqe[i % FRDMA_WIRE_WQES];
+}
+
+static inline const struct frdma_sqe *frdma_wsqe(struct frdma_wwqe *e)
+{
+	return (const struct frdma_sqe *)e->sqe;
+}
+
+static bool frdma_wire_needs_resp(u8 opcode)
+{
+	return opcode == IB_UVERBS_WR_RDMA_READ ||
+	       opcode == IB_UVERBS_WR_ATOMIC_CMP_AND_SWP ||
+	       opcode == IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD;
+}
+
+static void frdma_wire_sgl_put(struct frdma_sgl *sgl)
+{
+	while (sgl->n)
+		frdma_mr_put(sgl->mr[--sgl->n]);
+}
+
+/* The local ACK timeout of @qp, in jiffies. */
+static unsigned long frdma_wire_rto(struct frdma_qp *qp)
+{
+	u8 t = READ_ONCE(qp->attr.timeout);
+
+	if (!t || t > 20)
+		t = 20;
+	return max(nsecs_to_jiffies(4096ULL << t), (unsigned long)HZ / 2);
+}
+
+/* Complete the oldest request with @status, unsignalled or not. */
+static void frdma_wire_complete(struct frdma_wqp *w, struct frdma_wwqe *e,
+				enum ib_wc_status status)
+{
+	struct frdma_qp *qp = w->qp;
+	const struct frdma_sqe *sqe = frdma_wsqe(e);
+
+	if (status != IB_WC_SUCCESS || qp->sq_sig_all ||
+	    (sqe->flags & FRDMA_WQE_SIGNALED)) {
+		struct frdma_cqe cqe = {
+			.wr_id = sqe->wr_id,
+			.qp_num = qp->ibqp.qp_num,
+			.status = status,
+			.opcode = frdma_wire_wc_opcode(sqe->opcode),
+		};
+
+		if (status == IB_WC_SUCCESS) {
+			if (sqe->opcode == IB_UVERBS_WR_RDMA_READ)
+				cqe.byte_len = e->len;
+			else if (frdma_wire_needs_resp(sqe->opcode))
+				cqe.byte_len = sizeof(u64);
+		}
+		frdma_cq_post(to_fcq(qp->ibqp.send_cq), &cqe,
+			      status != IB_WC_SUCCESS);
+	}
+	frdma_wire_sgl_put(&e->sgl);
+	w->tail++;
+	if (w->sq_blocked) {
+		w->sq_blocked = false;
+		mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+	}
+}
+
+/* Build and send packet @k of request @e. */
+static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
+				u32 k)
+{
+	const struct frdma_sqe *sqe = frdma_wsqe(e);
+	struct frdma_xpkt x = {};
+	u32 mtu = frdma_wire_mtu(w->qp);
+	bool first = k == 0, last = k + 1 >= e->npsn;
+	struct frdma_reth *reth;
+	u8 *ext = x.ext;
+
+	x.dqpn = READ_ONCE(w->qp->attr.dest_qp_num);
+	x.psn = frdma_psn_add(e->first_psn, k);
+	switch (sqe->opcode) {
+	case IB_UVERBS_WR_RDMA_READ:
+		x.opcode = FRDMA_OP_READ_REQ;
+		reth = (void *)ext;
+		reth->va = cpu_to_be64(sqe->rdma.remote_addr);
+		reth->rkey = cpu_to_be32(sqe->rdma.rkey);
+		reth->len = cpu_to_be32(e->len);
+		x.ext_len = sizeof(*reth);
+		x.ackreq = true;
+		goto send;
+	case IB_UVERBS_WR_ATOMIC_CMP_AND_SWP:
+	case IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD: {
+		struct frdma_atheth *a = (void *)ext;
+
+		x.opcode = sqe->opcode == IB_UVERBS_WR_ATOMIC_CMP_AND_SWP ?
+			   FRDMA_OP_CMP_SWAP : FRDMA_OP_FETCH_ADD;
+		a->va = cpu_to_be64(sqe->atomic.remote_addr);
+		a->rkey = cpu_to_be32(sqe->atomic.rkey);
+		if (sqe->opcode == IB_UVERBS_WR_ATOMIC_CMP_AND_SWP) {
+			a->swap_add = cpu_to_be64(sqe->atomic.swap);
+			a->compare = cpu_to_be64(sqe->atomic.compare_add);
+		} else {
+			a->swap_add = cpu_to_be64(sqe->atomic.compare_add);
+			a->compare = 0;
+		}
+		x.ext_len = sizeof(*a);
+		x.ackreq = true;
+		goto send;
+	}
+	case IB_UVERBS_WR_RDMA_WRITE:
+	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
+		if (first && last)
+			x.opcode = FRDMA_OP_WRITE_ONLY;
+		else if (first)
+			x.opcode = FRDMA_OP_WRITE_FIRST;
+		else if (last)
+			x.opcode = FRDMA_OP_WRITE_LAST;
+		else
+			x.opcode = FRDMA_OP_WRITE_MIDDLE;
+		if (last && sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM)
+			x.opcode++;	/* the _IMM form follows */
+		if (first) {
+			reth = (void *)ext;
+			reth->va = cpu_to_be64(sqe->rdma.remote_addr);
+			reth->rkey = cpu_to_be32(sqe->rdma.rkey);
+			reth->len = cpu_to_be32(e->len);
+			x.ext_len += sizeof(*reth);
+		}
+		break;
+	default:	/* the SENDs */
+		if (first && last)
+			x.opcode = FRDMA_OP_SEND_ONLY;
+		else if (first)
+			x.opcode = FRDMA_OP_SEND_FIRST;
+		else if (last)
+			x.opcode = FRDMA_OP_SEND_LAST;
+		else
+			x.opcode = FRDMA_OP_SEND_MIDDLE;
+		if (last && sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM)
+			x.opcode++;
+		if (last && sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV)
+			x.opcode = first ? FRDMA_OP_SEND_ONLY_INV :
+					   FRDMA_OP_SEND_LAST_INV;
+		break;
+	}
+	if (last && (sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM ||
+		     sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM)) {
+		/* The immediate is in network order already. */
+		memcpy(ext + x.ext_len, &sqe->imm_data, 4);
+		x.ext_len += 4;
+	} else if (last && sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV) {
+		frdma_put_be32(sqe->invalidate_rkey, ext + x.ext_len);
+		x.ext_len += 4;
+	}
+	x.off = (u64)k * mtu;
+	x.len = min_t(u64, mtu, e->len - x.off);
+	if (sqe->flags & FRDMA_WQE_INLINE)
+		x.buf = (const u8 *)(sqe + 1) + x.off;
+	else
+		x.sgl = &e->sgl;
+	x.se = last && (sqe->flags & FRDMA_WQE_SOLICITED);
+	x.ackreq = last || w->noack + 1 >= FRDMA_WIRE_ACK_EVERY;
+send:
+	w->noack = x.ackreq ? 0 : w->noack + 1;
+	frdma_wire_xmit(w, &x);
+}
+
+static void frdma_wire_arm(struct frdma_wqp *w)
+{
+	if (w->rnr_wait)
+		return;
+	if (w->una == w->psn && w->tail == w->head)
+		cancel_delayed_work(&w->rto_work);
+	else
+		mod_delayed_work(system_unbound_wq, &w->rto_work,
+				 frdma_wire_rto(w->qp));
+}
+
+/* Transmit what the window allows, from (w->send, w->send_pkt) on. */
+static void frdma_wire_push(struct frdma_wqp *w)
+{
+	struct frdma_wwqe *e;
+	bool sent = false;
+
+	while (!w->rnr_wait && w->send != w->head) {
+		e = frdma_wslot(w, w->send);
+		if (frdma_psn_diff(frdma_psn_add(e->first_psn, w->send_pkt),
+				   w->una) >= FRDMA_WIRE_WINDOW)
+			break;
+		frdma_wire_send_pkt(w, e, w->send_pkt);
+		sent = true;
+		if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) ||
+		    ++w->send_pkt >= e->npsn) {
+			w->send++;
+			w->send_pkt = 0;
+		}
+	}
+	if (sent)
+		frdma_wire_arm(w);
+}
+
+/* Go back to PSN @psn: transmit again from the request that holds it. */
+static void frdma_wire_go_back(struct frdma_wqp *w, u32 psn)
+{
+	struct frdma_wwqe *e;
+	u32 i;
+
+	for (i = w->tail; i != w->head; i++) {
+		e = frdma_wslot(w, i);
+		if (frdma_psn_diff(psn, e->first_psn) >= 0 &&
+		    frdma_psn_diff(psn, e->first_psn) < e->npsn) {
+			w->send = i;
+			/* READ and atomics are asked for again whole. */
+			w->send_pkt = frdma_wire_needs_resp(frdma_wsqe(e)->opcode) ?
+				      0 : frdma_psn_diff(psn, e->first_psn);
+			if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
+				e->read_off = 0;
+			break;
+		}
+	}
+	frdma_wire_push(w);
+}
+
+/*
+ * Everything up to PSN @psn is acknowledged: complete what that finishes.
+ * A READ or atomic the acknowledgment passes without its response lost
+ * the response: it is asked for again.
+ */
+static void frdma_wire_ack(struct frdma_wqp *w, u32 psn)
+{
+	struct frdma_wwqe *e;
+	u32 next = frdma_psn_add(psn, 1);
+
+	if (frdma_psn_diff(next, w->una) <= 0 ||
+	    frdma_psn_diff(next, w->psn) > 0)
+		return;		/* old, or beyond what was sent */
+	w->una = next;
+	w->retry_left = READ_ONCE(w->qp->attr.retry_cnt);
+	while (w->tail != w->head) {
+		e = frdma_wslot(w, w->tail);
+		if (frdma_psn_diff(frdma_psn_add(e->first_psn, e->npsn - 1),
+				   psn) > 0)
+			break;
+		if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) && !e->done) {
+			w->una = e->first_psn;
+			frdma_wire_go_back(w, e->first_psn);
+			break;
+		}
+		frdma_wire_complete(w, e, IB_WC_SUCCESS);
+	}
+	if (frdma_psn_diff(w->send, w->tail) < 0) {
+		w->send = w->tail;
+		w->send_pkt = 0;
+	}
+	w->rnr_left = READ_ONCE(w->qp->attr.rnr_retry);
+	frdma_wire_arm(w);
+}
+
+/* The request holding @psn failed: complete it and fail the QP. */
+static void frdma_wire_fail(struct frdma_wqp *w, enum ib_wc_status status)
+{
+	if (w->tail == w->head)
+		return;
+	frdma_wire_complete(w, frdma_wslot(w, w->tail), status);
+	cancel_delayed_work(&w->rto_work);
+	frdma_qp_to_error(w->qp, 0);
+}
+
+static const u32 frdma_wire_rnr_usecs[32] = {
+	655360, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960,
+	1280, 1920, 2560, 3840, 5120, 7680, 10240, 15360, 20480, 30720,
+	40960, 61440, 81920, 122880, 163840, 245760, 327680, 491520,
+};
+
+/* A READ response or atomic acknowledgment: data for request @e. */
+static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	struct frdma_wwqe *e = NULL;
+	u32 i, mtu, expect;
+
+	for (i = w->tail; i != w->send && i != w->head; i++) {
+		struct frdma_wwqe *c = frdma_wslot(w, i);
+
+		if (frdma_psn_diff(pkt->psn, c->first_psn) >= 0 &&
+		    frdma_psn_diff(pkt->psn, c->first_psn) < c->npsn) {
+			e = c;
+			break;
+		}
+	}
+	if (!e || e->done)
+		return;
+	if (pkt->ops & FRDMA_F_ATOMIC) {
+		u64 orig;
+
+		if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
+			return;
+		orig = frdma_get_be64(pkt->hdr + sizeof(struct frdma_aeth));
+		frdma_mr_write(e->sgl.mr[0], e->sgl.addr[0], &orig,
+			       sizeof(orig));
+		e->done = true;
+		frdma_wire_ack(w, pkt->psn);
+		return;
+	}
+	if (frdma_wsqe(e)->opcode != IB_UVERBS_WR_RDMA_READ)
+		return;
+	mtu = frdma_wire_mtu(w->qp);
+	expect = frdma_psn_add(e->first_psn, e->read_off / mtu);
+	if (pkt->psn != expect) {
+		/* A response was lost: ask for the READ again, once. */
+		if (frdma_psn_diff(pkt->psn, expect) > 0 && !e->read_again) {
+			e->read_again = true;
+			frdma_wire_go_back(w, e->first_psn);
+		}
+		return;
+	}
+	e->read_again = false;
+	if (pkt->paylen > e->len - e->read_off ||
+	    (!(pkt->ops & FRDMA_F_LAST) && pkt->paylen != mtu))
+		return;		/* malformed: dropped, the timer recovers */
+	if (pkt->paylen) {
+		struct frdma_sgl *s = &e->sgl;
+		u64 off = e->read_off;
+		const u8 *src = pkt->payload;
+		u32 left = pkt->paylen, n;
+
+		for (i = 0; i < s->n && left; i++) {
+			if (off >= s->len[i]) {
+				off -= s->len[i];
+				continue;
+			}
+			n = min_t(u64, left, s->len[i] - off);
+			frdma_mr_write(s->mr[i], s->addr[i] + off, src, n);
+			src += n;
+			left -= n;
+			off = 0;
+		}
+	}
+	e->read_off += pkt->paylen;
+	/* Each response in sequence is progress: the timer starts again. */
+	w->retry_left = READ_ONCE(w->qp->attr.retry_cnt);
+	frdma_wire_arm(w);
+	if (pkt->ops & FRDMA_F_LAST) {
+		if (e->read_off != e->len)
+			return;
+		e->done = true;
+		frdma_wire_ack(w, pkt->psn);
+	} else if (pkt->ops & FRDMA_H_AETH) {
+		frdma_wire_ack(w, frdma_psn_add(e->first_psn, -1));
+	}
+}
+
+/**
+ * frdma_wire_recv_resp - the completer: a response packet for this QP
+ * @w: the QP's wire state, locked
+ * @pkt: the packet
+ */
+void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	u32 aeth, syn;
+
+	if (!w->wqe || READ_ONCE(w->qp->state) != IB_QPS_RTS)
+		return;
+	if (pkt->ops & (FRDMA_F_READ | FRDMA_F_ATOMIC)) {
+		frdma_wire_resp_data(w, pkt);
+		frdma_wire_push(w);
+		return;
+	}
+	aeth = frdma_get_be32(pkt->hdr);
+	syn = aeth >> 24;
+	switch (syn & FRDMA_AETH_TYPE) {
+	case FRDMA_AETH_T_ACK:
+		frdma_wire_ack(w, pkt->psn);
+		break;
+	case FRDMA_AETH_T_RNR:
+		frdma_wire_count(FRDMA_WS_RNR_RX);
+		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
+		if (!w->rnr_left) {
+			frdma_wire_fail(w, IB_WC_RNR_RETRY_EXC_ERR);
+			return;
+		}
+		if (w->rnr_left != 7)
+			w->rnr_left--;
+		w->rnr_wait = true;
+		w->send = w->tail;
+		w->send_pkt = frdma_psn_diff(pkt->psn,
+					     frdma_wslot(w, w->tail)->first_psn);
+		mod_delayed_work(system_unbound_wq, &w->rto_work,
+				 usecs_to_jiffies(frdma_wire_rnr_usecs[syn & 31]));
+		return;
+	case FRDMA_AETH_T_NAK:
+		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
+		switch (syn) {
+		case FRDMA_NAK_PSN_SEQ:
+			frdma_wire_count(FRDMA_WS_SEQ_NAK_RX);
+			frdma_wire_go_back(w, pkt->psn);
+			return;
+		case FRDMA_NAK_INV_REQ:
+			frdma_wire_fail(w, IB_WC_REM_INV_REQ_ERR);
+			return;
+		case FRDMA_NAK_REM_ACCESS:
+			frdma_wire_fail(w, IB_WC_REM_ACCESS_ERR);
+			return;
+		default:
+			frdma_wire_fail(w, IB_WC_REM_OP_ERR);
+			return;
+		}
+	default:
+		return;
+	}
+	frdma_wire_push(w);
+}
+
+static void frdma_wire_rto_work(struct work_struct *work)
+{
+	struct frdma_wqp *w = container_of(to_delayed_work(work),
+					   struct frdma_wqp, rto_work);
+
+	mutex_lock(&w->lock);
+	if (!w->wqe || READ_ONCE(w->qp->state) != IB_QPS_RTS) {
+		w->rnr_wait = false;
+	} else if (w->rnr_wait) {
+		w->rnr_wait = false;
+		frdma_wire_push(w);
+	} else if (w->tail != w->head) {
+		if (!w->retry_left) {
+			frdma_wire_fail(w, IB_WC_RETRY_EXC_ERR);
+		} else {
+			w->retry_left--;
+			frdma_wire_count(FRDMA_WS_RETRANS);
+			frdma_wire_go_back(w, w->una);
+			frdma_wire_arm(w);
+		}
+	}
+	mutex_unlock(&w->lock);
+}
+
+/**
+ * frdma_wire_is_remote - whether a QP's work requests go on the wire
+ * @qp: the QP
+ *
+ * Return: true when the QP has wire state (its peer was not an frdma
+ * device of this kernel when it went to RTR).
+ */
+bool frdma_wire_is_remote(struct frdma_qp *qp)
+{
+	return READ_ONCE(qp->wire);
+}
+
+/**
+ * frdma_wire_post - queue a validated work request for the wire
+ * @qp: the QP, whose sq_mutex the caller holds
+ * @sqe: the validated SQE copy
+ * @lsgl: its local memory; taken over (emptied) on success
+ * @len: the message length
+ *
+ * Return: 0 when the request was taken (it completes later), -EBUSY when
+ * FRDMA_WIRE_WQES requests are in flight (the send queue is run again
+ * when one completes), or -EOPNOTSUPP for an operation the wire does not
+ * carry.
+ */
+int frdma_wire_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
+		    struct frdma_sgl *lsgl, u64 len)
+{
+	struct frdma_wqp *w = qp->wire;
+	struct frdma_wwqe *e;
+	u32 mtu = frdma_wire_mtu(qp);
+
+	switch (sqe->opcode) {
+	case IB_UVERBS_WR_SEND:
+	case IB_UVERBS_WR_SEND_WITH_IMM:
+	case IB_UVERBS_WR_SEND_WITH_INV:
+	case IB_UVERBS_WR_RDMA_WRITE:
+	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
+	case IB_UVERBS_WR_RDMA_READ:
+	case IB_UVERBS_WR_ATOMIC_CMP_AND_SWP:
+	case IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD:
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	mutex_lock(&w->lock);
+	if (!w->wqe) {
+		w->wqe = kvcalloc(FRDMA_WIRE_WQES, sizeof(*w->wqe),
+				  GFP_KERNEL_ACCOUNT);
+		if (!w->wqe) {
+			mutex_unlock(&w->lock);
+			return -ENOMEM;
+		}
+	}
+	if (w->head - w->tail >= FRDMA_WIRE_WQES) {
+		w->sq_blocked = true;
+		mutex_unlock(&w->lock);
+		return -EBUSY;
+	}
+	e = frdma_wslot(w, w->head);
+	memcpy(e->sqe, sqe, 1U << qp->sq.entry_shift);
+	e->sgl = *lsgl;
+	lsgl->n = 0;
+	e->len = len;
+	e->first_psn = w->psn;
+	if (sqe->opcode == IB_UVERBS_WR_ATOMIC_CMP_AND_SWP ||
+	    sqe->opcode == IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD)
+		e->npsn = 1;
+	else
+		e->npsn = max_t(u64, 1, DIV_ROUND_UP_ULL(len, mtu));
+	e->done = false;
+	e->read_again = false;
+	e->read_off = 0;
+	w->psn = frdma_psn_add(w->psn, e->npsn);
+	if (w->tail == w->head)
+		w->retry_left = READ_ONCE(qp->attr.retry_cnt);
+	w->head++;
+	frdma_wire_push(w);
+	mutex_unlock(&w->lock);
+	return 0;
+}
+
+/* Drop every request in flight, completing them with @status if set. */
+static void frdma_wire_drop(struct frdma_wqp *w, bool flush)
+{
+	struct frdma_wwqe *e;
+
+	while (w->tail != w->head) {
+		e = frdma_wslot(w, w->tail);
+		if (flush) {
+			frdma_wire_complete(w, e, IB_WC_WR_FLUSH_ERR);
+		} else {
+			frdma_wire_sgl_put(&e->sgl);
+			w->tail++;
+		}
+	}
+	w->send = w->tail;
+	w->send_pkt = 0;
+	w->rnr_wait = false;
+	w->una = w->psn;
+	cancel_delayed_work(&w->rto_work);
+	frdma_wire_resp_reset(w);
+}
+
+/**
+ * frdma_wire_flush - complete every request in flight with
+ *	IB_WC_WR_FLUSH_ERR (the QP is in the error state)
+ * @qp: the QP, whose sq_mutex the caller holds
+ */
+void frdma_wire_flush(struct frdma_qp *qp)
+{
+	struct frdma_wqp *w = qp->wire;
+
+	if (!w)
+		return;
+	mutex_lock(&w->lock);
+	frdma_wire_drop(w, true);
+	mutex_unlock(&w->lock);
+}
+
+/* Is the destination of @qp an frdma device of this kernel? */
+static bool frdma_wire_peer_local(struct frdma_qp *qp)
+{
+	struct frdma_dev *fdev;
+	union ib_gid dgid;
+
+	spin_lock(&qp->lock);
+	dgid = qp->attr.ah_attr.grh.dgid;
+	spin_unlock(&qp->lock);
+	fdev = frdma_dev_get_by_gid(to_fdev(qp->ibqp.device), &dgid);
+	if (!fdev)
+		return false;
+	ib_device_put(&fdev->ibdev);
+	return true;
+}
+
+/**
+ * frdma_wire_qp_modified - modify_qp changed a QP's attributes
+ * @qp: the QP, whose sq_mutex the caller holds
+ * @attr: the attributes
+ * @mask: which of them changed
+ *
+ * An RC QP whose peer is not an frdma device of this kernel gets its wire
+ * state when it goes to RTR (with the wire on); PSNs follow the
+ * attributes; RESET drops what is in flight, ERR flushes it.
+ */
+void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
+			    int mask)
+{
+	struct frdma_wqp *w = qp->wire;
+
+	if (!w && frdma_wire_enabled && qp->fdev->wire && !qp->gsi &&
+	    qp->ibqp.qp_type == IB_QPT_RC && (mask & IB_QP_STATE) &&
+	    attr->qp_state == IB_QPS_RTR && !frdma_wire_peer_local(qp)) {
+		w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+		if (!w)
+			return;		/* the QP reaches local peers only */
+		w->qp = qp;
+		mutex_init(&w->lock);
+		INIT_DELAYED_WORK(&w->rto_work, frdma_wire_rto_work);
+		w->sport = 0xc000 | (hash_32(qp->ibqp.qp_num, 14) & 0x3fff);
+		w->epsn = qp->attr.rq_psn & FRDMA_PSN_MASK;
+		w->psn = qp->attr.sq_psn & FRDMA_PSN_MASK;
+		w->una = w->psn;
+		/* Published after it is whole: the receive worker reads it. */
+		smp_store_release(&qp->wire, w);
+	}
+	if (!w)
+		return;
+	mutex_lock(&w->lock);
+	if (mask & IB_QP_RQ_PSN) {
+		w->epsn = attr->rq_psn & FRDMA_PSN_MASK;
+		w->nak_sent = false;
+	}
+	if (mask & IB_QP_SQ_PSN && w->tail == w->head) {
+		w->psn = attr->sq_psn & FRDMA_PSN_MASK;
+		w->una = w->psn;
+	}
+	if (mask & IB_QP_STATE) {
+		if (attr->qp_state == IB_QPS_RESET)
+			frdma_wire_drop(w, false);
+		else if (attr->qp_state == IB_QPS_ERR)
+			frdma_wire_drop(w, true);
+	}
+	mutex_unlock(&w->lock);
+}
+
+/**
+ * frdma_wire_qp_destroy - free a QP's wire state
+ * @qp: the QP; no lookup finds it any more and nobody holds a reference
+ */
+void frdma_wire_qp_destroy(struct frdma_qp *qp)
+{
+	struct frdma_wqp *w = qp->wire;
+
+	if (!w)
+		return;
+	cancel_delayed_work_sync(&w->rto_work);
+	mutex_lock(&w->lock);
+	frdma_wire_drop(w, false);
+	mutex_unlock(&w->lock);
+	cancel_delayed_work_sync(&w->rto_work);
+	mutex_destroy(&w->lock);
+	kvfree(w->wqe);
+	kfree(w);
+	qp->wire = NULL;
+}

@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * frdma on the wire: the responder of an RC QP.
+ *
+ * Request packets are taken in PSN order.  The expected PSN (epsn) starts
+ * at the QP's rq_psn.  A packet at epsn is executed: a SEND's payload goes
+ * into the receive buffers of the RQE its first packet took (no RQE: an
+ * RNR NAK with the QP's min_rnr_timer, nothing consumed); a WRITE's into
+ * the MR its RETH's rkey names, checked once for the whole message
+ * (frdma_rkey_get()); a READ is answered with its response packets at once;
+ * an atomic is executed and answered, and its result kept for a duplicate.
+ * The last packet of a SEND or WRITE with immediate completes the RQE.
+ * Packets with AckReq are acknowledged (coalescing: the requester decides
+ * how often).
+ *
+ * A packet beyond epsn gets one sequence NAK (until epsn arrives); a packet
+ * before it is a duplicate: a READ is answered again from its saved
+ * request, an atomic replays its saved result, anything else is
+ * acknowledged again if it asks.  An access violation, an invalid request
+ * (a length or opcode sequence error, an operation the QP does not allow)
+ * or a broken receive ring is NAKed and moves the QP to the error state.
+ */
+
+#include "mr.h"
+#include "wire.h"
+
+static void frdma_wire_ack_send(struct frdma_wqp *w, u8 syn, u32 psn)
+{
+	struct frdma_xpkt x = {
+		.opcode = FRDMA_OP_ACK,
+		.psn = psn,
+		.dqpn = READ_ONCE(w->qp->attr.dest_qp_num),
+		.ext_len = sizeof(struct frdma_aeth),
+	};
+
+	frdma_put_be32(((u32)syn << 24) | (w->msn & FRDMA_PSN_MASK), x.ext);
+	frdma_wire_xmit(w, &x);
+}
+
+/* A fatal NAK: tell the requester, and fail this QP. */
+static void frdma_wire_nak_fatal(struct frdma_wqp *w, u8 syn, u32 psn)
+{
+	frdma_wire_ack_send(w, syn, psn);
+	frdma_wire_resp_reset(w);
+	frdma_qp_to_error(w->qp, syn == FRDMA_NAK_REM_ACCESS ?
+			  IB_EVENT_QP_ACCESS_ERR : IB_EVENT_QP_REQ_ERR);
+}
+
+static void frdma_wire_rcv_put(struct frdma_wqp *w)
+{
+	while (w->rcv.n)
+		frdma_mr_put(w->rcv.mr[--w->rcv.n]);
+}
+
+static void frdma_wire_post_recv(struct frdma_wqp *w, u64 wr_id,
+				 enum ib_wc_status status, u32 byte_len,
+				 u8 opcode, const struct frdma_pkt *pkt)
+{
+	struct frdma_qp *qp = w->qp;
+	struct frdma_cqe cqe = {
+		.wr_id = wr_id,
+		.qp_num = qp->ibqp.qp_num,
+		.src_qp = READ_ONCE(qp->attr.dest_qp_num),
+		.status = status,
+		.opcode = opcode,
+		.byte_len = status == IB_WC_SUCCESS ? byte_len : 0,
+	};
+
+	if (status == IB_WC_SUCCESS && pkt) {
+		const u8 *p = pkt->hdr;
+
+		if (pkt->ops & FRDMA_H_RETH)
+			p += sizeof(struct frdma_reth);
+		if (pkt->ops & FRDMA_H_IMM) {
+			memcpy(&cqe.imm_data, p, 4);
+			cqe.wc_flags = FRDMA_WC_WITH_IMM;
+		} else if (pkt->ops & FRDMA_H_IETH) {
+			cqe.imm_data = frdma_get_be32(p);
+			cqe.wc_flags = FRDMA_WC_WITH_INV;
+		}
+	}
+	frdma_cq_post(to_fcq(qp->ibqp.recv_cq), &cqe,
+		      status != IB_WC_SUCCESS || (pkt && pkt->se));
+}
+
+/**
+ * frdma_wire_resp_reset - forget the message being received
+ * @w: the QP's wire state, locked
+ *
+ * An RQE taken by a SEND not yet complete is completed with
+ * IB_WC_WR_FLUSH_ERR.
+ */
+void frdma_wire_resp_reset(struct frdma_wqp *w)
+{
+	if (w->rcv_active)
+		frdma_wire_post_recv(w, w->rcv_wr_id, IB_WC_WR_FLUSH_ERR, 0,
+				     FRDMA_WC_RECV, NULL);
+	w->rcv_active = false;
+	frdma_wire_rcv_put(w);
+	if (w->wr_mr)
+		frdma_mr_put(w->wr_mr);
+	w->wr_mr = NULL;
+	w->wr_left = 0;
+}
+
+/*
+ * Take the next RQE into w->rcv (checked and resolved): 0, -EAGAIN when
+ * there is none, or -EINVAL (a broken ring or RQE: the receiver's error,
+ * already completed).
+ */
+static int frdma_wire_rqe_take(struct frdma_wqp *w, u64 *room, bool sgl)
+{
+	struct frdma_qp *qp = w->qp;
+	const struct frdma_rqe *rqe = (const void *)qp->rqe;
+	const struct frdma_sge *sge;
+	struct frdma_mr *mr;
+	int avail, err = 0;
+	u32 i;
+
+	mutex_lock(&qp->rq_mutex);
+	avail = frdma_queue_user_avail(&qp->rq);
+	if (avail <= 0) {
+		mutex_unlock(&qp->rq_mutex);
+		return avail ? -EINVAL : -EAGAIN;
+	}
+	memcpy(qp->rqe, frdma_queue_entry(&qp->rq, qp->rq.kidx),
+	       1U << qp->rq.entry_shift);
+	qp->rq.kidx++;
+	frdma_queue_publish(&qp->rq, false);
+	w->rcv_wr_id = rqe->wr_id;
+	*room = 0;
+	if (!sgl)
+		goto out;
+	if (rqe->num_sge > qp->attr.cap.max_recv_sge) {
+		err = -EINVAL;
+		goto out;
+	}
+	sge = (const struct frdma_sge *)(rqe + 1);
+	for (i = 0; i < rqe->num_sge; i++) {
+		if (!sge[i].length)
+			continue;
+		mr = frdma_mr_get(qp->fdev, sge[i].lkey);
+		if (!mr) {
+			err = -EINVAL;
+			break;
+		}
+		w->rcv.mr[w->rcv.n] = mr;
+		w->rcv.addr[w->rcv.n] = sge[i].addr;
+		w->rcv.len[w->rcv.n] = sge[i].length;
+		w->rcv.n++;
+		if (frdma_mr_check(mr, qp->ibqp.pd, sge[i].addr,
+				   sge[i].length, IB_ACCESS_LOCAL_WRITE)) {
+			err = -EINVAL;
+			break;
+		}
+		*room += sge[i].length;
+	}
+out:
+	mutex_unlock(&qp->rq_mutex);
+	if (err) {
+		frdma_wire_rcv_put(w);
+		frdma_wire_post_recv(w, w->rcv_wr_id, IB_WC_LOC_PROT_ERR, 0,
+				     FRDMA_WC_RECV, NULL);
+	}
+	return err;
+}
+
+static void frdma_wire_rnr(struct frdma_wqp *w, u32 psn)
+{
+	frdma_wire_count(FRDMA_WS_RNR_TX);
+	frdma_wire_ack_send(w, FRDMA_AETH_T_RNR |
+			    (READ_ONCE(w->qp->attr.min_rnr_timer) & 31), psn);
+}
+
+/* Write @len bytes from @src at byte @off of the receive buffers. */
+static void frdma_wire_rcv_write(struct frdma_wqp *w, u64 off, const u8 *src,
+				 u32 len)
+{
+	struct frdma_sgl *s = &w->rcv;
+	u32 i, n;
+
+	for (i = 0; i < s->n && len; i++) {
+		if (off >= s->len[i]) {
+			off -= s->len[i];
+			continue;
+		}
+		n = min_t(u64, len, s->len[i] - off);
+		frdma_mr_write(s->mr[i], s->addr[i] + off, src, n);
+		src += n;
+		len -= n;
+		off = 0;
+	}
+}
+
+/* A SEND packet at epsn.  Returns false when it was not consumed. */
+static bool frdma_wire_recv_send(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	u32 mtu = frdma_wire_mtu(w->qp);
+	u64 room;
+	int err;
+
+	if (pkt->ops & FRDMA_F_FIRST) {
+		if (w->rcv_active) {
+			frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+			return false;
+		}
+		err = frdma_wire_rqe_take(w, &room, true);
+		if (err == -EAGAIN) {
+			frdma_wire_rnr(w, pkt->psn);
+			return false;
+		}
+		if (err) {
+			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_OP, pkt->psn);
+			return false;
+		}
+		w->rcv_active = true;
+		w->rcv_off = 0;
+		w->wr_left = room;	/* the room left, for a SEND */
+	} else if (!w->rcv_active) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return false;
+	}
+	if (pkt->paylen > w->wr_left) {
+		w->rcv_active = false;
+		frdma_wire_rcv_put(w);
+		frdma_wire_post_recv(w, w->rcv_wr_id, IB_WC_LOC_LEN_ERR, 0,
+				     FRDMA_WC_RECV, NULL);
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return false;
+	}
+	if (!(pkt->ops & FRDMA_F_LAST) && pkt->paylen != mtu) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return false;
+	}
+	frdma_wire_rcv_write(w, w->rcv_off, pkt->payload, pkt->paylen);
+	w->rcv_off += pkt->paylen;
+	w->wr_left -= pkt->paylen;
+	if (pkt->ops & FRDMA_F_LAST) {
+		enum ib_wc_status status = IB_WC_SUCCESS;
+
+		if ((pkt->ops & FRDMA_H_IETH) &&
+		    frdma_mw_invalidate(&w->qp->ibqp,
+					frdma_get_be32(pkt->hdr), true))
+			status = IB_WC_REM_INV_REQ_ERR;
+		w->rcv_active = false;
+		frdma_wire_rcv_put(w);
+		w->wr_left = 0;
+		frdma_wire_post_recv(w, w->rcv_wr_id, status, w->rcv_off,
+				     FRDMA_WC_RECV, pkt);
+		w->msn++;
+	}
+	return true;
+}
+
+/* An RDMA WRITE packet at epsn.  Returns false when it was not consumed. */
+static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	struct frdma_qp *qp = w->qp;
+	u32 mtu = frdma_wire_mtu(qp);
+	u64 room;
+	int err;
+
+	if (pkt->ops & FRDMA_F_FIRST) {
+		const struct frdma_reth *reth = (const void *)pkt->hdr;
+		u64 va = frdma_get_be64(&reth->va);
+		u32 len = frdma_get_be32(&reth->len);
+
+		if (w->wr_mr || w->rcv_active ||
+		    !(READ_ONCE(qp->attr.qp_access_flags) &
+		      IB_ACCESS_REMOTE_WRITE)) {
+			frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+			return false;
+		}
+		if (len && frdma_rkey_get(qp->fdev, frdma_get_be32(&reth->rkey),
+					  &qp->ibqp, va, len,
+					  IB_ACCESS_REMOTE_WRITE, &w->wr_mr)) {
+			w->wr_mr = NULL;
+			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+			return false;
+		}
+		w->wr_va = va;
+		w->wr_left = len;
+		w->rcv_off = 0;
+	} else if (!w->wr_mr && !w->wr_left && !(pkt->ops & FRDMA_F_LAST)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return false;
+	}
+	if (pkt->paylen > w->wr_left ||
+	    (!(pkt->ops & FRDMA_F_LAST) && pkt->paylen != mtu) ||
+	    ((pkt->ops & FRDMA_F_LAST) && pkt->paylen != w->wr_left)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return false;
+	}
+	if ((pkt->ops & FRDMA_F_LAST) && (pkt->ops & FRDMA_H_IMM)) {
+		/* The RQE first: without one nothing of this packet is done. */
+		err = frdma_wire_rqe_take(w, &room, false);
+		if (err == -EAGAIN) {
+			frdma_wire_rnr(w, pkt->psn);
+			return false;
+		}
+		if (err) {
+			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_OP, pkt->psn);
+			return false;
+		}
+	}
+	if (pkt->paylen)
+		frdma_mr_write(w->wr_mr, w->wr_va, pkt->payload, pkt->paylen);
+	w->wr_va += pkt->paylen;
+	w->wr_left -= pkt->paylen;
+	w->rcv_off += pkt->paylen;
+	if (pkt->ops & FRDMA_F_LAST) {
+		if (w->wr_mr)
+			frdma_mr_put(w->wr_mr);
+		w->wr_mr = NULL;
+		if (pkt->ops & FRDMA_H_IMM)
+			frdma_wire_post_recv(w, w->rcv_wr_id, IB_WC_SUCCESS,
+					     w->rcv_off,
+					     FRDMA_WC_RECV_RDMA_WITH_IMM, pkt);
+		w->msn++;
+	}
+	return true;
+}
+
+/* Send the responses of READ request @r (again, for a duplicate). */
+static void frdma_wire_read_respond(struct frdma_wqp *w,
+				    const struct frdma_wread *r)
+{
+	struct frdma_qp *qp = w->qp;
+	struct frdma_sgl sgl = {};
+	struct frdma_xpkt x = {};
+	u32 mtu = frdma_wire_mtu(qp), k;
+
+	if (r->len) {
+		if (frdma_rkey_get(qp->fdev, r->rkey, &qp->ibqp, r->va, r->len,
+				   IB_ACCESS_REMOTE_READ, &sgl.mr[0])) {
+			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, r->psn);
+			return;
+		}
+		sgl.n = 1;
+		sgl.addr[0] = r->va;
+		sgl.len[0] = r->len;
+	}
+	x.dqpn = READ_ONCE(qp->attr.dest_qp_num);
+	x.sgl = &sgl;
+	for (k = 0; k < r->npsn; k++) {
+		bool first = k == 0, last = k + 1 == r->npsn;
+
+		if (first && last)
+			x.opcode = FRDMA_OP_READ_RESP_ONLY;
+		else if (first)
+			x.opcode = FRDMA_OP_READ_RESP_FIRST;
+		else if (last)
+			x.opcode = FRDMA_OP_READ_RESP_LAST;
+		else
+			x.opcode = FRDMA_OP_READ_RESP_MIDDLE;
+		x.psn = frdma_psn_add(r->psn, k);
+		x.ext_len = 0;
+		if (first || last) {
+			frdma_put_be32((FRDMA_AETH_ACK << 24) |
+					   (w->msn & FRDMA_PSN_MASK), x.ext);
+			x.ext_len = sizeof(struct frdma_aeth);
+		}
+		x.off = (u64)k * mtu;
+		x.len = r->len ? min_t(u64, mtu, r->len - x.off) : 0;
+		frdma_wire_xmit(w, &x);
+		if (k % 64 == 63)
+			cond_resched();
+	}
+	if (sgl.n)
+		frdma_mr_put(sgl.mr[0]);
+}
+
+static void frdma_wire_atomic_ack(struct frdma_wqp *w, u32 psn, u64 orig)
+{
+	struct frdma_xpkt x = {
+		.opcode = FRDMA_OP_ATOMIC_ACK,
+		.psn = psn,
+		.dqpn = READ_ONCE(w->qp->attr.dest_qp_num),
+		.ext_len = sizeof(struct frdma_aeth) + sizeof(u64),
+	};
+
+	frdma_put_be32((FRDMA_AETH_ACK << 24) | (w->msn & FRDMA_PSN_MASK), x.ext);
+	frdma_put_be64(orig, x.ext + sizeof(struct frdma_aeth));
+	frdma_wire_xmit(w, &x);
+}
+
+/* A duplicate request (PSN before epsn). */
+static void frdma_wire_recv_dup(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	u32 i;
+
+	if (pkt->opcode == FRDMA_OP_READ_REQ) {
+		for (i = 0; i < FRDMA_WIRE_READS; i++) {
+			struct frdma_wread *r = &w->reads[i];
+
+			if (r->npsn && r->psn == pkt->psn) {
+				frdma_wire_read_respond(w, r);
+				return;
+			}
+		}
+		return;
+	}
+	if (pkt->ops & FRDMA_F_ATOMIC) {
+		if (w->atomic_valid && w->atomic_psn == pkt->psn)
+			frdma_wire_atomic_ack(w, pkt->psn, w->atomic_orig);
+		return;
+	}
+	if (pkt->ackreq)
+		frdma_wire_ack_send(w, FRDMA_AETH_ACK,
+				    frdma_psn_add(w->epsn, -1));
+}
+
+/* A READ request at epsn: answered at once. */
+static void frdma_wire_recv_read(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	struct frdma_qp *qp = w->qp;
+	const struct frdma_reth *reth = (const void *)pkt->hdr;
+	struct frdma_wread *r = &w->reads[w->nreads % FRDMA_WIRE_READS];
+	u32 mtu = frdma_wire_mtu(qp);
+
+	if (w->rcv_active || w->wr_mr ||
+	    !(READ_ONCE(qp->attr.qp_access_flags) &
+	      IB_ACCESS_REMOTE_READ)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return;
+	}
+	r->psn = pkt->psn;
+	r->va = frdma_get_be64(&reth->va);
+	r->rkey = frdma_get_be32(&reth->rkey);
+	r->len = frdma_get_be32(&reth->len);
+	r->npsn = max_t(u32, 1, DIV_ROUND_UP(r->len, mtu));
+	w->nreads++;
+	w->epsn = frdma_psn_add(w->epsn, r->npsn);
+	w->msn++;
+	frdma_wire_read_respond(w, r);
+}
+
+/* An atomic request at epsn: executed and answered. */
+static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	struct frdma_qp *qp = w->qp;
+	const struct frdma_atheth *a = (const void *)pkt->hdr;
+	u64 va = frdma_get_be64(&a->va), orig, cmp_add, swap;
+	struct frdma_mr *mr;
+	u8 op;
+
+	if (!(READ_ONCE(qp->attr.qp_access_flags) &
+	      IB_ACCESS_REMOTE_ATOMIC) || (va & 7)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return;
+	}
+	if (frdma_rkey_get(qp->fdev, frdma_get_be32(&a->rkey),
+			   &qp->ibqp, va, sizeof(u64),
+			   IB_ACCESS_REMOTE_ATOMIC, &mr)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+		return;
+	}
+	if (pkt->opcode == FRDMA_OP_CMP_SWAP) {
+		op = IB_UVERBS_WR_ATOMIC_CMP_AND_SWP;
+		cmp_add = frdma_get_be64(&a->compare);
+		swap = frdma_get_be64(&a->swap_add);
+	} else {
+		op = IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD;
+		cmp_add = frdma_get_be64(&a->swap_add);
+		swap = 0;
+	}
+	if (frdma_mr_atomic(mr, va, op, cmp_add, swap, &orig)) {
+		frdma_mr_put(mr);
+		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+		return;
+	}
+	frdma_mr_put(mr);
+	w->atomic_psn = pkt->psn;
+	w->atomic_orig = orig;
+	w->atomic_valid = true;
+	w->epsn = frdma_psn_add(w->epsn, 1);
+	w->msn++;
+	frdma_wire_atomic_ack(w, pkt->psn, orig);
+}
+
+/**
+ * frdma_wire_recv_req - the responder: a request packet for this QP
+ * @w: the QP's wire state, locked
+ * @pkt: the packet
+ */
+void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	struct frdma_qp *qp = w->qp;
+	enum ib_qp_state state = READ_ONCE(qp->state);
+	s32 d;
+
+	if (state != IB_QPS_RTR && state != IB_QPS_RTS &&
+	    state != IB_QPS_SQD && state != IB_QPS_SQE)
+		return;
+	d = frdma_psn_diff(pkt->psn, w->epsn);
+	if (d > 0) {
+		if (!w->nak_sent) {
+			frdma_wire_count(FRDMA_WS_SEQ_NAK_TX);
+			frdma_wire_ack_send(w, FRDMA_NAK_PSN_SEQ, w->epsn);
+			w->nak_sent = true;
+		}
+		return;
+	}
+	if (d < 0) {
+		frdma_wire_count(FRDMA_WS_DUP);
+		frdma_wire_recv_dup(w, pkt);
+		return;
+	}
+	w->nak_sent = false;
+
+	if (pkt->opcode == FRDMA_OP_READ_REQ) {
+		frdma_wire_recv_read(w, pkt);
+		return;
+	}
+	if (pkt->ops & FRDMA_F_ATOMIC) {
+		frdma_wire_recv_atomic(w, pkt);
+		return;
+	}
+	if ((pkt->ops & FRDMA_F_SEND) ? !frdma_wire_recv_send(w, pkt) :
+					!frdma_wire_recv_write(w, pkt))
+		return;
+	w->epsn = frdma_psn_add(w->epsn, 1);
+	if (pkt->ackreq)
+		frdma_wire_ack_send(w, FRDMA_AETH_ACK, pkt->psn);
+}
