@@ -811,8 +811,9 @@ static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
 }
 
 /*
- * The file behind [addr, addr + len) when the folio path applies to it,
- * with a reference, and its file offset in @pos; NULL when it does not.
+ * The file behind [@addr, @addr + @len) when the folio path applies to it,
+ * with a reference, and the file position of @addr in @file_pos; NULL when
+ * it does not, or ERR_PTR(-EINTR).
  *
  * For a writable pin the file's mapping is made writable here, under the
  * mmap lock that keeps the VM_WRITE mapping (and so the mapping's
@@ -822,7 +823,8 @@ static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
  * umem write into a write-sealed file.
  */
 static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
-				     u64 len, unsigned int flags, loff_t *pos)
+				     u64 len, unsigned int flags,
+				     loff_t *file_pos)
 {
 	vm_flags_t need = VM_SHARED | VM_READ;
 	struct vm_area_struct *vma;
@@ -853,7 +855,7 @@ static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
 	if ((flags & FRDMA_UMEM_WRITE) &&
 	    mapping_map_writable(vma->vm_file->f_mapping))
 		goto out;
-	*pos = off;
+	*file_pos = off;
 	file = get_file(vma->vm_file);
 out:
 	mmap_read_unlock(mm);
@@ -869,13 +871,16 @@ static void frdma_umem_put_file(struct file *file, unsigned int flags)
 }
 
 /*
- * Whether every page of [@pos, @pos + @len) of @file is in its page cache.
+ * Whether every page of [@file_pos, @file_pos + @len) of @file is in its
+ * page cache.
  * The caller holds the inode lock, under which hugetlbfs punches holes and
  * truncates, so the answer holds until it unlocks.
  */
-static bool frdma_umem_file_populated(struct file *file, loff_t pos, u64 len)
+static bool frdma_umem_file_populated(struct file *file, loff_t file_pos,
+				      u64 len)
 {
-	pgoff_t idx = pos >> PAGE_SHIFT, last = (pos + len - 1) >> PAGE_SHIFT;
+	pgoff_t idx = file_pos >> PAGE_SHIFT;
+	pgoff_t last = (file_pos + len - 1) >> PAGE_SHIFT;
 	struct folio_batch fbatch;
 	unsigned int found;
 
@@ -892,8 +897,8 @@ static bool frdma_umem_file_populated(struct file *file, loff_t pos, u64 len)
 }
 
 /*
- * Whether the folio path may pin [@pos, @pos + @len) of @file, and so
- * frdma_umem_folio_unlock() must be called after the pin.
+ * Whether the folio path may pin [@file_pos, @file_pos + @len) of @file,
+ * and so frdma_umem_folio_unlock() must be called after the pin.
  *
  * memfd_pin_folios() allocates the folios missing from the file itself,
  * and on hugetlbfs (in Linux 6.12) that allocation consumes a reservation
@@ -905,12 +910,12 @@ static bool frdma_umem_file_populated(struct file *file, loff_t pos, u64 len)
  * whose faults reserve and charge as any fault does, and gives the same
  * runs.  shmem allocates its missing folios as a fault would.
  */
-static bool frdma_umem_folio_lock(struct file *file, loff_t pos, u64 len)
+static bool frdma_umem_folio_lock(struct file *file, loff_t file_pos, u64 len)
 {
 	if (!is_file_hugepages(file))
 		return true;
 	inode_lock(file_inode(file));
-	if (frdma_umem_file_populated(file, pos, len))
+	if (frdma_umem_file_populated(file, file_pos, len))
 		return true;
 	inode_unlock(file_inode(file));
 	return false;
@@ -922,14 +927,19 @@ static void frdma_umem_folio_unlock(struct file *file)
 		inode_unlock(file_inode(file));
 }
 
-/* The folio path: pin and fold one folio-pointer batch at a time. */
+/*
+ * The folio path: pin the @npages pages of @file from @file_pos (page
+ * aligned) and fold them, one folio-pointer batch at a time.
+ * memfd_pin_folios() takes an inclusive last byte, and returns in
+ * @folio_off where in the batch's first folio @file_pos lies.
+ */
 static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
-				 loff_t pos, u64 npages, bool longterm)
+				 loff_t file_pos, u64 npages, bool longterm)
 {
-	loff_t last = pos + (loff_t)(npages << PAGE_SHIFT) - 1;
+	loff_t last = file_pos + (loff_t)(npages << PAGE_SHIFT) - 1;
 	struct frdma_runs *runs = &umem->runs;
 	struct folio **batch;
-	pgoff_t offset;
+	pgoff_t folio_off;
 	long got, done;
 	int err = 0, i;
 
@@ -941,8 +951,8 @@ static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 		err = frdma_runs_reserve(runs, FRDMA_UMEM_BATCH);
 		if (err)
 			break;
-		got = memfd_pin_folios(file, pos, last, batch, FRDMA_UMEM_BATCH,
-				       &offset);
+		got = memfd_pin_folios(file, file_pos, last, batch,
+				       FRDMA_UMEM_BATCH, &folio_off);
 		if (got <= 0) {
 			err = got ? got : -EFAULT;
 			break;
@@ -959,14 +969,14 @@ static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 		}
 		/* Cannot fail: room for a whole batch of runs is reserved. */
 		done = frdma_runs_add_folios(runs, batch, got,
-					     offset >> PAGE_SHIFT, npages);
+					     folio_off >> PAGE_SHIFT, npages);
 		if (WARN_ON_ONCE(done <= 0)) {
 			unpin_folios(batch, got);
 			err = -EFAULT;
 			break;
 		}
 		umem->nr_folio_pins += got;
-		pos += (loff_t)done << PAGE_SHIFT;
+		file_pos += (loff_t)done << PAGE_SHIFT;
 		npages -= done;
 		cond_resched();
 	}
@@ -1053,7 +1063,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	struct frdma_umem *umem;
 	struct file *file = NULL;
 	u32 npages, first_off;
-	loff_t pos = 0;
+	loff_t file_pos = 0;
 	int err;
 
 	if ((flags & ~FRDMA_UMEM_FLAGS) ||
@@ -1089,27 +1099,27 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 
 	if (!(flags & FRDMA_UMEM_NO_FOLIO)) {
 		file = frdma_umem_memfd(mm, start, (u64)npages << PAGE_SHIFT,
-					flags, &pos);
+					flags, &file_pos);
 		if (IS_ERR(file)) {
 			err = PTR_ERR(file);
 			goto out_uncharge;
 		}
 	}
-	if (file && !frdma_umem_folio_lock(file, pos,
+	if (file && !frdma_umem_folio_lock(file, file_pos,
 					   (u64)npages << PAGE_SHIFT)) {
 		frdma_umem_put_file(file, flags);
 		file = NULL;
 	}
 	if (file) {
 		umem->flags |= FRDMA_UMEM_FOLIO_PATH;
-		err = frdma_umem_folios_pin(umem, file, pos, npages,
+		err = frdma_umem_folios_pin(umem, file, file_pos, npages,
 					    flags & FRDMA_UMEM_LONGTERM);
 		frdma_umem_folio_unlock(file);
 		/* a writable pin keeps the mapping writable until release */
 		if (flags & FRDMA_UMEM_WRITE)
 			umem->file = file;
 		else
-			fput(file);
+			frdma_umem_put_file(file, flags);
 	} else if (flags & FRDMA_UMEM_FOLIO_ONLY) {
 		err = -EINVAL;
 	} else {
