@@ -1089,7 +1089,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	if (err)
 		goto out_free;
 	if (!npages)
-		return umem;
+		goto pinned;
 
 	if (flags & FRDMA_UMEM_WRITE)
 		gup_flags |= FOLL_WRITE;
@@ -1128,6 +1128,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	if (err)
 		goto out_unpin;
 
+pinned:
 	frdma_runs_trim(&umem->runs);
 	frdma_umem_check(umem, "after pin");
 	return umem;
