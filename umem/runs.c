@@ -7,8 +7,9 @@
  * once: a stretch of pages whose PFNs go up by one is folded into the last
  * run when it starts right after that run's last PFN (which is how runs merge
  * across batch boundaries and across folios), and starts a new run
- * otherwise.  The run array doubles when full and is copied to its exact
- * size by frdma_runs_trim() once the last batch is in.
+ * otherwise.  The run array grows when full (frdma_runs_grow(): it doubles,
+ * or grows to the run count the pages folded so far extrapolate to) and is
+ * copied to its exact size by frdma_runs_trim() once the last batch is in.
  */
 #include <linux/errno.h>
 #include <linux/export.h>

@@ -4,9 +4,9 @@
  * the run array of a umem, and find and walk byte offsets in it.
  *
  * This file and runs.c are plain C over the page layer (page_to_pfn(),
- * pfn_to_page(), folio_pfn(), folio_nr_pages()) and kvrealloc(); the host
- * unit tests compile them unchanged against a fake page layer in
- * tests/unit/fake/.
+ * pfn_to_page(), nth_page(), folio_pfn(), folio_nr_pages()) and the
+ * kvmalloc family (kvrealloc(), kvmalloc_array(), kvfree()); the host unit
+ * tests compile them unchanged against a fake kernel in tests/unit/fake/.
  */
 #ifndef _FRDMA_UMEM_RUNS_H
 #define _FRDMA_UMEM_RUNS_H

@@ -14,39 +14,46 @@
  * along the runs it added: every folio must be long-term pinnable.  Every
  * page holds one pin; a run is released with
  * unpin_user_page_range_dirty_lock(), at most FRDMA_UMEM_UNPIN_PAGES pages
- * per call.
+ * per call, with a cond_resched() after each.
  *
- * Parts: a generic pin of 32 MiB or more, with more than one CPU online, is
- * split into parts (at least 16 MiB each, up to four per CPU, ending on
- * 2 MiB address boundaries), each pinned by the same batch loop
- * (frdma_umem_part_pin()) into runs of its own
- * (frdma_umem_parts_split()).  The pinning task and, at
- * the same time, helpers on frdma_umem_wq (one fewer than the CPUs used),
- * which adopt the mm with kthread_use_mm(), claim the parts one at a time.
- * A helper never faults (FOLL_NOFAULT) and stops at the first page it
- * cannot pin without a fault, or when the pinning task has a fatal signal;
- * every part stops once one has failed (frdma_umem_parts_pin()).  The
- * pinning task waits for every helper, continues their unfinished parts in
- * address order itself (frdma_umem_parts_continue()), then joins the
- * parts' runs in address order (frdma_umem_parts_join()), or on failure
- * drops every part's pins (frdma_umem_parts_unwind()).  Release splits the
- * runs the same way.  A long-term pin by a task whose cpuset restricts its
- * memory nodes is not split.
+ * Parts: a generic pin of at least 2 * FRDMA_UMEM_PART_MIN pages (32 MiB),
+ * with more than one CPU to use (online, and at most max_cpus), is split
+ * into parts (frdma_umem_parts_split(): at least about 16 MiB each, up to
+ * four per CPU, ending on 2 MiB address boundaries), each pinned by the
+ * same batch loop (frdma_umem_part_pin()) into runs of its own.  The
+ * pinning task and, at the same time, helpers on frdma_umem_wq (one fewer
+ * than the CPUs used), which adopt the mm with kthread_use_mm(), claim the
+ * parts one at a time (frdma_umem_parts_pin()).  A helper never faults
+ * (FOLL_NOFAULT) and stops at the first page it cannot pin without a
+ * fault, or when the pinning task has a fatal signal; every part stops
+ * once one has failed.  The pinning task waits for every helper, continues
+ * their unfinished parts in address order itself
+ * (frdma_umem_parts_continue()), then joins the parts' runs in address
+ * order (frdma_umem_parts_join()), or on failure drops every part's pins
+ * (frdma_umem_parts_unwind()).  Release splits the runs into parts of
+ * about equal page counts (a run is never cut between two parts) and
+ * releases them the same way.  A long-term pin by a task whose cpuset
+ * restricts its memory nodes is not split.
  *
  * Folio path: when the whole range lies in one VM_SHARED VMA that maps a
  * shmem (memfd, /dev/shm, shared anonymous) or hugetlbfs file linearly,
- * the file's folios are pinned with memfd_pin_folios(), one pin per folio
- * however many of its pages the range uses, and folded into the same runs
- * the generic path would produce.  A hugetlbfs file (MFD_HUGETLB memfds
- * included) takes it only when every folio of the range is in the file,
- * checked and pinned under the inode lock: memfd_pin_folios() would
- * allocate the missing ones without a reservation; otherwise it takes the
- * generic path, whose faults reserve huge pages properly.  A writable pin
- * holds the file's mapping writable until release, so F_SEAL_WRITE fails
- * while it exists.
- * At release the folios are found again from the runs (a folio never
- * straddles two runs: its pages are consecutive in both file order and
- * PFN) and released with unpin_folios().
+ * with the protection the pin needs, inside the file and without
+ * userfaultfd, the file's folios are pinned with memfd_pin_folios(), one
+ * pin per folio however many of its pages the range uses, and folded into
+ * the same runs the generic path would produce.  memfd_pin_folios() pins
+ * as FOLL_LONGTERM does (it migrates folios out of ZONE_MOVABLE and CMA)
+ * whatever the flags; the pinnability check is made for a long-term pin
+ * only, as on the generic path.  A hugetlbfs file (MFD_HUGETLB memfds
+ * included) takes the folio path only when every folio of the range is in
+ * the file, checked and pinned under the inode lock: memfd_pin_folios()
+ * would allocate the missing ones without a reservation; otherwise it
+ * takes the generic path, whose faults reserve huge pages properly.  A
+ * writable pin holds the file's mapping writable until release, so
+ * F_SEAL_WRITE fails while it exists.  At release the folios are found
+ * again from the runs (a folio never straddles two runs: its pages are
+ * consecutive in both file order and PFN) and released with
+ * unpin_folios(), FRDMA_UMEM_UNPIN_BATCH at a time, with a cond_resched()
+ * after each call.
  *
  * Both paths charge the pages to mm->pinned_vm once, before pinning
  * anything, so a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned
@@ -1048,12 +1055,13 @@ static void frdma_umem_unpin(struct frdma_umem *umem, bool dirty)
  *
  * Context: process context; sleeps.
  * Return: the umem, or an ERR_PTR(): -EINVAL for bad flags or a range that
- * wraps or exceeds 2^32 pages (or, with FRDMA_UMEM_FOLIO_ONLY, a range the
- * folio path cannot pin), -ENOMEM over RLIMIT_MEMLOCK or out of memory,
- * -EFAULT for an unmapped page, a PROT_NONE page or a read-only page pinned
- * for writing, -EBUSY if a long-term pinned folio is not long-term
- * pinnable, -EINTR on a fatal signal, or whatever errno GUP returned (for
- * instance its refusal of a writable long-term pin of a file mapping).
+ * wraps or touches 2^32 pages or more (or, with FRDMA_UMEM_FOLIO_ONLY, a
+ * range the folio path cannot pin), -ENOMEM over RLIMIT_MEMLOCK or out of
+ * memory, -EFAULT for an unmapped page, a PROT_NONE page or a read-only
+ * page pinned for writing, -EBUSY if a long-term pinned folio is not
+ * long-term pinnable, -EINTR on a fatal signal, or whatever errno GUP
+ * returned (for instance its refusal of a writable long-term pin of a file
+ * mapping).
  * On failure nothing is left pinned or charged.
  */
 struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,

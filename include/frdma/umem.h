@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * frdma umem: pin a range of user memory as runs of physically contiguous
- * pages.
+ * pages, for a driver that reads or writes it from the kernel (through
+ * the iterators below) or maps it for a device (through the runs).
  *
  * Vocabulary
  *
@@ -18,13 +19,20 @@
  *           A run may span several folios (two THPs that happen to be
  *           physically adjacent form one run); it never spans a physical gap.
  *   offset  a byte offset into the range: offset 0 is the byte at @start.
- *           The byte at offset o lives in page pgidx (first_off + o) >> PAGE_SHIFT
- *           at in-page offset (first_off + o) & ~PAGE_MASK, where first_off
- *           is @start's offset in its page.
+ *           The byte at offset o lives in page pgidx
+ *           (first_off + o) >> PAGE_SHIFT at in-page offset
+ *           (first_off + o) & ~PAGE_MASK, where first_off is @start's
+ *           offset in its page.
  *   chunk   what an iterator hands out: a physically contiguous piece of the
  *           range that lies inside one run, as (first page, offset in that
  *           page, length).  Touch its pages with nth_page() and
  *           kmap_local_page() one page at a time.
+ *   path    how the pages were pinned (umem.c): the generic path pins page
+ *           by page with pin_user_pages_fast() or pin_user_pages_remote();
+ *           the folio path pins a range that lies in one shared mapping of
+ *           a shmem file, or of a hugetlbfs file whose pages are all
+ *           present, folio by folio with memfd_pin_folios().  Both give
+ *           the same runs.
  *
  * Invariants of a pinned umem (it is immutable until released)
  *
@@ -33,16 +41,19 @@
  *   - runs[i].npages > 0, and runs[i + 1].pfn != runs[i].pfn + runs[i].npages
  *     (runs are maximal, so the run array is the unique description of the
  *     PFN sequence);
- *   - every page of every run holds exactly one FOLL_PIN reference owned by
- *     the umem (generic path), or every folio touched by the runs holds
- *     exactly one (folio path); nothing else is pinned and nothing is pinned
- *     twice;
- *   - npages pages are charged to the owning mm's pinned_vm until release.
+ *   - the umem owns one FOLL_PIN reference per page of the range on the
+ *     generic path (a physical page the range maps at two addresses holds
+ *     two), or one per folio the runs touch on the folio path, and no
+ *     other pin;
+ *   - npages pages are charged to the pinning mm's pinned_vm until release.
  *
- * frdma_umem_check() (umem.c) checks these after every pin and before every
- * release when frdma_umem's "check" parameter is on (the default on
- * CONFIG_DEBUG_VM kernels), and WARNs on the first one broken; the host
- * unit tests check the run array with frdma_runs_check().
+ * frdma_umem_check() (umem.c) checks, in O(runs), what of these can be
+ * checked from the outside after every pin and before every release when
+ * frdma_umem's "check" parameter is on (the default on CONFIG_DEBUG_VM
+ * kernels): the runs are well formed and maximal and cover exactly the
+ * pages charged, the first and last page of every run are pinned, and
+ * only the folio path counts folio pins.  It WARNs on the first one
+ * broken.  The host unit tests check the run array with frdma_runs_check().
  *
  * Intervals
  *
@@ -52,19 +63,38 @@
  *   two origins with two names: an offset counts from @start (the API's,
  *   and the iterator's arguments), a pos counts from the start of the page
  *   holding @start (the iterator's private fields): pos = first_off +
- *   offset.
+ *   offset.  A position in a file (the folio path) is a file_pos.
  *
- * The run array is the only allocation proportional to the size of the
- * range: 16 bytes per run, kvmalloc()ed and sized exactly to the runs once
- * pinning is complete.  Pages are pinned through one page-sized batch of
- * page (or folio) pointers, each batch folded into the runs as it arrives.
+ * Memory and concurrency
  *
- * A umem may be walked concurrently by any number of iterators; pinning and
- * releasing need process context (they sleep).  A large pin or release is
- * split into parts done at the same time on the online CPUs, every part by
- * the same code, all finished before the call returns; the pages are
- * charged once before any part is pinned, and a failure in any part
- * unpins every part.  See Documentation/umem.rst.
+ *   The run array is the only allocation proportional to the size of the
+ *   range: 16 bytes per run, kvmalloc()ed, and copied to its exact size
+ *   once pinning is complete (when that smaller copy can be allocated).
+ *   Pages are pinned through a page-sized batch of page (or folio)
+ *   pointers per pinning task or helper, each batch folded into the runs
+ *   as it arrives.
+ *
+ *   A umem may be walked concurrently by any number of iterators; pinning
+ *   and releasing need process context (they sleep).  A large pin or
+ *   release on the generic path is split into parts done at the same time
+ *   on several online CPUs (at most the "max_cpus" parameter), every part
+ *   by the same code, all finished before the call returns; the pages are
+ *   charged once before any part is pinned, and a failure in any part
+ *   unpins every part.
+ *
+ * Mapping a umem for a device (an IOMMU, a VFIO backend)
+ *
+ *   Pin the page-aligned range with FRDMA_UMEM_LONGTERM, plus
+ *   FRDMA_UMEM_WRITE only when the device may write it.  Each run of
+ *   frdma_umem_runs() is npages << PAGE_SHIFT bytes at physical address
+ *   PFN_PHYS(pfn), to be mapped at IOVA iova + (pgoff << PAGE_SHIFT) with
+ *   one iommu_map(): runs are maximal, so that call can use the largest
+ *   IOMMU pages that the common alignment of the address and the IOVA
+ *   allows.  Unmap before frdma_umem_release(), whose @dirty says whether
+ *   the device could write (a pin without FRDMA_UMEM_WRITE is never
+ *   dirtied).
+ *
+ * See Documentation/umem.rst.
  */
 #ifndef _FRDMA_UMEM_H
 #define _FRDMA_UMEM_H
@@ -77,7 +107,7 @@ struct frdma_umem;
 
 /**
  * struct frdma_umem_run - physically contiguous pinned pages
- * @pfn: PFN of the first page of the run
+ * @pfn: PFN of the first page of the run (PFN_PHYS() gives its address)
  * @pgoff: pgidx of the first page of the run within its umem
  * @npages: number of pages in the run, at least 1
  */
@@ -91,11 +121,15 @@ struct frdma_umem_run {
 enum {
 	/* the pinned memory will be written (FOLL_WRITE) */
 	FRDMA_UMEM_WRITE	= 1 << 0,
-	/* the pin lives for an unbounded time (FOLL_LONGTERM) */
+	/*
+	 * the pin lives for an unbounded time (FOLL_LONGTERM), and every
+	 * pinned folio must be long-term pinnable; the folio path migrates
+	 * folios out of ZONE_MOVABLE and CMA with or without this flag
+	 */
 	FRDMA_UMEM_LONGTERM	= 1 << 1,
-	/* never use the memfd folio path, always pin page by page */
+	/* never use the folio path, always pin page by page */
 	FRDMA_UMEM_NO_FOLIO	= 1 << 2,
-	/* use the memfd folio path or fail with -EINVAL (for tests) */
+	/* use the folio path or fail with -EINVAL (for tests) */
 	FRDMA_UMEM_FOLIO_ONLY	= 1 << 3,
 };
 
