@@ -221,11 +221,14 @@ int frdma_runs_add_pages(struct frdma_runs *runs, struct page **pages,
  * @runs: the run array
  * @folios: folios holding consecutive file pages, in file order
  * @nr: number of folios
- * @skip: pages of the first folio that precede the range
+ * @skip: pages of the first folio that precede the pages to fold
  * @limit: fold at most this many pages (the rest of the range)
  *
  * Return: the number of pages folded, or -errno as for frdma_runs_add()
- * (-EINVAL also when @skip is not inside the first folio).
+ * (-EINVAL also when @skip is not inside the first folio, before anything
+ * is folded).  With room reserved for @nr runs (frdma_runs_reserve()) and
+ * @runs->npages + @limit at most FRDMA_RUNS_MAX_PAGES, as the folio path
+ * ensures, no other error is possible.
  */
 long frdma_runs_add_folios(struct frdma_runs *runs, struct folio **folios,
 			   unsigned int nr, u64 skip, u64 limit)

@@ -765,8 +765,8 @@ static void frdma_umem_parts_unwind(struct frdma_umem_part *part,
 }
 
 /*
- * The generic path: split the range into parts (frdma_umem_parts_count()),
- * pin them in this task and in helpers, continue here what the helpers
+ * The generic path: count the parts (frdma_umem_parts_count()), split the
+ * range into them, pin them in this task and in helpers, continue here what the helpers
  * left, join the parts' runs into the umem's; on any failure unwind, so
  * that nothing stays pinned.
  */
