@@ -1476,10 +1476,11 @@ static void t_release_resched(void)
 		diag("release of %u runs, longest %llu pages: %u samples, %u inside a run",
 		     p.nr_runs, longest, rs.n, inside);
 	}
-	EXPECT(longest > 4 * RESCHED_SLACK, "no run long enough: %llu pages",
-	       longest);
-	EXPECT(inside, "no reschedule inside a run of up to %llu pages in %u releases",
-	       longest, tries);
+	if (longest <= 4 * RESCHED_SLACK)
+		cur_skip = "memory too fragmented: no run long enough to look inside";
+	else
+		EXPECT(inside, "no reschedule inside a run of up to %llu pages in %u releases",
+		       longest, tries);
 	EXPECT(!write_file(PREEMPT_PATH, mode), "preempt %s restored", mode);
 	snprintf(s, sizeof(s), "%ld", was);
 	EXPECT(!write_file(MAX_CPUS_PARAM, s), "max_cpus restored");
