@@ -1362,7 +1362,7 @@ static void *resched_sample(void *arg)
 {
 	struct resched_sampler *rs = arg;
 	struct sched_param sp = { .sched_priority = 1 };
-	struct timespec ts = { 0, 100000 };
+	struct timespec ts = { 0, 50000 };
 	uint64_t acq, rel;
 	cpu_set_t set;
 
@@ -1432,7 +1432,7 @@ static void t_release_resched(void)
 	EXPECT(!sched_setaffinity(0, sizeof(set), &set), "pin to CPU %d", rs.cpu);
 	EXPECT(!write_file(MAX_CPUS_PARAM, "1"), "max_cpus=1");
 	EXPECT(!write_file(PREEMPT_PATH, "none"), "preempt none");
-	for (tries = 0; tries < 3 && !inside && !cur_failed; tries++) {
+	for (tries = 0; tries < 8 && !inside && !cur_failed; tries++) {
 		if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
 			FAIL("pin");
 			break;
