@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1332,6 +1333,163 @@ static void t_parts_killed(void)
 	diag("%d of 4 children killed before their pin returned", killed);
 }
 
+/*
+ * Release reschedules inside a long run.  A run of small folios can be
+ * gigabytes long; its release must reach a reschedule point every so many
+ * pages, not only between runs.  Seen from a SCHED_FIFO thread on the
+ * releasing CPU, with the kernel's preemption model set to "none" (only
+ * explicit reschedule points switch tasks) and max_cpus=1 (the calling
+ * task releases everything itself): each time the releasing task lets it
+ * run, it samples nr_foll_pin_released.  A sample that lands well inside
+ * one run's share of the released pages shows a switch in the middle of
+ * that run.  Without one, every sample lands on a run boundary, however
+ * long the release takes.
+ */
+#define PREEMPT_PATH	"/sys/kernel/debug/sched/preempt"
+#define RESCHED_SAMPLES	65536
+/* Slack for the per-CPU vmstat deltas not yet folded into the total. */
+#define RESCHED_SLACK	512
+
+struct resched_sampler {
+	int cpu;
+	volatile int stop;
+	volatile int ready;
+	unsigned int n;
+	uint64_t *v;
+};
+
+static void *resched_sample(void *arg)
+{
+	struct resched_sampler *rs = arg;
+	struct sched_param sp = { .sched_priority = 1 };
+	struct timespec ts = { 0, 50000 };
+	uint64_t acq, rel;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(rs->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) ||
+	    sched_setscheduler(0, SCHED_FIFO, &sp))
+		rs->ready = -errno;
+	else
+		rs->ready = 1;
+	while (!rs->stop) {
+		nanosleep(&ts, NULL);
+		if (foll_pins(&acq, &rel) && rs->n < RESCHED_SAMPLES)
+			rs->v[rs->n++] = rel;
+	}
+	return NULL;
+}
+
+/* The preemption model in effect, from "none (voluntary) full". */
+static bool preempt_mode(char *mode, size_t size)
+{
+	char line[128], *open_, *close_;
+	FILE *f = fopen(PREEMPT_PATH, "r");
+
+	if (!f)
+		return false;
+	open_ = fgets(line, sizeof(line), f) ? strchr(line, '(') : NULL;
+	fclose(f);
+	close_ = open_ ? strchr(open_, ')') : NULL;
+	if (!close_ || (size_t)(close_ - open_) > size)
+		return false;
+	*close_ = 0;
+	snprintf(mode, size, "%s", open_ + 1);
+	return true;
+}
+
+static void t_release_resched(void)
+{
+	unsigned long len = 256 * MiB;
+	struct resched_sampler rs = { 0 };
+	unsigned long long longest = 0, start, end, x;
+	long was = read_long(MAX_CPUS_PARAM);
+	char mode[32], s[32];
+	struct fut_run *runs = NULL;
+	struct fut_pin p;
+	uint64_t acq, rel0;
+	unsigned int i, r, inside = 0, tries;
+	pthread_t th;
+	cpu_set_t set, old;
+	char *buf;
+
+	if (!preempt_mode(mode, sizeof(mode))) {
+		cur_skip = "no " PREEMPT_PATH " (a kernel without dynamic preemption)";
+		return;
+	}
+	buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
+	rs.v = calloc(RESCHED_SAMPLES, sizeof(*rs.v));
+	if (!buf || !rs.v || was < 1) {
+		FAIL("setup: buffer, samples, %s", MAX_CPUS_PARAM);
+		free(rs.v);
+		return;
+	}
+	fill(buf, len, 9);
+	sched_getaffinity(0, sizeof(old), &old);
+	CPU_ZERO(&set);
+	CPU_SET(rs.cpu, &set);
+	EXPECT(!sched_setaffinity(0, sizeof(set), &set), "pin to CPU %d", rs.cpu);
+	EXPECT(!write_file(MAX_CPUS_PARAM, "1"), "max_cpus=1");
+	EXPECT(!write_file(PREEMPT_PATH, "none"), "preempt none");
+	for (tries = 0; tries < 8 && !inside && !cur_failed; tries++) {
+		if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
+			FAIL("pin");
+			break;
+		}
+		free(runs);
+		runs = get_runs(p.handle, p.nr_runs);
+		if (!runs) {
+			FAIL("runs");
+			release(p.handle, false);
+			break;
+		}
+		rs.stop = 0;
+		rs.ready = 0;
+		rs.n = 0;
+		if (pthread_create(&th, NULL, resched_sample, &rs)) {
+			FAIL("pthread_create");
+			release(p.handle, false);
+			break;
+		}
+		while (!rs.ready)
+			sched_yield();
+		foll_pins(&acq, &rel0);
+		EXPECT(rs.ready == 1, "sampler: SCHED_FIFO on CPU %d: %s",
+		       rs.cpu, strerror(-rs.ready));
+		EXPECT(!release(p.handle, false), "release");
+		rs.stop = 1;
+		pthread_join(th, NULL);
+		/* Is any sample well inside one run's share of the pages? */
+		for (i = 0; i < rs.n; i++) {
+			x = rs.v[i] - rel0;
+			for (start = 0, r = 0; r < p.nr_runs; r++, start = end) {
+				end = start + runs[r].npages;
+				if (x > start + RESCHED_SLACK &&
+				    x + RESCHED_SLACK < end)
+					inside++;
+			}
+		}
+		for (r = 0; r < p.nr_runs; r++)
+			if (runs[r].npages > longest)
+				longest = runs[r].npages;
+		diag("release of %u runs, longest %llu pages: %u samples, %u inside a run",
+		     p.nr_runs, longest, rs.n, inside);
+	}
+	if (longest <= 4 * RESCHED_SLACK)
+		cur_skip = "memory too fragmented: no run long enough to look inside";
+	else
+		EXPECT(inside, "no reschedule inside a run of up to %llu pages in %u releases",
+		       longest, tries);
+	EXPECT(!write_file(PREEMPT_PATH, mode), "preempt %s restored", mode);
+	snprintf(s, sizeof(s), "%ld", was);
+	EXPECT(!write_file(MAX_CPUS_PARAM, s), "max_cpus restored");
+	sched_setaffinity(0, sizeof(old), &old);
+	free(runs);
+	free(rs.v);
+	munmap(buf, len);
+}
+
 struct test {
 	void (*fn)(void);
 	const char *name;
@@ -1359,6 +1517,7 @@ static const struct test tests[] = {
 	{ t_max_cpus, "max_cpus refuses 0 and more than 16; 1 keeps a pin in one part" },
 	{ t_parts_killed, "killed while a split pin faults pages in: nothing stays pinned" },
 	{ t_cpuset_mems, "a task whose cpuset restricts its memory nodes pins long-term alone" },
+	{ t_release_resched, "release reschedules inside a long run of small folios" },
 };
 
 /* Run one test with the pin balance checked around it. */

@@ -17,6 +17,10 @@
  *   working (an RDMA WRITE over its QPs after the failure).
  * - A process binding windows to another process's MR key (which must
  *   fail: another PD) never makes that process's ibv_dereg_mr() fail.
+ *   All on one CPU, with the kernel fully preemptible and the victim a
+ *   SCHED_FIFO task that wakes every 50 us: each wakeup preempts a
+ *   binding process wherever it is, also in the middle of a bind, so a
+ *   bind that holds the victim's MR even briefly is caught.
  * - ibv_rereg_mr() adding write access re-pins the MR's range: only the
  *   registering process may do that, not a child that inherited the
  *   context.
@@ -26,6 +30,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -337,12 +342,32 @@ out:
 	_exit(0);
 }
 
+/* Does the kernel have cgroup v2 (and a place to mount it) at all? */
+static bool have_memcg(void)
+{
+	char line[256];
+	bool cg2 = false;
+	FILE *f = fopen("/proc/filesystems", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		cg2 |= strstr(line, "\tcgroup2") != NULL;
+	if (f)
+		fclose(f);
+	return cg2 && !access(CGROOT, F_OK);
+}
+
 static void test_memcg(void)
 {
 	struct memcg_result r = { 0 };
 	int p[2], st;
 	pid_t pid;
 
+	if (!have_memcg()) {
+		/* A kernel built without cgroups (the debug kernel's tinyconfig). */
+		ok(true, "a cgroup v2 with memory.max 64M # SKIP the kernel has no cgroup v2 (%s)",
+		   access(CGROOT, F_OK) ? "no " CGROOT : "no cgroup2 file system");
+		return;
+	}
 	if (!ok(cgroup_setup() == 0, "a cgroup v2 with memory.max 64M") ||
 	    pipe(p))
 		return;
@@ -430,6 +455,44 @@ static void attacker(struct shared *sh)
 	_exit(0);
 }
 
+#define PREEMPT		"/sys/kernel/debug/sched/preempt"
+
+/* The preemption model in effect ("none (voluntary) full"), or "". */
+static void preempt_mode(char *mode, size_t size)
+{
+	char line[128] = "", *open_, *close_;
+	FILE *f = fopen(PREEMPT, "r");
+
+	mode[0] = 0;
+	if (!f)
+		return;
+	open_ = fgets(line, sizeof(line), f) ? strchr(line, '(') : NULL;
+	fclose(f);
+	close_ = open_ ? strchr(open_, ')') : NULL;
+	if (close_ && (size_t)(close_ - open_) <= size) {
+		*close_ = 0;
+		snprintf(mode, size, "%s", open_ + 1);
+	}
+}
+
+static void write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || write(fd, s, strlen(s)) < 0)
+		diag("write %s to %s: %s", s, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Let the binding processes run a moment; the wakeup preempts them. */
+static void victim_nap(void)
+{
+	struct timespec ts = { 0, 50000 };
+
+	nanosleep(&ts, NULL);
+}
+
 static void test_foreign_bind(void)
 {
 	struct ibv_context *ctx = open_dev();
@@ -438,6 +501,9 @@ static void test_foreign_bind(void)
 	struct ibv_mr *mr;
 	struct ibv_pd *pd;
 	long regs = 0, busy = 0, other = 0;
+	struct sched_param fifo = { .sched_priority = 1 }, normal = { 0 };
+	cpu_set_t cpus, one;
+	char mode[32];
 	pid_t pid[2];
 	int i, st;
 	char *buf;
@@ -451,11 +517,27 @@ static void test_foreign_bind(void)
 		ok(0, "foreign binds: setup");
 		return;
 	}
+	/* One CPU, fully preemptible; the children inherit the affinity. */
+	preempt_mode(mode, sizeof(mode));
+	if (mode[0])
+		write_str(PREEMPT, "full");
+	sched_getaffinity(0, sizeof(cpus), &cpus);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		diag("sched_setaffinity: %s", strerror(errno));
 	for (i = 0; i < 2; i++) {
 		pid[i] = fork();
 		if (!pid[i])
 			attacker(sh);
 	}
+	if (sched_setscheduler(0, SCHED_FIFO, &fifo))
+		diag("SCHED_FIFO: %s", strerror(errno));
+	/* Until both bind (the victim would otherwise starve their setup). */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load(&sh->binds) < 2 && !atomic_load(&sh->other) &&
+	       lb_ms_since(&t0) < LB_WAIT_MS)
+		victim_nap();
 	/*
 	 * Change the MR in place (ibv_rereg_mr() fails with EBUSY, like
 	 * ibv_dereg_mr(), while a window holds the MR) while the others bind
@@ -473,6 +555,7 @@ static void test_foreign_bind(void)
 					 (i & 1 ? IBV_ACCESS_REMOTE_READ : 0)))
 				busy++;
 			regs++;
+			victim_nap();
 		}
 		if (ibv_dereg_mr(mr))
 			busy++;
@@ -487,12 +570,17 @@ static void test_foreign_bind(void)
 		}
 		atomic_store(&sh->key, mr->lkey);
 		regs++;
+		victim_nap();
 		for (i = 0; i < 1000 && ibv_dereg_mr(mr); i++)
 			busy++;
 		if (i == 1000)
 			other++;
 	}
 	atomic_store(&sh->stop, 1);
+	sched_setscheduler(0, SCHED_OTHER, &normal);
+	sched_setaffinity(0, sizeof(cpus), &cpus);
+	if (mode[0])
+		write_str(PREEMPT, mode);
 	for (i = 0; i < 2; i++) {
 		waitpid(pid[i], &st, 0);
 		if (!WIFEXITED(st) || WEXITSTATUS(st))
