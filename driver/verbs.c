@@ -245,6 +245,18 @@ static int frdma_alloc_ucontext(struct ib_ucontext *ibuc,
 	return 0;
 }
 
+/*
+ * UVERBS_METHOD_QUERY_CONTEXT, which ibv_import_device() issues: the core
+ * answers it.  frdma's formats and limits are those of the uABI header
+ * (struct frdma_alloc_ucontext_resp); a provider importing a context uses
+ * them and has nothing more to ask.
+ */
+static int frdma_query_ucontext(struct ib_ucontext *ibuc,
+				struct uverbs_attr_bundle *attrs)
+{
+	return 0;
+}
+
 static void frdma_dealloc_ucontext(struct ib_ucontext *ibuc)
 {
 }
@@ -326,6 +338,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.query_port = frdma_query_port,
 	.query_qp = frdma_query_qp,
 	.query_srq = frdma_query_srq,
+	.query_ucontext = frdma_query_ucontext,
 	.reg_user_mr = frdma_reg_user_mr,
 	.rereg_user_mr = frdma_rereg_user_mr,
 	.req_notify_cq = frdma_req_notify_cq,
