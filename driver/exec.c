@@ -233,8 +233,11 @@ static void frdma_flush_rq_locked(struct frdma_qp *qp)
  */
 void frdma_flush_rq(struct frdma_qp *qp)
 {
-	/* An SRQ's entries belong to no QP: they stay for the others. */
-	if (qp->ibqp.srq)
+	/*
+	 * An SRQ's entries belong to no QP: they stay for the others.  XRC
+	 * QPs have no receive queue at all.
+	 */
+	if (!qp->rq.hdr)
 		return;
 	mutex_lock(&qp->rq_mutex);
 	/*
@@ -288,6 +291,9 @@ void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event)
 		return;
 	if (event)
 		frdma_qp_event(qp, event);
+	/* An XRC target QP has no queue to flush. */
+	if (qp->ibqp.qp_type == IB_QPT_XRC_TGT)
+		return;
 	frdma_flush_rq(qp);
 	/* Nothing more is taken from the SRQ for it (IBTA 11.6.3). */
 	if (qp->ibqp.srq)
@@ -487,7 +493,8 @@ static void frdma_dest_resolve(struct frdma_qp *qp, struct frdma_dest *d)
 	tdgid = t->attr.ah_attr.grh.dgid;
 	tdqpn = t->attr.dest_qp_num;
 	spin_unlock(&t->lock);
-	if (t->ibqp.qp_type != qp->ibqp.qp_type ||
+	if (t->ibqp.qp_type != (qp->ibqp.qp_type == IB_QPT_XRC_INI ?
+				IB_QPT_XRC_TGT : qp->ibqp.qp_type) ||
 	    tdqpn != qp->ibqp.qp_num || !frdma_gid_is_local(qp, &tdgid)) {
 		frdma_qp_put(t);
 		return;
@@ -523,36 +530,59 @@ struct frdma_rx {
 };
 
 /*
- * The receive queue a message to @t consumes: its own RQ, under its
- * rq_mutex, or its SRQ, under the SRQ's mutex.
+ * The receive queue a message to @t consumes: @srq when the message names
+ * one (an XRC SRQ, frdma_xrc_srq_get()) or @t is attached to one, under
+ * the SRQ's mutex, else @t's own RQ, under its rq_mutex.  frdma_rx_srq()
+ * gives the @srq to pass to the helpers below.
  */
-static struct mutex *frdma_rq_mutex(struct frdma_qp *t)
+static struct frdma_srq *frdma_rx_srq(struct frdma_qp *t,
+				      struct frdma_srq *xsrq)
 {
-	if (t->ibqp.srq)
-		return &to_fsrq(t->ibqp.srq)->mutex;
-	return &t->rq_mutex;
+	if (xsrq)
+		return xsrq;
+	return t->ibqp.srq ? to_fsrq(t->ibqp.srq) : NULL;
 }
 
-static struct frdma_queue *frdma_rq_queue(struct frdma_qp *t)
+static struct mutex *frdma_rq_mutex(struct frdma_qp *t, struct frdma_srq *srq)
 {
-	if (t->ibqp.srq)
-		return &to_fsrq(t->ibqp.srq)->rq;
-	return &t->rq;
+	return srq ? &srq->mutex : &t->rq_mutex;
+}
+
+static struct frdma_queue *frdma_rq_queue(struct frdma_qp *t,
+					  struct frdma_srq *srq)
+{
+	return srq ? &srq->rq : &t->rq;
 }
 
 /* The copy of the RQE taken last, under frdma_rq_lock(). */
-static const struct frdma_rqe *frdma_rqe(struct frdma_qp *t)
+static const struct frdma_rqe *frdma_rqe(struct frdma_qp *t,
+					 struct frdma_srq *srq)
 {
-	if (t->ibqp.srq)
-		return (const void *)to_fsrq(t->ibqp.srq)->rqe;
-	return (const void *)t->rqe;
+	return srq ? (const void *)srq->rqe : (const void *)t->rqe;
 }
 
-static u32 frdma_rq_max_sge(struct frdma_qp *t)
+static u32 frdma_rq_max_sge(struct frdma_qp *t, struct frdma_srq *srq)
 {
-	if (t->ibqp.srq)
-		return to_fsrq(t->ibqp.srq)->max_sge;
-	return t->attr.cap.max_recv_sge;
+	return srq ? srq->max_sge : t->attr.cap.max_recv_sge;
+}
+
+/* Receive completions go to an XRC SRQ's CQ, else to @t's receive CQ. */
+static struct ib_cq *frdma_rx_cq(struct frdma_qp *t, struct frdma_srq *srq)
+{
+	if (srq && srq->ibsrq.srq_type == IB_SRQT_XRC)
+		return srq->ibsrq.ext.cq;
+	return t->ibqp.recv_cq;
+}
+
+/*
+ * The PD that checks the receive buffers and rkeys of a message: an XRC
+ * SRQ's (an XRC target QP has none), else @t's.
+ */
+static struct ib_pd *frdma_rx_pd(struct frdma_qp *t, struct frdma_srq *srq)
+{
+	if (srq && srq->ibsrq.srq_type == IB_SRQT_XRC)
+		return srq->ibsrq.pd;
+	return t->ibqp.pd;
 }
 
 /*
@@ -562,34 +592,34 @@ static u32 frdma_rq_max_sge(struct frdma_qp *t)
  * rq_mutex to reset the ring).  Returns false, with the mutex released,
  * when it does not.
  */
-static bool frdma_rq_lock(struct frdma_qp *t)
+static bool frdma_rq_lock(struct frdma_qp *t, struct frdma_srq *srq)
 {
-	mutex_lock(frdma_rq_mutex(t));
+	mutex_lock(frdma_rq_mutex(t, srq));
 	if (frdma_state_receives(READ_ONCE(t->state)))
 		return true;
-	mutex_unlock(frdma_rq_mutex(t));
+	mutex_unlock(frdma_rq_mutex(t, srq));
 	return false;
 }
 
 /* Publish the RQEs taken under frdma_rq_lock(), and unlock. */
-static void frdma_rq_unlock(struct frdma_qp *t)
+static void frdma_rq_unlock(struct frdma_qp *t, struct frdma_srq *srq)
 {
-	frdma_queue_publish(frdma_rq_queue(t), false);
-	mutex_unlock(frdma_rq_mutex(t));
+	frdma_queue_publish(frdma_rq_queue(t, srq), false);
+	mutex_unlock(frdma_rq_mutex(t, srq));
 }
 
 /*
- * Take the next RQE of @t, under frdma_rq_lock(), into frdma_rqe(t).
+ * Take the next RQE of @t, under frdma_rq_lock(), into frdma_rqe().
  * Returns 0, -EAGAIN when there is none, or -EINVAL when the ring is
  * broken.  The new cons is published by frdma_rq_unlock(), so that a
- * message stopped midway can give the RQE back (frdma_rq_queue(t)->kidx--).
+ * message stopped midway can give the RQE back (frdma_rq_queue()->kidx--).
  */
-static int frdma_rqe_take(struct frdma_qp *t)
+static int frdma_rqe_take(struct frdma_qp *t, struct frdma_srq *srq)
 {
 	int avail;
 
-	if (t->ibqp.srq)
-		return frdma_srq_take(to_fsrq(t->ibqp.srq));
+	if (srq)
+		return frdma_srq_take(srq);
 	avail = frdma_queue_user_avail(&t->rq);
 
 	if (avail <= 0)
@@ -607,21 +637,22 @@ static int frdma_rqe_take(struct frdma_qp *t)
  * @rnr when no RQE was posted.
  */
 static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
+				       struct frdma_srq *srq,
 				       const struct frdma_sqe *sqe, u64 len,
 				       bool write, struct frdma_rx *rx,
 				       bool *rnr)
 {
-	const struct frdma_rqe *rqe = frdma_rqe(t);
+	const struct frdma_rqe *rqe = frdma_rqe(t, srq);
 	struct frdma_sgl *rsgl = &qp->rsgl;
 	u64 room;
 	int err;
 
 	/* A receive CQ in error: the receiver's QP fails, nothing is taken. */
-	if (frdma_cq_failed(t->ibqp.recv_cq)) {
+	if (frdma_cq_failed(frdma_rx_cq(t, srq))) {
 		rx->status = IB_WC_GENERAL_ERR;
 		return IB_WC_REM_OP_ERR;
 	}
-	err = frdma_rqe_take(t);
+	err = frdma_rqe_take(t, srq);
 	if (err == -EAGAIN) {
 		*rnr = true;
 		return IB_WC_SUCCESS;
@@ -635,11 +666,11 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	if (write)
 		return IB_WC_SUCCESS;
 
-	if (rqe->num_sge > frdma_rq_max_sge(t)) {
+	if (rqe->num_sge > frdma_rq_max_sge(t, srq)) {
 		rx->status = IB_WC_LOC_QP_OP_ERR;
 		return IB_WC_REM_OP_ERR;
 	}
-	err = frdma_sgl_get(rsgl, t->fdev, t->ibqp.pd,
+	err = frdma_sgl_get(rsgl, t->fdev, frdma_rx_pd(t, srq),
 			    (const struct frdma_sge *)(rqe + 1), rqe->num_sge,
 			    IB_ACCESS_LOCAL_WRITE, &room);
 	if (err) {
@@ -665,7 +696,8 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
  * (frdma_rkey_get()); either way the range lands in qp->rsgl as an MR's.
  */
 static enum ib_wc_status frdma_remote_get(struct frdma_qp *qp,
-					  struct frdma_qp *t, u32 rkey,
+					  struct frdma_qp *t,
+					  struct frdma_srq *srq, u32 rkey,
 					  u64 addr, u64 len, int access)
 {
 	struct frdma_sgl *rsgl = &qp->rsgl;
@@ -675,7 +707,8 @@ static enum ib_wc_status frdma_remote_get(struct frdma_qp *qp,
 		return IB_WC_REM_INV_REQ_ERR;
 	if (!len)	/* IBTA: a zero-length access checks no key */
 		return IB_WC_SUCCESS;
-	if (frdma_rkey_get(t->fdev, rkey, &t->ibqp, addr, len, access, &mr))
+	if (frdma_rkey_get(t->fdev, rkey, &t->ibqp, frdma_rx_pd(t, srq), addr,
+			   len, access, &mr))
 		return IB_WC_REM_ACCESS_ERR;
 	rsgl->mr[rsgl->n] = mr;
 	rsgl->addr[rsgl->n] = addr;
@@ -687,10 +720,12 @@ static enum ib_wc_status frdma_remote_get(struct frdma_qp *qp,
 /* Execute one validated opcode against the target; fills @cqe's status. */
 static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 					    struct frdma_dest *d,
+					    struct frdma_srq *xsrq,
 					    const struct frdma_sqe *sqe,
 					    u64 len, struct frdma_cqe *cqe)
 {
 	struct frdma_qp *t = d->qp;
+	struct frdma_srq *srq = frdma_rx_srq(t, xsrq);
 	struct frdma_rx rx = { .status = IB_WC_SUCCESS };
 	struct frdma_sgl *rsgl = &qp->rsgl;
 	enum ib_wc_status status = IB_WC_SUCCESS;
@@ -702,12 +737,13 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	case IB_UVERBS_WR_SEND:
 	case IB_UVERBS_WR_SEND_WITH_IMM:
 	case IB_UVERBS_WR_SEND_WITH_INV:
-		if (!frdma_rq_lock(t)) {
+		if (!frdma_rq_lock(t, srq)) {
 			gone = true;
 			break;
 		}
 		rq_locked = true;
-		status = frdma_deliver(qp, t, sqe, len, false, &rx, &rnr);
+		status = frdma_deliver(qp, t, srq, sqe, len, false, &rx,
+				       &rnr);
 		/* The invalidation follows the data, as on the wire. */
 		if (sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV && !rnr &&
 		    status == IB_WC_SUCCESS && !rx.aborted &&
@@ -718,18 +754,19 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 		break;
 	case IB_UVERBS_WR_RDMA_WRITE:
 	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
-		status = frdma_remote_get(qp, t, sqe->rdma.rkey,
+		status = frdma_remote_get(qp, t, srq, sqe->rdma.rkey,
 					  sqe->rdma.remote_addr, len,
 					  IB_ACCESS_REMOTE_WRITE);
 		if (status != IB_WC_SUCCESS)
 			break;
 		if (sqe->opcode == IB_UVERBS_WR_RDMA_WRITE_WITH_IMM) {
-			if (!frdma_rq_lock(t)) {
+			if (!frdma_rq_lock(t, srq)) {
 				gone = true;
 				break;
 			}
 			rq_locked = true;
-			status = frdma_deliver(qp, t, sqe, len, true, &rx, &rnr);
+			status = frdma_deliver(qp, t, srq, sqe, len, true, &rx,
+					       &rnr);
 			if (rnr || status != IB_WC_SUCCESS)
 				break;
 		}
@@ -741,7 +778,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			rx.aborted = true;
 		break;
 	case IB_UVERBS_WR_RDMA_READ:
-		status = frdma_remote_get(qp, t, sqe->rdma.rkey,
+		status = frdma_remote_get(qp, t, srq, sqe->rdma.rkey,
 					  sqe->rdma.remote_addr, len,
 					  IB_ACCESS_REMOTE_READ);
 		if (status != IB_WC_SUCCESS)
@@ -756,7 +793,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			status = IB_WC_REM_INV_REQ_ERR;
 			break;
 		}
-		status = frdma_remote_get(qp, t, sqe->atomic.rkey,
+		status = frdma_remote_get(qp, t, srq, sqe->atomic.rkey,
 					  sqe->atomic.remote_addr, sizeof(u64),
 					  IB_ACCESS_REMOTE_WRITE);
 		if (status != IB_WC_SUCCESS)
@@ -771,7 +808,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			status = IB_WC_REM_INV_REQ_ERR;
 			break;
 		}
-		status = frdma_remote_get(qp, t, sqe->atomic.rkey,
+		status = frdma_remote_get(qp, t, srq, sqe->atomic.rkey,
 					  sqe->atomic.remote_addr, sizeof(u64),
 					  IB_ACCESS_REMOTE_ATOMIC);
 		if (status != IB_WC_SUCCESS)
@@ -793,7 +830,7 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 	 * goes back (its cons was not published); what was copied stays.
 	 */
 	if (rx.aborted && rx.rqe_taken) {
-		frdma_rq_queue(t)->kidx--;
+		frdma_rq_queue(t, srq)->kidx--;
 		rx.rqe_taken = false;
 	}
 	if (rx.rqe_taken) {
@@ -820,12 +857,12 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 			}
 		}
 		/* The receiver's CQ overran: its QP fails (below). */
-		lost = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
+		lost = frdma_cq_post(to_fcq(frdma_rx_cq(t, srq)), &rcqe,
 				     rx.status != IB_WC_SUCCESS ||
 				     (sqe->flags & FRDMA_WQE_SOLICITED));
 	}
 	if (rq_locked)
-		frdma_rq_unlock(t);
+		frdma_rq_unlock(t, srq);
 	frdma_sgl_put(rsgl);
 	/*
 	 * The sender stops: the SQE runs again at the next pass, if any.
@@ -935,6 +972,7 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	enum ib_qp_state tstate;
 	union ib_gid sgid;
 	u8 grh[FRDMA_GRH_SIZE];
+	struct frdma_srq *srq;
 	struct frdma_qp *t;
 	u32 qkey, tqkey;
 	u64 room;
@@ -979,29 +1017,30 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	spin_unlock(&t->lock);
 	if (!frdma_state_receives(tstate) || tqkey != qkey)
 		return;			/* dropped */
+	srq = frdma_rx_srq(t, NULL);
 
-	if (!frdma_rq_lock(t))
+	if (!frdma_rq_lock(t, srq))
 		return;			/* dropped */
 	if (frdma_cq_failed(t->ibqp.recv_cq)) {
-		frdma_rq_unlock(t);
+		frdma_rq_unlock(t, srq);
 		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
 		return;			/* dropped */
 	}
-	err = frdma_rqe_take(t);
+	err = frdma_rqe_take(t, srq);
 	if (err) {
-		frdma_rq_unlock(t);
+		frdma_rq_unlock(t, srq);
 		if (err != -EAGAIN)
 			frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
 		return;			/* dropped */
 	}
-	rcqe.wr_id = frdma_rqe(t)->wr_id;
+	rcqe.wr_id = frdma_rqe(t, srq)->wr_id;
 	rcqe.qp_num = t->ibqp.qp_num;
 	rcqe.opcode = FRDMA_WC_RECV;
 	rcqe.status = IB_WC_SUCCESS;
-	if (frdma_rqe(t)->num_sge > frdma_rq_max_sge(t)) {
+	if (frdma_rqe(t, srq)->num_sge > frdma_rq_max_sge(t, srq)) {
 		rcqe.status = IB_WC_LOC_QP_OP_ERR;
 	} else {
-		const struct frdma_rqe *rqe = frdma_rqe(t);
+		const struct frdma_rqe *rqe = frdma_rqe(t, srq);
 
 		err = frdma_sgl_get(rsgl, t->fdev, t->ibqp.pd,
 				    (const struct frdma_sge *)(rqe + 1),
@@ -1031,7 +1070,7 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	err = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
 			    rcqe.status != IB_WC_SUCCESS ||
 			    (sqe->flags & FRDMA_WQE_SOLICITED));
-	frdma_rq_unlock(t);
+	frdma_rq_unlock(t, srq);
 	frdma_sgl_put(rsgl);
 	if (err)			/* its receive CQ overran */
 		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
@@ -1074,6 +1113,7 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 {
 	const struct frdma_sqe *sqe = (const void *)qp->sqe;
 	struct frdma_sgl *lsgl = &qp->lsgl;
+	struct frdma_srq *xsrq = NULL;
 	enum frdma_outcome out;
 	int access = 0, err;
 	bool inline_data, rc_only = false, no_sge = false;
@@ -1113,8 +1153,13 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 	if ((qp->ibqp.qp_type == IB_QPT_UD &&
 	     sqe->opcode != IB_UVERBS_WR_SEND &&
 	     sqe->opcode != IB_UVERBS_WR_SEND_WITH_IMM) ||
-	    (qp->ibqp.qp_type == IB_QPT_UC && (access || rc_only))) {
-		/* UD sends only; UC has no READ or atomics. */
+	    (qp->ibqp.qp_type == IB_QPT_UC && (access || rc_only)) ||
+	    (qp->ibqp.qp_type == IB_QPT_XRC_INI &&
+	     sqe->opcode == IB_UVERBS_WR_SEND_WITH_INV)) {
+		/*
+		 * UD sends only; UC has no READ or atomics; XRC no SEND with
+		 * invalidate (its target QP has no PD to find the key in).
+		 */
 		cqe->status = IB_WC_LOC_QP_OP_ERR;
 		return FRDMA_DONE;
 	}
@@ -1172,7 +1217,24 @@ static enum frdma_outcome frdma_exec(struct frdma_qp *qp,
 		/* UC: lost, as on the wire; RC: retried. */
 		return qp->ibqp.qp_type == IB_QPT_UC ? FRDMA_DONE : FRDMA_RETRY;
 	}
-	out = frdma_exec_remote(qp, d, sqe, len, cqe);
+	if (qp->ibqp.qp_type == IB_QPT_XRC_INI) {
+		/*
+		 * The XRC SRQ the message names, in the target QP's XRC
+		 * domain: otherwise an invalid request, as a responder NAKs
+		 * it (the target QP fails too).
+		 */
+		xsrq = frdma_xrc_srq_get(d->fdev, sqe->xrc_srqn,
+					 d->qp->ibqp.xrcd);
+		if (!xsrq) {
+			frdma_sgl_put(lsgl);
+			cqe->status = IB_WC_REM_INV_REQ_ERR;
+			frdma_qp_to_error(d->qp, IB_EVENT_QP_REQ_ERR);
+			return FRDMA_DONE;
+		}
+	}
+	out = frdma_exec_remote(qp, d, xsrq, sqe, len, cqe);
+	if (xsrq)
+		frdma_srq_put(xsrq);
 	frdma_sgl_put(lsgl);
 	return out;
 }
@@ -1381,7 +1443,8 @@ static void frdma_sq_poll_consider(struct frdma_qp *qp)
 	bool soon = now - qp->last_db < FRDMA_POLL_GAP_NS;
 
 	qp->last_db = now;
-	if (qp->poll_on || qp->ibqp.qp_type != IB_QPT_RC ||
+	if (qp->poll_on || (qp->ibqp.qp_type != IB_QPT_RC &&
+			    qp->ibqp.qp_type != IB_QPT_XRC_INI) ||
 	    !READ_ONCE(sq_poll))
 		return;
 	if (!soon) {

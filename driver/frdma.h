@@ -95,6 +95,8 @@ enum frdma_res {
  * @mw_next: where the next memory window key index search starts (mw.c)
  * @ah_table: the AHs by ah_num (ah.c)
  * @ah_next: where the next cyclic ah_num search starts (ah.c)
+ * @srq_table: the XRC SRQs by SRQ number (srq.c)
+ * @srq_next: where the next cyclic SRQ number search starts (srq.c)
  * @nres: user objects of each kind on this device, each at most its
  *	  limit in @attr (frdma_res_charge())
  * @wire: the device holds a reference on the wire's UDP socket (net.c)
@@ -112,6 +114,8 @@ struct frdma_dev {
 	u32 mw_next;
 	struct xarray ah_table;
 	u32 ah_next;
+	struct xarray srq_table;
+	u32 srq_next;
 	atomic_t nres[FRDMA_NR_RES];
 	bool wire;
 };

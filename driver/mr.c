@@ -434,19 +434,22 @@ struct frdma_mr *frdma_mr_get_pd(struct frdma_dev *fdev, u32 key,
  * @fdev: the responder's device
  * @rkey: an MR's or a bound MW's rkey
  * @qp: the responder QP the access arrives at
+ * @pd: the PD that checks the access: @qp's, or an XRC SRQ's for an XRC
+ *	target QP
  * @addr: the first byte accessed, an address in the MR (or window)
  * @len: bytes, at least 1
  * @access: the IB_ACCESS_REMOTE_* right the access needs
  * @mrp: on success, the MR to access, referenced
  *
- * An MR key is checked with frdma_mr_check() against @qp's PD; an MW key
+ * An MR key is checked with frdma_mr_check() against @pd; an MW key
  * against the window (frdma_mw_resolve()), whose MR the bind checked.
  *
  * Context: any; does not sleep.
  * Return: 0, -ENOENT, -EACCES or -ERANGE; *@mrp is set only on success.
  */
 int frdma_rkey_get(struct frdma_dev *fdev, u32 rkey, struct ib_qp *qp,
-		   u64 addr, u64 len, int access, struct frdma_mr **mrp)
+		   struct ib_pd *pd, u64 addr, u64 len, int access,
+		   struct frdma_mr **mrp)
 {
 	struct frdma_mr *mr;
 	void *entry;
@@ -455,8 +458,8 @@ int frdma_rkey_get(struct frdma_dev *fdev, u32 rkey, struct ib_qp *qp,
 	rcu_read_lock();
 	entry = xa_load(&fdev->mr_table, rkey >> FRDMA_KEY_SHIFT);
 	if (xa_pointer_tag(entry) == FRDMA_KEY_MW) {
-		err = frdma_mw_resolve(xa_untag_pointer(entry), rkey, qp, addr,
-				       len, access, mrp);
+		err = frdma_mw_resolve(xa_untag_pointer(entry), rkey, qp, pd,
+				       addr, len, access, mrp);
 		rcu_read_unlock();
 		return err;
 	}
@@ -464,7 +467,7 @@ int frdma_rkey_get(struct frdma_dev *fdev, u32 rkey, struct ib_qp *qp,
 	rcu_read_unlock();
 	if (!mr)
 		return -ENOENT;
-	err = frdma_mr_check(mr, qp->pd, addr, len, access);
+	err = frdma_mr_check(mr, pd, addr, len, access);
 	if (err) {
 		frdma_mr_put(mr);
 		return err;

@@ -161,13 +161,15 @@ int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
  * Remote keys (MR or MW), for the responder's side of RDMA and atomics.
  *
  * frdma_rkey_get() - resolve @rkey for an access of @len bytes at @addr
- *	needing @access, arriving at @qp: on success *@mrp is the MR to
+ *	needing @access, arriving at @qp and checked against @pd (@qp's,
+ *	or an XRC SRQ's for an XRC target QP): on success *@mrp is the MR to
  *	copy to or from (referenced; drop with frdma_mr_put()), with @addr
  *	inside it.  Returns 0, -ENOENT (no such key), -EACCES (PD, QP,
  *	access or window state) or -ERANGE (bounds).
  */
 int frdma_rkey_get(struct frdma_dev *fdev, u32 rkey, struct ib_qp *qp,
-		   u64 addr, u64 len, int access, struct frdma_mr **mrp);
+		   struct ib_pd *pd, u64 addr, u64 len, int access,
+		   struct frdma_mr **mrp);
 
 /* Memory windows (mw.c): the verbs and the send queue's operations. */
 int frdma_alloc_mw(struct ib_mw *ibmw, struct ib_udata *udata);
@@ -177,6 +179,7 @@ int frdma_mw_bind(struct ib_qp *qp, u32 mw_rkey, u32 new_rkey, u32 mr_lkey,
 int frdma_mw_invalidate(struct ib_qp *qp, u32 rkey, bool remote);
 struct frdma_mw *frdma_mw_lookup(struct frdma_dev *fdev, u32 rkey);
 int frdma_mw_resolve(struct frdma_mw *mw, u32 rkey, struct ib_qp *qp,
-		     u64 addr, u64 len, int access, struct frdma_mr **mrp);
+		     struct ib_pd *pd, u64 addr, u64 len, int access,
+		     struct frdma_mr **mrp);
 
 #endif /* _FRDMA_MR_H */

@@ -221,6 +221,7 @@ struct frdma_mw *frdma_mw_lookup(struct frdma_dev *fdev, u32 rkey)
  * @mw: the window, from the key table under RCU
  * @rkey: the key the access named
  * @qp: the responder QP it arrives at
+ * @pd: the PD the window must be in (frdma_rkey_get())
  * @addr: first byte
  * @len: bytes, at least 1
  * @access: the IB_ACCESS_REMOTE_* right needed
@@ -230,12 +231,13 @@ struct frdma_mw *frdma_mw_lookup(struct frdma_dev *fdev, u32 rkey)
  * Return: 0, -EACCES (key, state, PD, QP or rights) or -ERANGE.
  */
 int frdma_mw_resolve(struct frdma_mw *mw, u32 rkey, struct ib_qp *qp,
-		     u64 addr, u64 len, int access, struct frdma_mr **mrp)
+		     struct ib_pd *pd, u64 addr, u64 len, int access,
+		     struct frdma_mr **mrp)
 {
 	int err = 0;
 
 	spin_lock(&mw->lock);
-	if (mw->rkey != rkey || !mw->mr || mw->pd != qp->pd ||
+	if (mw->rkey != rkey || !mw->mr || mw->pd != pd ||
 	    (mw->type == IB_MW_TYPE_2 && mw->qpn != qp->qp_num) ||
 	    (access & ~mw->access))
 		err = -EACCES;

@@ -33,6 +33,8 @@ void frdma_qp_table_init(struct frdma_dev *fdev)
 	fdev->qp_next = FRDMA_QPN_MIN;
 	xa_init_flags(&fdev->ah_table, XA_FLAGS_ALLOC1 | XA_FLAGS_LOCK_IRQ);
 	fdev->ah_next = 1;
+	xa_init_flags(&fdev->srq_table, XA_FLAGS_ALLOC1);
+	fdev->srq_next = 1;
 }
 
 void frdma_qp_table_destroy(struct frdma_dev *fdev)
@@ -42,6 +44,8 @@ void frdma_qp_table_destroy(struct frdma_dev *fdev)
 	xa_destroy(&fdev->qp_table);
 	WARN_ON(!xa_empty(&fdev->ah_table));
 	xa_destroy(&fdev->ah_table);
+	WARN_ON(!xa_empty(&fdev->srq_table));
+	xa_destroy(&fdev->srq_table);
 }
 
 /**
@@ -133,7 +137,42 @@ static void frdma_qp_init_common(struct frdma_qp *qp,
 }
 
 /*
- * A kernel QP: only the port's GSI QP, which takes QP number 1.  It is not
+ * An XRC target QP.  The RDMA core creates it as a kernel QP (no udata)
+ * on behalf of user space, which holds it through the XRC domain.  It has
+ * no rings: the messages it receives take their entries from the XRC SRQ
+ * each one names, and it sends nothing but the responses of the local
+ * fabric.  Counted as a user QP, since user space made it.
+ */
+static int frdma_create_xrc_tgt(struct frdma_qp *qp,
+				struct ib_qp_init_attr *init)
+{
+	struct frdma_dev *fdev = to_fdev(qp->ibqp.device);
+	u32 qpn;
+	int err;
+
+	if (!init->xrcd || init->srq || init->create_flags ||
+	    init->rwq_ind_tbl || init->send_cq || init->recv_cq)
+		return -EINVAL;
+	memset(&init->cap, 0, sizeof(init->cap));
+	frdma_qp_init_common(qp, init);
+	err = frdma_res_charge(fdev, FRDMA_RES_QP);
+	if (err)
+		return err;
+	err = xa_alloc_cyclic(&fdev->qp_table, &qpn, qp,
+			      XA_LIMIT(FRDMA_QPN_MIN, FRDMA_QPN_MAX),
+			      &fdev->qp_next, FRDMA_GFP_USER);
+	if (err < 0) {
+		frdma_res_uncharge(fdev, FRDMA_RES_QP);
+		return err;
+	}
+	qp->ibqp.qp_num = qpn;
+	frdma_count(FRDMA_CNT_QP, 1);
+	return 0;
+}
+
+/*
+ * A kernel QP: the port's GSI QP, which takes QP number 1, or an XRC
+ * target QP.  It is not
  * counted against FRDMA_MAX_QP, nor in the debugfs counters, which count
  * user space's objects.
  */
@@ -143,6 +182,8 @@ static int frdma_create_kernel_qp(struct frdma_qp *qp,
 	struct frdma_dev *fdev = to_fdev(qp->ibqp.device);
 	int err;
 
+	if (init->qp_type == IB_QPT_XRC_TGT)
+		return frdma_create_xrc_tgt(qp, init);
 	if (init->qp_type != IB_QPT_GSI)
 		return -EOPNOTSUPP;
 	frdma_qp_init_common(qp, init);
@@ -167,19 +208,24 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 	struct ib_qp_cap *cap = &init->cap;
 	struct frdma_ucontext *uctx;
 	u32 sq_shift, rq_shift, body, qpn;
+	bool has_rq;
 	int err;
 
 	if (!udata)
 		return frdma_create_kernel_qp(qp, init);
 	if (init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UC &&
-	    init->qp_type != IB_QPT_UD)
+	    init->qp_type != IB_QPT_UD && init->qp_type != IB_QPT_XRC_INI)
 		return -EOPNOTSUPP;
 	if (init->create_flags || init->rwq_ind_tbl)
 		return -EOPNOTSUPP;
 	if (init->srq && init->srq->srq_type != IB_SRQT_BASIC)
 		return -EOPNOTSUPP;
-	/* A QP on an SRQ receives from it and has no RQ of its own. */
-	if (init->srq) {
+	/*
+	 * A QP on an SRQ receives from it and has no RQ of its own; an XRC
+	 * send QP receives nothing.
+	 */
+	has_rq = !init->srq && init->qp_type != IB_QPT_XRC_INI;
+	if (!has_rq) {
 		cap->max_recv_wr = 0;
 		cap->max_recv_sge = 0;
 	}
@@ -206,9 +252,9 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 				      cap->max_recv_sge *
 				      sizeof(struct frdma_sge));
 	body = (1U << rq_shift) - sizeof(struct frdma_rqe);
-	cap->max_recv_sge = min_t(u32, body / sizeof(struct frdma_sge),
-				  FRDMA_MAX_SGE);
-	if (!init->srq)
+	cap->max_recv_sge = has_rq ? min_t(u32, body / sizeof(struct frdma_sge),
+					   FRDMA_MAX_SGE) : 0;
+	if (has_rq)
 		cap->max_recv_wr = roundup_pow_of_two(max_t(u32,
 							    cap->max_recv_wr,
 							    1));
@@ -230,7 +276,7 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 		err = -ENOMEM;
 		goto err_sq;
 	}
-	if (!init->srq) {
+	if (has_rq) {
 		err = frdma_queue_init(&qp->rq, &uctx->ibuc, cap->max_recv_wr,
 				       rq_shift, &resp.rq);
 		if (err)
@@ -362,8 +408,8 @@ static void frdma_qp_reset_queues(struct frdma_qp *qp)
 	qp->sqe_held = false;
 	qp->sq.kidx = READ_ONCE(qp->sq.hdr->prod);
 	frdma_queue_publish(&qp->sq, false);
-	if (qp->ibqp.srq)
-		return;		/* the SRQ's entries are not the QP's */
+	if (!qp->rq.hdr)
+		return;		/* an SRQ's entries are not the QP's */
 	mutex_lock(&qp->rq_mutex);
 	WRITE_ONCE(qp->rq.hdr->sq_flags, 0);	/* FRDMA_RQ_FLUSHING */
 	qp->rq.kidx = READ_ONCE(qp->rq.hdr->prod);
@@ -420,6 +466,9 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 		frdma_gsi_state_changed(qp, cur, next);
 		goto out;
 	}
+	/* An XRC target QP has no queues to reset, flush or run. */
+	if (ibqp->qp_type == IB_QPT_XRC_TGT)
+		goto out;
 	switch (next) {
 	case IB_QPS_RESET:
 		cancel_delayed_work(&qp->retry_work);
@@ -538,7 +587,7 @@ int frdma_post_send(struct ib_qp *ibqp, const struct ib_send_wr *wr,
 
 	if (qp->gsi)
 		return wr ? frdma_gsi_post_send(qp, wr, bad_wr) : 0;
-	if (wr) {
+	if (wr || !qp->sq.hdr) {
 		*bad_wr = wr;
 		return -EOPNOTSUPP;
 	}

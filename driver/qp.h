@@ -143,15 +143,33 @@ struct frdma_qp {
  *	   remain after one is taken), 0 when not armed (under @mutex)
  * @broken: the ring's producer index was found out of range and
  *	    IB_EVENT_SRQ_ERR reported (under @mutex)
+ * @ref: an XRC SRQ's references: one for the SRQ number table, one per
+ *	 frdma_xrc_srq_get()
+ * @free: completed when @ref drops to zero
+ *
+ * An XRC SRQ (srq_type IB_SRQT_XRC) is found by its number, which the
+ * sender names in each message, through the device's srq_table; its
+ * completions go to ibsrq.ext.cq and its PD checks the receive buffers
+ * and the remote keys of the messages it takes.
  */
 struct frdma_srq {
 	struct ib_srq ibsrq;
+	refcount_t ref;
+	struct completion free;
 	struct mutex mutex;	/* see above */
 	struct frdma_queue rq;
 	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
 	u32 max_sge;
 	u32 limit;
 	bool broken;
+};
+
+/**
+ * struct frdma_xrcd - an XRC domain (srq.c)
+ * @ibxrcd: the core's XRC domain, which holds all its state
+ */
+struct frdma_xrcd {
+	struct ib_xrcd ibxrcd;
 };
 
 static inline struct frdma_srq *to_fsrq(struct ib_srq *ibsrq)
@@ -211,6 +229,11 @@ int frdma_modify_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr,
 int frdma_query_srq(struct ib_srq *ibsrq, struct ib_srq_attr *attr);
 int frdma_destroy_srq(struct ib_srq *ibsrq, struct ib_udata *udata);
 int frdma_srq_take(struct frdma_srq *srq);
+struct frdma_srq *frdma_xrc_srq_get(struct frdma_dev *fdev, u32 srqn,
+				    struct ib_xrcd *xrcd);
+void frdma_srq_put(struct frdma_srq *srq);
+int frdma_alloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata);
+int frdma_dealloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata);
 
 /* exec.c: the data path */
 int frdma_sq_doorbell(struct frdma_qp *qp);

@@ -117,6 +117,7 @@ void frdma_init_attr(struct frdma_dev *fdev)
 				 IB_DEVICE_CURR_QP_STATE_MOD |
 				 IB_DEVICE_MEM_WINDOW |
 				 IB_DEVICE_MEM_WINDOW_TYPE_2B |
+				 IB_DEVICE_XRC |
 				 IB_DEVICE_ATOMIC_WRITE;
 	attr->kernel_cap_flags = IBK_ALLOW_USER_UNREG;
 	attr->max_send_sge = FRDMA_MAX_SGE;
@@ -244,6 +245,18 @@ static int frdma_alloc_ucontext(struct ib_ucontext *ibuc,
 	return 0;
 }
 
+/*
+ * UVERBS_METHOD_QUERY_CONTEXT, which ibv_import_device() issues: the core
+ * answers it.  frdma's formats and limits are those of the uABI header
+ * (struct frdma_alloc_ucontext_resp); a provider importing a context uses
+ * them and has nothing more to ask.
+ */
+static int frdma_query_ucontext(struct ib_ucontext *ibuc,
+				struct uverbs_attr_bundle *attrs)
+{
+	return 0;
+}
+
 static void frdma_dealloc_ucontext(struct ib_ucontext *ibuc)
 {
 }
@@ -293,6 +306,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.alloc_mw = frdma_alloc_mw,
 	.alloc_pd = frdma_alloc_pd,
 	.alloc_ucontext = frdma_alloc_ucontext,
+	.alloc_xrcd = frdma_alloc_xrcd,
 	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
 	.create_qp = frdma_create_qp,
@@ -301,6 +315,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.dealloc_mw = frdma_dealloc_mw,
 	.dealloc_pd = frdma_dealloc_pd,
 	.dealloc_ucontext = frdma_dealloc_ucontext,
+	.dealloc_xrcd = frdma_dealloc_xrcd,
 	.dereg_mr = frdma_dereg_mr,
 	.destroy_ah = frdma_destroy_ah,
 	.destroy_cq = frdma_destroy_cq,
@@ -323,6 +338,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.query_port = frdma_query_port,
 	.query_qp = frdma_query_qp,
 	.query_srq = frdma_query_srq,
+	.query_ucontext = frdma_query_ucontext,
 	.reg_user_mr = frdma_reg_user_mr,
 	.rereg_user_mr = frdma_rereg_user_mr,
 	.req_notify_cq = frdma_req_notify_cq,
@@ -335,4 +351,5 @@ const struct ib_device_ops frdma_dev_ops = {
 	INIT_RDMA_OBJ_SIZE(ib_qp, frdma_qp, ibqp),
 	INIT_RDMA_OBJ_SIZE(ib_srq, frdma_srq, ibsrq),
 	INIT_RDMA_OBJ_SIZE(ib_ucontext, frdma_ucontext, ibuc),
+	INIT_RDMA_OBJ_SIZE(ib_xrcd, frdma_xrcd, ibxrcd),
 };

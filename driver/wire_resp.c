@@ -281,7 +281,7 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 			return false;
 		}
 		if (len && frdma_rkey_get(qp->fdev, frdma_get_be32(&reth->rkey),
-					  &qp->ibqp, va, len,
+					  &qp->ibqp, qp->ibqp.pd, va, len,
 					  IB_ACCESS_REMOTE_WRITE, &w->wr_mr)) {
 			w->wr_mr = NULL;
 			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
@@ -333,8 +333,9 @@ static void frdma_wire_read_respond(struct frdma_wqp *w,
 	u32 mtu = frdma_wire_mtu(qp), k;
 
 	if (r->len) {
-		if (frdma_rkey_get(qp->fdev, r->rkey, &qp->ibqp, r->va, r->len,
-				   IB_ACCESS_REMOTE_READ, &sgl.mr[0])) {
+		if (frdma_rkey_get(qp->fdev, r->rkey, &qp->ibqp, qp->ibqp.pd,
+				   r->va, r->len, IB_ACCESS_REMOTE_READ,
+				   &sgl.mr[0])) {
 			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, r->psn);
 			return;
 		}
@@ -452,7 +453,7 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		return;
 	}
 	if (frdma_rkey_get(qp->fdev, frdma_get_be32(&a->rkey),
-			   &qp->ibqp, va, sizeof(u64),
+			   &qp->ibqp, qp->ibqp.pd, va, sizeof(u64),
 			   IB_ACCESS_REMOTE_ATOMIC, &mr)) {
 		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
 		return;

@@ -394,7 +394,17 @@ struct ibv_cq_ex *frdma_create_cq_ex(struct ibv_context *ibctx,
 	struct frdma_cq *cq;
 	int ret;
 
-	if (attr->comp_mask & ~(uint32_t)IBV_CQ_INIT_ATTR_MASK_FLAGS ||
+	/*
+	 * A parent domain (IBV_CQ_INIT_ATTR_MASK_PD) would give the CQ's
+	 * buffer allocators; the ring is the kernel's, so it is only checked.
+	 */
+	if ((attr->comp_mask & IBV_CQ_INIT_ATTR_MASK_PD) &&
+	    (!attr->parent_domain || attr->parent_domain->context != ibctx)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (attr->comp_mask & ~(uint32_t)(IBV_CQ_INIT_ATTR_MASK_FLAGS |
+					  IBV_CQ_INIT_ATTR_MASK_PD) ||
 	    attr->wc_flags & ~(uint64_t)FRDMA_WC_EX_FLAGS ||
 	    ((attr->comp_mask & IBV_CQ_INIT_ATTR_MASK_FLAGS) &&
 	     attr->flags & ~(uint32_t)IBV_CREATE_CQ_ATTR_SINGLE_THREADED)) {

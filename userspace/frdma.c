@@ -40,33 +40,119 @@ static int frdma_query_port(struct ibv_context *ibctx, uint8_t port,
 				  (struct ibv_query_port *)&cmd, sizeof(cmd));
 }
 
+/*
+ * A PD, or a parent domain: a PD of the provider's only, which stands for
+ * its protection domain (same kernel handle) and carries the allocators
+ * the application wants the provider to use for the buffers of the
+ * objects created through it.  frdma's queues are rings the kernel
+ * allocates and the provider maps, so no allocation ever goes to them.
+ */
+struct frdma_pd {
+	struct ibv_pd ibpd;
+	struct ibv_pd *protection_domain;	/* a parent domain's, else NULL */
+	void *pd_context;
+};
+
 static struct ibv_pd *frdma_alloc_pd(struct ibv_context *ibctx)
 {
 	struct frdma_cmd_alloc_pd cmd = {};
 	struct ib_uverbs_alloc_pd_resp resp = {};
-	struct ibv_pd *pd;
+	struct frdma_pd *pd;
 	int ret;
 
 	pd = calloc(1, sizeof(*pd));
 	if (!pd)
 		return NULL;
-	ret = ibv_cmd_alloc_pd(ibctx, pd, (struct ibv_alloc_pd *)&cmd,
+	ret = ibv_cmd_alloc_pd(ibctx, &pd->ibpd, (struct ibv_alloc_pd *)&cmd,
 			       sizeof(cmd), &resp, sizeof(resp));
 	if (ret) {
 		free(pd);
 		errno = ret;
 		return NULL;
 	}
-	return pd;
+	return &pd->ibpd;
 }
 
-static int frdma_dealloc_pd(struct ibv_pd *pd)
+static struct ibv_pd *
+frdma_alloc_parent_domain(struct ibv_context *ibctx,
+			  struct ibv_parent_domain_init_attr *attr)
 {
+	struct frdma_pd *pd, *parent;
+
+	if (attr->comp_mask & ~(uint32_t)(IBV_PARENT_DOMAIN_INIT_ATTR_ALLOCATORS |
+					  IBV_PARENT_DOMAIN_INIT_ATTR_PD_CONTEXT) ||
+	    attr->td || !attr->pd || attr->pd->context != ibctx) {
+		errno = attr->td ? EOPNOTSUPP : EINVAL;
+		return NULL;
+	}
+	parent = container_of(attr->pd, struct frdma_pd, ibpd);
+	if (parent->protection_domain) {	/* not a parent of a parent */
+		errno = EINVAL;
+		return NULL;
+	}
+	pd = calloc(1, sizeof(*pd));
+	if (!pd)
+		return NULL;
+	pd->ibpd.context = ibctx;
+	pd->ibpd.handle = attr->pd->handle;
+	pd->protection_domain = attr->pd;
+	if (attr->comp_mask & IBV_PARENT_DOMAIN_INIT_ATTR_PD_CONTEXT)
+		pd->pd_context = attr->pd_context;
+	return &pd->ibpd;
+}
+
+/*
+ * ibv_import_pd(): a PD of the context's command fd, by handle.  The
+ * kernel checks the handle in every command that names the PD.
+ */
+static struct ibv_pd *frdma_import_pd(struct ibv_context *ibctx,
+				      uint32_t pd_handle)
+{
+	struct frdma_pd *pd = calloc(1, sizeof(*pd));
+
+	if (!pd)
+		return NULL;
+	pd->ibpd.context = ibctx;
+	pd->ibpd.handle = pd_handle;
+	return &pd->ibpd;
+}
+
+static void frdma_unimport_pd(struct ibv_pd *ibpd)
+{
+	free(container_of(ibpd, struct frdma_pd, ibpd));
+}
+
+static struct ibv_mr *frdma_import_mr(struct ibv_pd *pd, uint32_t mr_handle)
+{
+	struct verbs_mr *vmr = calloc(1, sizeof(*vmr));
 	int ret;
 
-	ret = ibv_cmd_dealloc_pd(pd);
-	if (ret)
-		return ret;
+	if (!vmr)
+		return NULL;
+	ret = ibv_cmd_query_mr(pd, vmr, mr_handle);
+	if (ret) {
+		free(vmr);
+		errno = ret;
+		return NULL;
+	}
+	return &vmr->ibv_mr;
+}
+
+static void frdma_unimport_mr(struct ibv_mr *mr)
+{
+	free(container_of(mr, struct verbs_mr, ibv_mr));
+}
+
+static int frdma_dealloc_pd(struct ibv_pd *ibpd)
+{
+	struct frdma_pd *pd = container_of(ibpd, struct frdma_pd, ibpd);
+	int ret;
+
+	if (!pd->protection_domain) {
+		ret = ibv_cmd_dealloc_pd(ibpd);
+		if (ret)
+			return ret;
+	}
 	free(pd);
 	return 0;
 }
@@ -202,14 +288,17 @@ static void frdma_free_context(struct ibv_context *ibctx)
 
 static const struct verbs_context_ops frdma_ctx_ops = {
 	.alloc_mw = frdma_alloc_mw,
+	.alloc_parent_domain = frdma_alloc_parent_domain,
 	.alloc_pd = frdma_alloc_pd,
 	.bind_mw = frdma_bind_mw,
+	.close_xrcd = frdma_close_xrcd,
 	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
 	.create_cq_ex = frdma_create_cq_ex,
 	.create_qp = frdma_create_qp,
 	.create_qp_ex = frdma_create_qp_ex,
 	.create_srq = frdma_create_srq,
+	.create_srq_ex = frdma_create_srq_ex,
 	.dealloc_mw = frdma_dealloc_mw,
 	.dealloc_pd = frdma_dealloc_pd,
 	.dereg_mr = frdma_dereg_mr,
@@ -218,8 +307,13 @@ static const struct verbs_context_ops frdma_ctx_ops = {
 	.destroy_qp = frdma_destroy_qp,
 	.destroy_srq = frdma_destroy_srq,
 	.free_context = frdma_free_context,
+	.get_srq_num = frdma_get_srq_num,
+	.import_mr = frdma_import_mr,
+	.import_pd = frdma_import_pd,
 	.modify_qp = frdma_modify_qp,
 	.modify_srq = frdma_modify_srq,
+	.open_qp = frdma_open_qp,
+	.open_xrcd = frdma_open_xrcd,
 	.poll_cq = frdma_poll_cq,
 	.post_recv = frdma_post_recv,
 	.post_send = frdma_post_send,
@@ -233,6 +327,8 @@ static const struct verbs_context_ops frdma_ctx_ops = {
 	.rereg_mr = frdma_rereg_mr,
 	.req_notify_cq = frdma_req_notify_cq,
 	.resize_cq = frdma_resize_cq,
+	.unimport_mr = frdma_unimport_mr,
+	.unimport_pd = frdma_unimport_pd,
 };
 
 /* Refuse a kernel whose formats differ from the ones compiled in here. */
@@ -278,6 +374,39 @@ err:
 	verbs_uninit_context(&ctx->vctx);
 	free(ctx);
 	return NULL;
+}
+
+/*
+ * ibv_import_device(): a context on a command fd another context (of this
+ * or another process) opened.  The kernel's formats and limits are those
+ * of the uABI header, which GET_CONTEXT reports and the exporter checked;
+ * the device's ABI version was matched before this is called.
+ */
+static struct verbs_context *frdma_import_context(struct ibv_device *ibdev,
+						  int cmd_fd)
+{
+	struct frdma_context *ctx;
+
+	ctx = frdma_init_and_alloc_context(ibdev, cmd_fd, ctx, vctx);
+	if (!ctx)
+		return NULL;
+	if (ibv_cmd_query_context(&ctx->vctx.context, NULL)) {
+		verbs_uninit_context(&ctx->vctx);
+		free(ctx);
+		return NULL;
+	}
+	ctx->caps = (struct frdma_alloc_ucontext_resp){
+		.abi_version = FRDMA_ABI_VERSION,
+		.sq_wqe_hdr_size = sizeof(struct frdma_sqe),
+		.rq_wqe_hdr_size = sizeof(struct frdma_rqe),
+		.cqe_size = sizeof(struct frdma_cqe),
+		.ring_hdr_size = FRDMA_RING_HDR_SIZE,
+		.max_sge = FRDMA_MAX_SGE,
+		.max_inline_data = FRDMA_MAX_INLINE_DATA,
+		.max_wqe_size = FRDMA_MAX_WQE_SIZE,
+	};
+	verbs_set_ops(&ctx->vctx, &frdma_ctx_ops);
+	return &ctx->vctx;
 }
 
 /*
@@ -336,6 +465,7 @@ static const struct verbs_device_ops frdma_dev_ops = {
 	.alloc_device = frdma_alloc_device,
 	.uninit_device = frdma_uninit_device,
 	.alloc_context = frdma_alloc_context,
+	.import_context = frdma_import_context,
 };
 
 static void __attribute__((constructor)) frdma_register_driver(void)

@@ -86,13 +86,13 @@ struct frdma_wq {
 
 /* A shared receive queue: its ring, produced into like a QP's RQ. */
 struct frdma_srq {
-	struct ibv_srq ibsrq;
+	struct verbs_srq vsrq;		/* srq_num: an XRC SRQ's number */
 	struct frdma_wq wq;
 };
 
 static inline struct frdma_srq *to_fsrq(struct ibv_srq *ibsrq)
 {
-	return container_of(ibsrq, struct frdma_srq, ibsrq);
+	return container_of(ibsrq, struct frdma_srq, vsrq.srq);
 }
 
 struct frdma_qp {
@@ -257,6 +257,21 @@ struct frdma_cmd_create_srq_resp {
 	struct frdma_create_srq_resp drv;
 };
 
+struct frdma_cmd_create_xsrq {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_create_xsrq core;
+};
+
+struct frdma_cmd_open_xrcd {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_open_xrcd core;
+};
+
+struct frdma_cmd_open_qp {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_open_qp core;
+};
+
 struct frdma_cmd_modify_srq {
 	struct ib_uverbs_cmd_hdr hdr;
 	struct ib_uverbs_modify_srq core;
@@ -352,6 +367,14 @@ int frdma_query_rt_values(struct ibv_context *ibctx,
 			  struct ibv_values_ex *values);
 
 /* srq.c */
+struct ibv_srq *frdma_create_srq_ex(struct ibv_context *ibctx,
+				    struct ibv_srq_init_attr_ex *attr);
+int frdma_get_srq_num(struct ibv_srq *ibsrq, uint32_t *srq_num);
+struct ibv_xrcd *frdma_open_xrcd(struct ibv_context *ibctx,
+				 struct ibv_xrcd_init_attr *attr);
+int frdma_close_xrcd(struct ibv_xrcd *ibxrcd);
+struct ibv_qp *frdma_open_qp(struct ibv_context *ibctx,
+			     struct ibv_qp_open_attr *attr);
 struct ibv_srq *frdma_create_srq(struct ibv_pd *pd,
 				 struct ibv_srq_init_attr *attr);
 int frdma_modify_srq(struct ibv_srq *ibsrq, struct ibv_srq_attr *attr,

@@ -17,6 +17,7 @@
 
 enum {
 	FRDMA_QP_COMP_MASK = IBV_QP_INIT_ATTR_PD |
+			     IBV_QP_INIT_ATTR_XRCD |
 			     IBV_QP_INIT_ATTR_CREATE_FLAGS |
 			     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
 	FRDMA_UD_SEND_OPS = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM,
@@ -31,6 +32,8 @@ enum {
 			    IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
 			    IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD |
 			    IBV_QP_EX_WITH_ATOMIC_WRITE,
+	/* XRC: RC's, but SEND with invalidate (the target QP has no PD) */
+	FRDMA_XRC_SEND_OPS = FRDMA_RC_SEND_OPS & ~IBV_QP_EX_WITH_SEND_WITH_INV,
 };
 
 /*
@@ -365,6 +368,15 @@ static void frdma_wr_set_ud_addr(struct ibv_qp_ex *qpx, struct ibv_ah *ah,
 	sqe->ud.remote_qkey = remote_qkey;
 }
 
+/* XRC: the SRQ, at the target, that receives the message. */
+static void frdma_wr_set_xrc_srqn(struct ibv_qp_ex *qpx, uint32_t remote_srqn)
+{
+	struct frdma_qp *qp = qpx_to_fqp(qpx);
+
+	if (qp->wr_cur)
+		qp->wr_cur->xrc_srqn = remote_srqn;
+}
+
 static void frdma_wr_set_sge_list(struct ibv_qp_ex *qpx, size_t num_sge,
 				  const struct ibv_sge *sg_list)
 {
@@ -482,14 +494,18 @@ static void frdma_set_qp_ex_ops(struct frdma_qp *qp, enum ibv_qp_type type)
 	qpx->wr_send_imm = frdma_wr_send_imm;
 	if (type == IBV_QPT_UD)
 		qpx->wr_set_ud_addr = frdma_wr_set_ud_addr;
-	if (type == IBV_QPT_RC || type == IBV_QPT_UC) {
+	if (type == IBV_QPT_XRC_SEND)
+		qpx->wr_set_xrc_srqn = frdma_wr_set_xrc_srqn;
+	if (type == IBV_QPT_RC || type == IBV_QPT_UC ||
+	    type == IBV_QPT_XRC_SEND) {
 		qpx->wr_rdma_write = frdma_wr_rdma_write;
 		qpx->wr_rdma_write_imm = frdma_wr_rdma_write_imm;
-		qpx->wr_send_inv = frdma_wr_send_inv;
 		qpx->wr_local_inv = frdma_wr_local_inv;
 		qpx->wr_bind_mw = frdma_wr_bind_mw;
 	}
-	if (type == IBV_QPT_RC) {
+	if (type == IBV_QPT_RC || type == IBV_QPT_UC)
+		qpx->wr_send_inv = frdma_wr_send_inv;
+	if (type == IBV_QPT_RC || type == IBV_QPT_XRC_SEND) {
 		qpx->wr_rdma_read = frdma_wr_rdma_read;
 		qpx->wr_atomic_cmp_swp = frdma_wr_atomic_cmp_swp;
 		qpx->wr_atomic_fetch_add = frdma_wr_atomic_fetch_add;
@@ -522,6 +538,13 @@ static int frdma_check_qp_init_attr(struct ibv_qp_init_attr_ex *attr)
 		break;
 	case IBV_QPT_UD:
 		ops = FRDMA_UD_SEND_OPS;
+		break;
+	case IBV_QPT_XRC_SEND:
+		ops = FRDMA_XRC_SEND_OPS;
+		break;
+	case IBV_QPT_XRC_RECV:
+		/* no send queue: the RDMA core creates it, with no rings */
+		ops = 0;
 		break;
 	default:
 		return EOPNOTSUPP;
@@ -635,6 +658,38 @@ struct ibv_qp *frdma_create_qp_ex(struct ibv_context *ibctx,
 				  struct ibv_qp_init_attr_ex *attr)
 {
 	return frdma_create_qp_common(ibctx, attr);
+}
+
+/*
+ * ibv_open_qp(): another handle on an XRC receive QP of an XRC domain this
+ * process shares.  Such a QP has no rings; the handle only modifies,
+ * queries and closes it.
+ */
+struct ibv_qp *frdma_open_qp(struct ibv_context *ibctx,
+			     struct ibv_qp_open_attr *attr)
+{
+	struct frdma_cmd_open_qp cmd = {};
+	struct ib_uverbs_create_qp_resp resp = {};
+	struct frdma_qp *qp;
+	int ret;
+
+	qp = calloc(1, sizeof(*qp));
+	if (!qp)
+		return NULL;
+	pthread_spin_init(&qp->sq.lock, PTHREAD_PROCESS_PRIVATE);
+	pthread_spin_init(&qp->rq.lock, PTHREAD_PROCESS_PRIVATE);
+	ret = ibv_cmd_open_qp(ibctx, &qp->vqp, sizeof(qp->vqp), attr,
+			      (struct ibv_open_qp *)&cmd, sizeof(cmd),
+			      &resp, sizeof(resp));
+	if (ret) {
+		pthread_spin_destroy(&qp->sq.lock);
+		pthread_spin_destroy(&qp->rq.lock);
+		free(qp);
+		errno = ret;
+		return NULL;
+	}
+	qp->sql.qp_type = attr->qp_type;
+	return &qp->vqp.qp;
 }
 
 struct ibv_qp *frdma_create_qp(struct ibv_pd *pd,

@@ -50,7 +50,7 @@ struct frdma_sq_limits {
 	uint32_t max_sge;
 	uint32_t max_inline;
 	uint8_t sig_all;	/* sq_sig_all: every entry is signaled */
-	uint8_t qp_type;	/* enum ibv_qp_type: RC, UC or UD */
+	uint8_t qp_type;	/* enum ibv_qp_type: RC, UC, UD or XRC_SEND */
 };
 
 #define FRDMA_SEND_FLAGS (IBV_SEND_FENCE | IBV_SEND_SIGNALED | \
@@ -105,17 +105,20 @@ static inline bool frdma_opcode_ok(const struct frdma_sq_limits *l,
 	case IBV_WR_SEND:
 	case IBV_WR_SEND_WITH_IMM:
 		return true;
+	case IBV_WR_SEND_WITH_INV:
+		return l->qp_type == IBV_QPT_RC || l->qp_type == IBV_QPT_UC;
 	case IBV_WR_RDMA_WRITE:
 	case IBV_WR_RDMA_WRITE_WITH_IMM:
-	case IBV_WR_SEND_WITH_INV:
 	case IBV_WR_BIND_MW:
 	case IBV_WR_LOCAL_INV:
-		return l->qp_type == IBV_QPT_RC || l->qp_type == IBV_QPT_UC;
+		return l->qp_type == IBV_QPT_RC || l->qp_type == IBV_QPT_UC ||
+		       l->qp_type == IBV_QPT_XRC_SEND;
 	case IBV_WR_RDMA_READ:
 	case IBV_WR_ATOMIC_CMP_AND_SWP:
 	case IBV_WR_ATOMIC_FETCH_AND_ADD:
 	case IBV_WR_ATOMIC_WRITE:
-		return l->qp_type == IBV_QPT_RC;
+		return l->qp_type == IBV_QPT_RC ||
+		       l->qp_type == IBV_QPT_XRC_SEND;
 	default:
 		return false;
 	}
@@ -247,6 +250,8 @@ static inline void frdma_build_sqe(struct frdma_sqe *sqe,
 		.num_sge = inl || no_sge ? 0 : wr->num_sge,
 		.inline_len = inline_len,
 	};
+	if (l->qp_type == IBV_QPT_XRC_SEND)
+		sqe->xrc_srqn = wr->qp_type.xrc.remote_srqn;
 
 	switch (wr->opcode) {
 	case IBV_WR_SEND_WITH_IMM:

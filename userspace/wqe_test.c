@@ -189,7 +189,7 @@ static void test_build(void)
 	   q->inline_len == 17, "inline SEND header");
 	ok(!memcmp(frdma_sqe_data(q), "0123456789abcXYZW", 17),
 	   "three buffers are packed back to back after the header");
-	ok(q->rsvd0 == 0 && q->rsvd1 == 0 && q->rsvd2 == 0 &&
+	ok(q->rsvd0 == 0 && q->xrc_srqn == 0 && q->rsvd2 == 0 &&
 	   q->imm_data == 0 && zero(&q->atomic, sizeof(q->atomic)),
 	   "reserved and unused header bytes are zero over a dirty slot");
 

@@ -212,7 +212,9 @@ enum {
  * @invalidate_rkey: the key to invalidate, CPU byte order (_LOCAL_INV,
  *		     _SEND_WITH_INV); shares its bytes with @imm_data, as in
  *		     struct ibv_send_wr
- * @rsvd1: zero
+ * @xrc_srqn: XRC send QPs: the number of the XRC SRQ, at the target,
+ *	      whose entries receive the message and whose PD checks its
+ *	      remote keys (ibv_get_srq_num()); zero on other QPs
  * @rdma: RDMA WRITE and READ: the remote buffer
  * @rdma.remote_addr: remote virtual address
  * @rdma.rkey: remote key
@@ -260,7 +262,7 @@ struct frdma_sqe {
 		__u32 imm_data;
 		__u32 invalidate_rkey;
 	};
-	__u32 rsvd1;
+	__u32 xrc_srqn;
 	union {
 		struct {
 			__aligned_u64 remote_addr;
