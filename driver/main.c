@@ -416,14 +416,20 @@ static int __init frdma_init(void)
 {
 	int err;
 
-	err = frdma_sq_poll_init();
+	err = frdma_mr_cache_init();
 	if (err)
 		return err;
+	err = frdma_sq_poll_init();
+	if (err) {
+		frdma_mr_cache_destroy();
+		return err;
+	}
 	frdma_debugfs_init();
 	err = register_netdevice_notifier(&frdma_netdev_nb);
 	if (err) {
 		frdma_debugfs_exit();
 		frdma_sq_poll_exit();
+		frdma_mr_cache_destroy();
 		return err;
 	}
 	rdma_link_register(&frdma_link_ops);
@@ -438,6 +444,7 @@ static void __exit frdma_exit(void)
 	frdma_remove_all();
 	frdma_debugfs_exit();
 	frdma_sq_poll_exit();
+	frdma_mr_cache_destroy();
 }
 
 module_init(frdma_init);

@@ -80,6 +80,39 @@ static void frdma_mr_count(struct frdma_mr *mr, long sign)
 	frdma_count(FRDMA_CNT_PINNED_PAGES, sign * (long)st.npages);
 }
 
+/*
+ * MRs come from a cache of their own: struct frdma_mr is a little larger
+ * than 256 bytes, and kmalloc() would round every one up to 512.
+ */
+static struct kmem_cache *frdma_mr_cache;
+
+/**
+ * frdma_mr_cache_init() - create the cache MRs are allocated from
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int frdma_mr_cache_init(void)
+{
+	frdma_mr_cache = KMEM_CACHE(frdma_mr, 0);
+	return frdma_mr_cache ? 0 : -ENOMEM;
+}
+
+/**
+ * frdma_mr_cache_destroy() - destroy it, once every MR is freed
+ *
+ * Waits for the MRs still waiting for an RCU grace period.
+ */
+void frdma_mr_cache_destroy(void)
+{
+	rcu_barrier();
+	kmem_cache_destroy(frdma_mr_cache);
+}
+
+static void frdma_mr_free_rcu(struct rcu_head *head)
+{
+	kmem_cache_free(frdma_mr_cache, container_of(head, struct frdma_mr, rcu));
+}
+
 /**
  * frdma_reg_user_mr() - register user memory (the reg_user_mr verb)
  * @pd: the protection domain
@@ -132,7 +165,7 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 	err = frdma_res_charge(fdev, FRDMA_RES_MR);
 	if (err)
 		return ERR_PTR(err);
-	mr = kzalloc(sizeof(*mr), FRDMA_GFP_USER);
+	mr = kmem_cache_zalloc(frdma_mr_cache, FRDMA_GFP_USER);
 	if (!mr) {
 		err = -ENOMEM;
 		goto err_count;
@@ -187,7 +220,7 @@ struct ib_mr *frdma_reg_user_mr(struct ib_pd *pd, u64 start, u64 length,
 err_unpin:
 	frdma_umem_release(umem, false);
 err_free:
-	kfree(mr);
+	kmem_cache_free(frdma_mr_cache, mr);
 err_count:
 	frdma_res_uncharge(fdev, FRDMA_RES_MR);
 	return ERR_PTR(err);
@@ -309,7 +342,7 @@ int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata)
 	frdma_umem_release(mr->umem, mr->writable);
 	mmdrop(mr->mm);
 	frdma_res_uncharge(fdev, FRDMA_RES_MR);
-	kfree_rcu(mr, rcu);
+	call_rcu(&mr->rcu, frdma_mr_free_rcu);
 	return 0;
 }
 

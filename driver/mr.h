@@ -124,6 +124,8 @@ int frdma_dereg_mr(struct ib_mr *ibmr, struct ib_udata *udata);
 int frdma_fill_res_mr_entry(struct sk_buff *msg, struct ib_mr *ibmr);
 
 /* The key table of a device, set up and torn down with the device. */
+int frdma_mr_cache_init(void);
+void frdma_mr_cache_destroy(void);
 void frdma_mr_table_init(struct frdma_dev *fdev);
 void frdma_mr_table_destroy(struct frdma_dev *fdev);
 

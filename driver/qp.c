@@ -116,10 +116,17 @@ static int frdma_check_cap(struct ib_qp_cap *cap)
 	return 0;
 }
 
-/* What user and kernel QPs share, before anything can find the QP. */
-static void frdma_qp_init_common(struct frdma_qp *qp,
-				 struct ib_qp_init_attr *init)
+/*
+ * What user and kernel QPs share, before anything can find the QP.
+ * Return: 0, or -ENOMEM for the WQE copies.
+ */
+static int frdma_qp_init_common(struct frdma_qp *qp,
+				struct ib_qp_init_attr *init)
 {
+	qp->sqe = kzalloc(2 * FRDMA_MAX_WQE_SIZE, FRDMA_GFP_USER);
+	if (!qp->sqe)
+		return -ENOMEM;
+	qp->rqe = qp->sqe + FRDMA_MAX_WQE_SIZE / sizeof(u64);
 	qp->fdev = to_fdev(qp->ibqp.device);
 	refcount_set(&qp->ref, 1);
 	init_completion(&qp->free);
@@ -134,6 +141,7 @@ static void frdma_qp_init_common(struct frdma_qp *qp,
 	qp->attr.path_mtu = IB_MTU_1024;
 	qp->attr.path_mig_state = IB_MIG_MIGRATED;
 	qp->sq_sig_all = init->sq_sig_type == IB_SIGNAL_ALL_WR;
+	return 0;
 }
 
 /*
@@ -186,17 +194,23 @@ static int frdma_create_kernel_qp(struct frdma_qp *qp,
 		return frdma_create_xrc_tgt(qp, init);
 	if (init->qp_type != IB_QPT_GSI)
 		return -EOPNOTSUPP;
-	frdma_qp_init_common(qp, init);
-	err = frdma_gsi_create(qp, init);
+	err = frdma_qp_init_common(qp, init);
 	if (err)
 		return err;
+	err = frdma_gsi_create(qp, init);
+	if (err)
+		goto err_free;
 	err = xa_insert(&fdev->qp_table, FRDMA_GSI_QPN, qp, GFP_KERNEL);
 	if (err) {
 		frdma_gsi_destroy(qp);
-		return err;
+		goto err_free;
 	}
 	qp->ibqp.qp_num = FRDMA_GSI_QPN;
 	return 0;
+
+err_free:
+	kfree(qp->sqe);
+	return err;
 }
 
 int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
@@ -259,11 +273,13 @@ int frdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init,
 							    cap->max_recv_wr,
 							    1));
 
-	frdma_qp_init_common(qp, init);
+	err = frdma_qp_init_common(qp, init);
+	if (err)
+		return err;
 
 	err = frdma_res_charge(fdev, FRDMA_RES_QP);
 	if (err)
-		return err;
+		goto err_free;
 	if (frdma_should_fail()) {
 		err = -ENOMEM;
 		goto err_count;
@@ -312,6 +328,8 @@ err_sq:
 	frdma_queue_destroy(&qp->sq);
 err_count:
 	frdma_res_uncharge(fdev, FRDMA_RES_QP);
+err_free:
+	kfree(qp->sqe);
 	return err;
 }
 
@@ -565,12 +583,14 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 		frdma_gsi_destroy(qp);
 		mutex_destroy(&qp->sq_mutex);
 		mutex_destroy(&qp->rq_mutex);
+		kfree(qp->sqe);
 		return 0;
 	}
 	frdma_queue_destroy(&qp->rq);
 	frdma_queue_destroy(&qp->sq);
 	mutex_destroy(&qp->sq_mutex);
 	mutex_destroy(&qp->rq_mutex);
+	kfree(qp->sqe);
 	frdma_res_uncharge(fdev, FRDMA_RES_QP);
 	frdma_count(FRDMA_CNT_QP, -1);
 	return 0;

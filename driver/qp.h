@@ -62,7 +62,10 @@ struct frdma_sgl {
  * @sq_sig_all: every send WR is signalled
  * @sq_mutex: see the lock order above
  * @sq: the send queue ring
- * @sqe: the copy of the SQE being executed (under @sq_mutex)
+ * @sqe: the copy of the SQE being executed (under @sq_mutex):
+ *	FRDMA_MAX_WQE_SIZE bytes allocated with the QP, the first half of
+ *	one allocation with @rqe (kept out of the QP so that it fits a
+ *	2 KiB slab object, not a 4 KiB one)
  * @sqe_held: @sqe holds the SQE at @sq.kidx, copied before an RNR or
  *	      transport retry wait; it is not copied again
  * @sqd_notify: the QP entered SQD, asking for IB_EVENT_SQ_DRAINED, while
@@ -85,7 +88,8 @@ struct frdma_sgl {
  * @last_db: local_clock() of the last doorbell (under @sq_mutex)
  * @rq_mutex: see the lock order above
  * @rq: the receive queue ring
- * @rqe: the copy of the RQE being consumed (under @rq_mutex)
+ * @rqe: the copy of the RQE being consumed (under @rq_mutex):
+ *	FRDMA_MAX_WQE_SIZE bytes, the second half of @sqe's allocation
  * @stopping: destroy_qp has begun: work requests of this QP, and those
  *	      towards it, stop between copy steps
  * @gsi: the kernel queues of the GSI QP (gsi.c), else NULL; a GSI QP has
@@ -107,7 +111,7 @@ struct frdma_qp {
 
 	struct mutex sq_mutex;	/* see above */
 	struct frdma_queue sq;
-	u64 sqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
+	u64 *sqe;
 	bool sqe_held;
 	bool sqd_notify;
 	u8 retry_left;
@@ -123,7 +127,7 @@ struct frdma_qp {
 
 	struct mutex rq_mutex;	/* see above */
 	struct frdma_queue rq;
-	u64 rqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
+	u64 *rqe;
 
 	bool stopping;
 	struct frdma_gsi *gsi;

@@ -101,7 +101,10 @@ void frdma_runs_init(struct frdma_runs *runs)
  * pages folded so far extrapolate to, if that is more: a range whose
  * pages are all scattered then reallocates its array once or twice
  * instead of at every doubling.  The estimate never exceeds one run per
- * expected page, and the array is trimmed to its runs at the end.
+ * expected page, and the array is trimmed to its runs at the end.  The
+ * first array is no larger than the expected page count either, so that
+ * a small range (a 4 KiB MR) allocates its array once, not once more to
+ * trim it.
  */
 static int frdma_runs_grow(struct frdma_runs *runs)
 {
@@ -112,6 +115,8 @@ static int frdma_runs_grow(struct frdma_runs *runs)
 	if (runs->cap > U32_MAX / 2)
 		return -ENOMEM;
 	cap = runs->cap ? runs->cap * 2 : FRDMA_RUNS_FIRST;
+	if (!runs->cap && runs->expect && runs->expect < cap)
+		cap = runs->expect;
 	if (runs->expect > runs->npages && runs->npages) {
 		est = div64_u64((u64)runs->nr * runs->expect, runs->npages);
 		est = min_t(u64, est + est / 16, runs->expect);
@@ -140,6 +145,9 @@ int frdma_runs_reserve(struct frdma_runs *runs, u32 extra)
 {
 	int err;
 
+	/* every run is at least a page: no more runs than pages to come */
+	if (runs->expect > runs->npages)
+		extra = min_t(u64, extra, runs->expect - runs->npages);
 	while (runs->cap - runs->nr < extra) {
 		err = frdma_runs_grow(runs);
 		if (err)

@@ -98,6 +98,8 @@
 
 /* Page and folio pointers per batch: one page of them. */
 #define FRDMA_UMEM_BATCH	((unsigned int)(PAGE_SIZE / sizeof(void *)))
+/* Up to this many pages the batch is on the stack: no page to allocate. */
+#define FRDMA_UMEM_SMALL	8
 
 /* Folio pointers handed to unpin_folios() at a time on release. */
 #define FRDMA_UMEM_UNPIN_BATCH	16
@@ -780,10 +782,13 @@ static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
 	};
 	struct frdma_umem_part one, *part = &one;
 	unsigned int nr_helpers, i, joined = 1;
-	struct page **batch;
+	struct page *small[FRDMA_UMEM_SMALL];
+	struct page **batch = small;
 	int err;
 
-	batch = (struct page **)__get_free_page(GFP_KERNEL);
+	/* no part asks for more pages at once than the range has */
+	if (npages > FRDMA_UMEM_SMALL)
+		batch = (struct page **)__get_free_page(GFP_KERNEL);
 	if (!batch)
 		return -ENOMEM;
 	parts.nr = frdma_umem_parts_count(npages, &nr_helpers);
@@ -802,7 +807,8 @@ static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
 	frdma_umem_parts_split(&parts, addr, npages);
 	frdma_umem_parts_pin(&parts, nr_helpers, batch);
 	err = frdma_umem_parts_continue(&parts, batch);
-	free_page((unsigned long)batch);
+	if (batch != small)
+		free_page((unsigned long)batch);
 	if (!err)
 		err = frdma_umem_parts_join(part, parts.nr, &joined);
 	if (err)
