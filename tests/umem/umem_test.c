@@ -414,6 +414,20 @@ out:
 	hugepages_unreserve(got);
 }
 
+/* Whether frdma_umem was built with the memfd folio path (6.11+ kernels). */
+static bool folio_path(void)
+{
+	char c = 'N';
+	FILE *f = fopen("/sys/module/frdma_umem/parameters/folio_path", "r");
+
+	if (f) {
+		if (fscanf(f, " %c", &c) != 1)
+			c = 'N';
+		fclose(f);
+	}
+	return c == 'Y';
+}
+
 static void memfd_case(bool huge)
 {
 	const char *what = huge ? "memfd hugetlb" : "memfd shmem";
@@ -423,6 +437,10 @@ static void memfd_case(bool huge)
 	char *buf = MAP_FAILED;
 	int fd;
 
+	if (!folio_path()) {
+		cur_skip = "this kernel has no memfd_pin_folios(): memfd ranges take the generic path";
+		return;
+	}
 	if (huge) {
 		got = hugepages_reserve(4);
 		if (got < 4) {
