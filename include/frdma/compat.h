@@ -178,14 +178,15 @@ frdma_ib_device_get_netdev(struct ib_device *ibdev, u32 port,
 }
 
 /*
- * ATOMIC_WRITE: the opcodes keep their values (they are part of the ring
- * format), but a kernel whose core does not know the operation does not
- * get it advertised.
+ * ATOMIC_WRITE: the provider posts it through frdma's own rings, so it
+ * works whether or not the core knows the operation; the values are the
+ * uABI's (the opcodes are part of the ring format, the capability bit is
+ * passed to user space as it is).
  */
 #if !FRDMA_HAVE_ATOMIC_WRITE
 #define IB_UVERBS_WR_ATOMIC_WRITE	15
 #define IB_UVERBS_WC_ATOMIC_WRITE	9
-#define IB_DEVICE_ATOMIC_WRITE		0
+#define IB_DEVICE_ATOMIC_WRITE		BIT_ULL(40)
 #endif
 
 #if !FRDMA_HAVE_IB_VIRT_DMA_TO_PTR
