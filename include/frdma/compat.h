@@ -91,6 +91,12 @@ static inline long frdma_pin_user_pages_remote(struct mm_struct *mm,
 	return pin_user_pages_remote(mm, start, nr_pages, gup_flags, pages,
 				     locked);
 #else
+	/*
+	 * Kernels of the vmas era refuse (and warn about) FOLL_LONGTERM
+	 * with @locked: the mmap lock is then kept, and *@locked stays 1.
+	 */
+	if (gup_flags & FOLL_LONGTERM)
+		locked = NULL;
 	return pin_user_pages_remote(mm, start, nr_pages, gup_flags, pages,
 				     NULL, locked);
 #endif
