@@ -26,6 +26,7 @@
 #include <linux/netdevice.h>
 #include <linux/xarray.h>
 #include <rdma/ib_verbs.h>
+#include <frdma/compat.h>
 #include <rdma/frdma-abi.h>
 
 /*
@@ -218,7 +219,7 @@ void frdma_mmap_free(struct rdma_user_mmap_entry *e);
 
 /* cq.c */
 int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
-		    struct uverbs_attr_bundle *attrs);
+		    FRDMA_CREATE_CQ_ARG *attrs);
 int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
 int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata);
 int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);
