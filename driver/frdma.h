@@ -86,7 +86,8 @@ enum frdma_res {
  * @list: entry on frdma_dev_list, under frdma_dev_lock
  * @ndev: the netdev this device was created on.  Only compared, never
  *	  dereferenced through this field: the core holds the reference
- *	  (ib_device_set_netdev()) and ib_device_get_netdev() gives one out.
+ *	  (ib_device_set_netdev()) and frdma_ib_device_get_netdev() gives one
+ *	  out.
  * @port_active: the port state last announced by an event, under RTNL
  * @attr: the device attributes reported by query_device
  * @mr_table: the MRs by key index (mr.c)
