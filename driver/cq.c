@@ -20,7 +20,7 @@
  */
 
 #include <linux/log2.h>
-#include <linux/timekeeping.h>
+#include <linux/ktime.h>
 #include <rdma/uverbs_ioctl.h>
 
 #include "frdma.h"
