@@ -135,6 +135,14 @@ static inline bool is_zero_folio(const struct folio *folio)
 }
 #endif
 
+#if !FRDMA_HAVE_VM_FLAGS_SET
+/* Before the vm_flags helpers, the mmap lock holder sets them directly. */
+static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vma->vm_flags |= flags;
+}
+#endif
+
 /*
  * Older kernels declare nothing of the fault injection framework when it
  * is configured out; newer ones have these stubs.
