@@ -421,7 +421,8 @@ static int frdma_wire_open(void)
 		INIT_WORK(&frdma_wire_rx_work, frdma_wire_rx_worker);
 		frdma_wire_inited = true;
 	}
-	err = udp_sock_create(&init_net, &cfg, &sock);
+	/* IPv4 only: no call that would need ip6_udp_tunnel loaded */
+	err = udp_sock_create4(&init_net, &cfg, &sock);
 	if (err)
 		return err;
 	setup_udp_tunnel_sock(&init_net, sock, &tcfg);

@@ -192,27 +192,37 @@ static void frdma_wire_rcv_write(struct frdma_wqp *w, u64 off, const u8 *src,
 	}
 }
 
+/*
+ * Take the next RQE (frdma_wire_rqe_take()) for the message at @psn, or
+ * answer the requester: an RNR NAK when there is none, a remote
+ * operational error NAK when the ring or the RQE is broken.  Returns
+ * whether an RQE was taken.
+ */
+static bool frdma_wire_rqe_take_or_nak(struct frdma_wqp *w, u32 psn,
+				       u64 *room, bool sgl)
+{
+	int err = frdma_wire_rqe_take(w, room, sgl);
+
+	if (err == -EAGAIN)
+		frdma_wire_rnr(w, psn);
+	else if (err)
+		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_OP, psn);
+	return !err;
+}
+
 /* A SEND packet at epsn.  Returns false when it was not consumed. */
 static bool frdma_wire_recv_send(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
 	u32 mtu = frdma_wire_mtu(w->qp);
 	u64 room;
-	int err;
 
 	if (pkt->ops & FRDMA_F_FIRST) {
 		if (w->rcv_active) {
 			frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 			return false;
 		}
-		err = frdma_wire_rqe_take(w, &room, true);
-		if (err == -EAGAIN) {
-			frdma_wire_rnr(w, pkt->psn);
+		if (!frdma_wire_rqe_take_or_nak(w, pkt->psn, &room, true))
 			return false;
-		}
-		if (err) {
-			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_OP, pkt->psn);
-			return false;
-		}
 		w->rcv_active = true;
 		w->rcv_off = 0;
 		w->wr_left = room;	/* the room left, for a SEND */
@@ -258,7 +268,6 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	struct frdma_qp *qp = w->qp;
 	u32 mtu = frdma_wire_mtu(qp);
 	u64 room;
-	int err;
 
 	if (pkt->ops & FRDMA_F_FIRST) {
 		const struct frdma_reth *reth = (const void *)pkt->hdr;
@@ -293,15 +302,8 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	}
 	if ((pkt->ops & FRDMA_F_LAST) && (pkt->ops & FRDMA_H_IMM)) {
 		/* The RQE first: without one nothing of this packet is done. */
-		err = frdma_wire_rqe_take(w, &room, false);
-		if (err == -EAGAIN) {
-			frdma_wire_rnr(w, pkt->psn);
+		if (!frdma_wire_rqe_take_or_nak(w, pkt->psn, &room, false))
 			return false;
-		}
-		if (err) {
-			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_OP, pkt->psn);
-			return false;
-		}
 	}
 	if (pkt->paylen)
 		frdma_mr_write(w->wr_mr, w->wr_va, pkt->payload, pkt->paylen);
