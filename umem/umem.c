@@ -1116,6 +1116,8 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	} else if (flags & FRDMA_UMEM_FOLIO_ONLY) {
 		err = -EINVAL;
 	} else {
+		if ((gup_flags & (FOLL_WRITE | FOLL_LONGTERM)) == FOLL_LONGTERM)
+			frdma_umem_unshare_cow(mm, start, npages);
 		err = frdma_umem_generic_pin(umem, start, npages, gup_flags);
 	}
 	if (err)

@@ -135,6 +135,27 @@ static inline bool is_zero_folio(const struct folio *folio)
 }
 #endif
 
+/*
+ * A read-only long-term pin of a COW mapping must pin the page the process
+ * goes on seeing.  Since 6.2 GUP unshares for it (FAULT_FLAG_UNSHARE);
+ * before, it pinned the shared zero page of untouched anonymous memory, or
+ * the page-cache page of a private file mapping, which the process's next
+ * write replaces.  frdma_umem_unshare_cow() breaks COW in those mappings
+ * first, where GUP does not (umem/compat.c).
+ */
+#define FRDMA_GUP_UNSHARES_RO_LONGTERM (!FRDMA_HAVE_GUP_MUST_UNSHARE_NOVMA)
+
+#if FRDMA_GUP_UNSHARES_RO_LONGTERM
+static inline void frdma_umem_unshare_cow(struct mm_struct *mm,
+					  unsigned long start,
+					  unsigned long nr_pages)
+{
+}
+#else
+void frdma_umem_unshare_cow(struct mm_struct *mm, unsigned long start,
+			    unsigned long nr_pages);
+#endif
+
 #if !FRDMA_HAVE_VM_FLAGS_SET
 /* Before the vm_flags helpers, the mmap lock holder sets them directly. */
 static inline void vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
