@@ -12,8 +12,11 @@
 #   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy;
 #                   VFIO map/unmap: frdma_vfio beside vfio_iommu_type1
 #   make stress     a long stress pass: make stress DURATION=1200
+#   make install    the provider, where Debian's libibverbs looks for it
+#   make dkms-install  the modules under DKMS, for every installed kernel
+#   make uninstall, make dkms-uninstall
 #
-# The kernel version is pinned in config/kernel.mk and nowhere else.
+# The kernel versions are pinned in config/kernel.mk and nowhere else.
 
 include config/kernel.mk
 
@@ -29,7 +32,7 @@ VMRUN := tests/vm/run
 export KERNEL_RELEASE KDIR
 
 .PHONY: all modules provider progs perftest deps unit static check check-vm \
-	demo bench stress clean
+	demo bench stress clean install uninstall dkms-install dkms-uninstall
 
 # User-space test programs run inside the VM; built on the host.
 PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel \
@@ -101,6 +104,29 @@ STRESS_DEVICE ?= frdma0
 stress: all
 	scripts/deps vm
 	tests/stress/run --device $(STRESS_DEVICE) $(DURATION) $(STRESS_ARGS)
+
+# The provider, where Debian's rdma-core looks for it.
+LIBDIR ?= /usr/lib/x86_64-linux-gnu
+PROVIDER_LIB := libfrdma-rdmav34.so
+install: provider
+	install -D -m 0644 userspace/$(PROVIDER_LIB) \
+		$(DESTDIR)$(LIBDIR)/libibverbs/$(PROVIDER_LIB)
+	install -D -m 0644 userspace/frdma.driver \
+		$(DESTDIR)/etc/libibverbs.d/frdma.driver
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libibverbs/$(PROVIDER_LIB) \
+		$(DESTDIR)/etc/libibverbs.d/frdma.driver
+
+# The kernel modules under DKMS (dkms.conf), built for every installed
+# kernel that has its headers, and by DKMS for kernels installed later.
+FRDMA_VERSION ?= 0.1
+export FRDMA_VERSION
+dkms-install:
+	scripts/dkms install
+
+dkms-uninstall:
+	scripts/dkms uninstall
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(TOP) clean

@@ -20,7 +20,7 @@
  */
 
 #include <linux/log2.h>
-#include <linux/timekeeping.h>
+#include <linux/ktime.h>
 #include <rdma/uverbs_ioctl.h>
 
 #include "frdma.h"
@@ -64,9 +64,9 @@ static int frdma_create_kernel_cq(struct frdma_cq *cq,
 }
 
 int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
-		    struct uverbs_attr_bundle *attrs)
+		    FRDMA_CREATE_CQ_ARG *attrs)
 {
-	struct ib_udata *udata = attrs ? &attrs->driver_udata : NULL;
+	struct ib_udata *udata = frdma_create_cq_udata(attrs);
 	struct frdma_dev *fdev = to_fdev(ibcq->device);
 	struct frdma_cq *cq = to_fcq(ibcq);
 	struct frdma_create_cq_resp resp = {};

@@ -26,6 +26,7 @@
 #include <linux/netdevice.h>
 #include <linux/xarray.h>
 #include <rdma/ib_verbs.h>
+#include <frdma/compat.h>
 #include <rdma/frdma-abi.h>
 
 /*
@@ -85,7 +86,8 @@ enum frdma_res {
  * @list: entry on frdma_dev_list, under frdma_dev_lock
  * @ndev: the netdev this device was created on.  Only compared, never
  *	  dereferenced through this field: the core holds the reference
- *	  (ib_device_set_netdev()) and ib_device_get_netdev() gives one out.
+ *	  (ib_device_set_netdev()) and frdma_ib_device_get_netdev() gives one
+ *	  out.
  * @port_active: the port state last announced by an event, under RTNL
  * @attr: the device attributes reported by query_device
  * @mr_table: the MRs by key index (mr.c)
@@ -222,7 +224,7 @@ void frdma_mmap_free(struct rdma_user_mmap_entry *e);
 
 /* cq.c */
 int frdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
-		    struct uverbs_attr_bundle *attrs);
+		    FRDMA_CREATE_CQ_ARG *attrs);
 int frdma_destroy_cq(struct ib_cq *ibcq, struct ib_udata *udata);
 int frdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata);
 int frdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags);

@@ -128,7 +128,8 @@ static int frdma_netdev_event(struct notifier_block *nb, unsigned long event,
 /* The network namespace of @fdev's netdev, or NULL when it has none now. */
 static struct net *frdma_dev_netns(struct frdma_dev *fdev)
 {
-	struct net_device *ndev = ib_device_get_netdev(&fdev->ibdev, 1);
+	struct net_device *ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1,
+							       fdev->ndev);
 	struct net *net;
 
 	if (!ndev)

@@ -167,7 +167,7 @@ static int frdma_query_port(struct ib_device *ibdev, u32 port,
 	int err;
 
 	/* The core has checked @port and zeroed @attr. */
-	ndev = ib_device_get_netdev(ibdev, port);
+	ndev = frdma_ib_device_get_netdev(ibdev, port, to_fdev(ibdev)->ndev);
 	if (!ndev)
 		return -ENODEV;
 

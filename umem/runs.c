@@ -20,6 +20,8 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 
+#include <frdma/compat.h>
+
 #include "runs.h"
 
 /* The first allocation: 8 runs, 128 bytes. */
@@ -122,8 +124,8 @@ static int frdma_runs_grow(struct frdma_runs *runs)
 		est = min_t(u64, est + est / 16, runs->expect);
 		cap = max_t(u64, cap, est);
 	}
-	run = kvrealloc(runs->run, array_size(cap, sizeof(*run)),
-			GFP_KERNEL_ACCOUNT);
+	run = frdma_kvrealloc(runs->run, array_size(runs->cap, sizeof(*run)),
+			      array_size(cap, sizeof(*run)), GFP_KERNEL_ACCOUNT);
 	if (!run)
 		return -ENOMEM;
 	runs->run = run;
@@ -275,8 +277,8 @@ int frdma_runs_resize(struct frdma_runs *runs, u32 cap)
 
 	if (cap <= runs->cap)
 		return 0;
-	run = kvrealloc(runs->run, array_size(cap, sizeof(*run)),
-			GFP_KERNEL_ACCOUNT);
+	run = frdma_kvrealloc(runs->run, array_size(runs->cap, sizeof(*run)),
+			      array_size(cap, sizeof(*run)), GFP_KERNEL_ACCOUNT);
 	if (!run)
 		return -ENOMEM;
 	runs->run = run;
@@ -313,9 +315,11 @@ int frdma_runs_join(struct frdma_runs *dst, const struct frdma_runs *src)
 	first = &src->run[0];
 	need = src->nr - (last && last->pfn + last->npages == first->pfn);
 	if (need > dst->cap - dst->nr) {
-		run = kvrealloc(dst->run,
-				array_size((size_t)dst->nr + need, sizeof(*run)),
-				GFP_KERNEL_ACCOUNT);
+		run = frdma_kvrealloc(dst->run,
+				      array_size(dst->cap, sizeof(*run)),
+				      array_size((size_t)dst->nr + need,
+						 sizeof(*run)),
+				      GFP_KERNEL_ACCOUNT);
 		if (!run)
 			return -ENOMEM;
 		dst->run = run;

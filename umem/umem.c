@@ -88,6 +88,7 @@
 #include <linux/userfaultfd_k.h>
 #include <linux/workqueue.h>
 
+#include <frdma/compat.h>
 #include <frdma/umem.h>
 #include "runs.h"
 
@@ -379,7 +380,8 @@ static long frdma_umem_gup(struct mm_struct *mm, unsigned long addr,
 
 	if (mmap_read_lock_killable(mm))
 		return -EINTR;
-	got = pin_user_pages_remote(mm, addr, nr, gup_flags, pages, &locked);
+	got = frdma_pin_user_pages_remote(mm, addr, nr, gup_flags, pages,
+					  &locked);
 	if (locked)
 		mmap_read_unlock(mm);
 	return got;
@@ -859,7 +861,8 @@ static struct file *frdma_umem_memfd(struct mm_struct *mm, unsigned long addr,
 	if ((vma->vm_flags & need) != need ||
 	    (vma->vm_flags & (VM_IO | VM_PFNMAP)) || userfaultfd_armed(vma))
 		goto out;
-	if (!shmem_mapping(vma->vm_file->f_mapping) && !is_vm_hugetlb_page(vma))
+	if (!frdma_shmem_mapping(vma->vm_file->f_mapping) &&
+	    !is_vm_hugetlb_page(vma))
 		goto out;
 	off = ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
 	if (off + len > i_size_read(file_inode(vma->vm_file)))
@@ -1111,7 +1114,7 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 		gup_flags |= FOLL_LONGTERM;
 	start &= PAGE_MASK;
 
-	if (!(flags & FRDMA_UMEM_NO_FOLIO)) {
+	if (FRDMA_FOLIO_PATH && !(flags & FRDMA_UMEM_NO_FOLIO)) {
 		file = frdma_umem_memfd(mm, start, (u64)npages << PAGE_SHIFT,
 					flags, &file_pos);
 		if (IS_ERR(file)) {
@@ -1137,6 +1140,8 @@ struct frdma_umem *frdma_umem_pin(struct mm_struct *mm, unsigned long start,
 	} else if (flags & FRDMA_UMEM_FOLIO_ONLY) {
 		err = -EINVAL;
 	} else {
+		if ((gup_flags & (FOLL_WRITE | FOLL_LONGTERM)) == FOLL_LONGTERM)
+			frdma_umem_unshare_cow(mm, start, npages);
 		err = frdma_umem_generic_pin(umem, start, npages, gup_flags);
 	}
 	if (err)
