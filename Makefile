@@ -44,11 +44,11 @@ deps:
 	scripts/deps build
 
 # vfio/ is built against drivers/vfio/vfio.h from the kernel's own source
-# (linux-source-6.12); scripts/kernel-private extracts it or says what is
-# missing, and vfio/ is left out.
+# (linux-source-6.12 or -6.1, the line of KDIR); scripts/kernel-private
+# extracts it or says what is missing, and vfio/ is left out.
 modules: deps
 	$(MAKE) -C $(KDIR) M=$(TOP) \
-		FRDMA_KERNEL_PRIVATE="$$(scripts/kernel-private)" modules
+		FRDMA_KERNEL_PRIVATE="$$(scripts/kernel-private $(KDIR))" modules
 
 provider: deps
 	$(MAKE) -C userspace

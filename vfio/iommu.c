@@ -48,6 +48,7 @@
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
 
+#include <frdma/compat.h>
 #include <frdma/umem.h>
 /* The kernel's private VFIO header, extracted from its own source. */
 #include <drivers/vfio/vfio.h>
@@ -552,6 +553,8 @@ static int frdma_vfio_get_info(struct frdma_vfio *v, void __user *arg)
 	size_t size;
 	int err = 0;
 
+	/* No padding goes back to user space uninitialised. */
+	memset(&info, 0, sizeof(info));
 	minsz = offsetofend(struct vfio_iommu_type1_info, iova_pgsizes);
 	if (copy_from_user(&info, arg, minsz))
 		return -EFAULT;
@@ -563,7 +566,6 @@ static int frdma_vfio_get_info(struct frdma_vfio *v, void __user *arg)
 	info.flags = VFIO_IOMMU_INFO_PGSIZES;
 	info.iova_pgsizes = v->pgsize_bitmap;
 	info.cap_offset = 0;
-	info.pad = 0;
 
 	cap_avail.header.id = VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL;
 	cap_avail.header.version = 1;
@@ -629,8 +631,8 @@ static int frdma_vfio_map_runs(struct frdma_vfio *v, struct frdma_vfio_dma *dma)
 		iova = dma->iova + ((u64)run[i].pgoff << PAGE_SHIFT);
 		paddr = PFN_PHYS(run[i].pfn);
 		size = (u64)run[i].npages << PAGE_SHIFT;
-		err = iommu_map(v->domain, iova, paddr, size,
-				dma->prot | IOMMU_CACHE, GFP_KERNEL_ACCOUNT);
+		err = frdma_iommu_map(v->domain, iova, paddr, size,
+				      dma->prot | IOMMU_CACHE, GFP_KERNEL_ACCOUNT);
 		atomic64_inc(&frdma_vfio_stats.map_calls);
 		if (err) {
 			if (done) {

@@ -19,6 +19,8 @@
 #define _FRDMA_COMPAT_H
 
 #include <linux/fault-inject.h>
+#include <linux/iommu.h>
+#include <linux/irqdomain.h>
 #include <linux/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
@@ -260,5 +262,59 @@ frdma_create_cq_udata(FRDMA_CREATE_CQ_ARG *udata)
 	return udata;
 }
 #endif
+
+/* --- IOMMU: the VFIO backend, built only where the IOMMU API is --- */
+
+#if IS_ENABLED(CONFIG_IOMMU_API)
+#if !FRDMA_HAVE_IOMMU_PAGING_DOMAIN_ALLOC
+/* Before per-device allocation, a domain was allocated for a bus. */
+static inline struct iommu_domain *iommu_paging_domain_alloc(struct device *dev)
+{
+	return iommu_domain_alloc(dev->bus) ?: ERR_PTR(-ENODEV);
+}
+#endif
+
+#if !FRDMA_HAVE_IOMMU_GROUP_HAS_ISOLATED_MSI
+static inline int frdma_iommu_dev_msi_exposed(struct device *dev, void *unused)
+{
+	return !device_iommu_capable(dev, IOMMU_CAP_INTR_REMAP);
+}
+
+/*
+ * Before the per-group answer: MSIs are isolated when an interrupt
+ * domain remaps them, or when the IOMMU of every device in the group
+ * remaps interrupts.
+ */
+static inline bool iommu_group_has_isolated_msi(struct iommu_group *group)
+{
+	return irq_domain_check_msi_remap() ||
+	       !iommu_group_for_each_dev(group, NULL,
+					 frdma_iommu_dev_msi_exposed);
+}
+#endif
+
+/**
+ * frdma_iommu_map() - iommu_map() on every kernel
+ * @domain: the domain
+ * @iova: first IOVA
+ * @paddr: first physical address
+ * @size: bytes
+ * @prot: IOMMU_READ, IOMMU_WRITE, ...
+ * @gfp: for the page tables, where the kernel takes it (older kernels
+ *	 allocate them with GFP_KERNEL)
+ *
+ * Return: as iommu_map().
+ */
+static inline int frdma_iommu_map(struct iommu_domain *domain,
+				  unsigned long iova, phys_addr_t paddr,
+				  size_t size, int prot, gfp_t gfp)
+{
+#if FRDMA_HAVE_IOMMU_MAP_GFP
+	return iommu_map(domain, iova, paddr, size, prot, gfp);
+#else
+	return iommu_map(domain, iova, paddr, size, prot);
+#endif
+}
+#endif /* CONFIG_IOMMU_API */
 
 #endif /* _FRDMA_COMPAT_H */

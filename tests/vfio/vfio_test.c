@@ -439,6 +439,39 @@ static uint64_t iova_base(struct vfio *v)
 	return (base + (1ULL << 30)) & ~((1ULL << 30) - 1);
 }
 
+static bool movable_span(uint64_t *start, uint64_t *end);
+static unsigned long pages_in(void *p, size_t len, uint64_t s, uint64_t e);
+
+/*
+ * Kernels whose GUP still walks hugetlb mappings with follow_hugetlb_page()
+ * (Debian's 6.1) cannot pin a hugetlb page in ZONE_MOVABLE long-term: the
+ * grab fails instead of migrating the page, with a kernel WARNING and
+ * ENOMEM, on every VFIO backend.  True when @p (a hugetlb buffer of @len
+ * bytes) could not be mapped for that reason.
+ */
+static bool hugetlb_unpinnable(enum backing b, void *p, size_t len)
+{
+	static int old_walk = -1;
+	char line[256];
+	uint64_t s, e;
+	FILE *f;
+
+	if (b != B_HUGETLB && b != B_MEMFD_HUGETLB)
+		return false;
+	if (old_walk < 0) {
+		old_walk = 0;
+		f = fopen("/proc/kallsyms", "r");
+		while (f && fgets(line, sizeof(line), f))
+			if (strstr(line, " follow_hugetlb_page\n")) {
+				old_walk = 1;
+				break;
+			}
+		if (f)
+			fclose(f);
+	}
+	return old_walk && movable_span(&s, &e) && pages_in(p, len, s, e);
+}
+
 /*
  * Per backing: map a source buffer (device may read) and a destination
  * buffer (device may write), copy through edu at several offsets
@@ -465,6 +498,16 @@ static void test_backing(struct vfio *v, enum backing b)
 	if (!src || !dst) {
 		ok(false, "%s: allocate two %llu MiB buffers (vm.nr_hugepages?)",
 		   name, BUF_SIZE >> 20);
+		return;
+	}
+	if (hugetlb_unpinnable(b, src, BUF_SIZE) ||
+	    hugetlb_unpinnable(b, dst, BUF_SIZE)) {
+		for (i = 0; i < 4; i++)
+			ok(true, "# SKIP %s: the pool is in ZONE_MOVABLE, which this kernel cannot pin long-term (follow_hugetlb_page)",
+			   name);
+		munmap(src, BUF_SIZE);
+		munmap(dst, BUF_SIZE);
+		free(want);
 		return;
 	}
 	fill(src, BUF_SIZE, b + 1);
@@ -740,7 +783,7 @@ static void test_killed(void)
 {
 	int pipefd[2], status = -1;
 	struct vfio v2;
-	char c = 0;
+	char c[2] = { 0, 0 };
 	pid_t pid;
 
 	pins_mark();
@@ -759,21 +802,25 @@ static void test_killed(void)
 		iova = iova_base(&v);
 		for (b = 0; b < B_NR; b++) {
 			buf = buf_alloc(b, BUF_SIZE);
-			if (buf && !map(&v, buf, iova, BUF_SIZE, RW))
+			if (buf && hugetlb_unpinnable(b, buf, BUF_SIZE))
+				c[1]++;
+			else if (buf && !map(&v, buf, iova, BUF_SIZE, RW))
 				n++;
 			iova += 1ULL << 30;
 		}
-		c = n;
-		if (write(pipefd[1], &c, 1) != 1)
+		c[0] = n;
+		if (write(pipefd[1], c, 2) != 2)
 			_exit(1);
 		pause();
 		_exit(0);
 	}
 	close(pipefd[1]);
-	if (read(pipefd[0], &c, 1) != 1)
-		c = -1;
+	if (read(pipefd[0], c, 2) != 2)
+		c[0] = -1;
 	close(pipefd[0]);
-	ok(c == B_NR, "a child maps a buffer of every backing (%d)", c);
+	ok(c[0] >= 0 && c[0] + c[1] == B_NR,
+	   "a child maps a buffer of every backing (%d; %d hugetlb in ZONE_MOVABLE left out, which this kernel cannot pin long-term)",
+	   c[0], c[1]);
 	ok(pins_outstanding() > pins0, "its pins are held");
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
