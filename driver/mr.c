@@ -82,7 +82,10 @@ static void frdma_mr_count(struct frdma_mr *mr, long sign)
 
 /*
  * MRs come from a cache of their own: struct frdma_mr is a little larger
- * than 256 bytes, and kmalloc() would round every one up to 512.
+ * than 256 bytes, and kmalloc() would round every one up to 512.  The RDMA
+ * core copies fields of the embedded struct ib_mr straight to user space
+ * (QUERY_MR of an imported MR), so that member is the cache's usercopy
+ * region: hardened usercopy refuses any copy out of the rest.
  */
 static struct kmem_cache *frdma_mr_cache;
 
@@ -93,7 +96,7 @@ static struct kmem_cache *frdma_mr_cache;
  */
 int frdma_mr_cache_init(void)
 {
-	frdma_mr_cache = KMEM_CACHE(frdma_mr, 0);
+	frdma_mr_cache = KMEM_CACHE_USERCOPY(frdma_mr, 0, ibmr);
 	return frdma_mr_cache ? 0 : -ENOMEM;
 }
 
