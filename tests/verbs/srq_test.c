@@ -322,9 +322,17 @@ out:
  * ring before relying on it.
  */
 struct provider_srq {
-	struct ibv_srq ibsrq;
-	pthread_spinlock_t lock;
-	struct frdma_ring_hdr *hdr;
+	struct {			/* libibverbs' struct verbs_srq */
+		struct ibv_srq ibsrq;
+		enum ibv_srq_type srq_type;
+		void *xrcd;
+		struct ibv_cq *cq;
+		uint32_t srq_num;
+	} vsrq;
+	struct {			/* the provider's struct frdma_wq */
+		pthread_spinlock_t lock;
+		struct frdma_ring_hdr *hdr;
+	} wq;
 };
 
 /*
@@ -349,7 +357,7 @@ static void test_hostile(struct env *e)
 	if (!ok(srq != NULL, "an SRQ to break"))
 		return;
 	e->srq = srq;
-	hdr = ((struct provider_srq *)srq)->hdr;
+	hdr = ((struct provider_srq *)srq)->wq.hdr;
 	if (!ok(!post_srq(e, 1, 0) && !post_srq(e, 2, 1) &&
 		atomic_load((_Atomic uint32_t *)&hdr->prod) == 2 &&
 		atomic_load((_Atomic uint32_t *)&hdr->cons) == 0,
