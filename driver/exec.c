@@ -611,8 +611,9 @@ static void frdma_rq_unlock(struct frdma_qp *t, struct frdma_srq *srq)
 /*
  * Take the next RQE of @t, under frdma_rq_lock(), into frdma_rqe().
  * Returns 0, -EAGAIN when there is none, or -EINVAL when the ring is
- * broken.  The new cons is published by frdma_rq_unlock(), so that a
- * message stopped midway can give the RQE back (frdma_rq_queue()->kidx--).
+ * broken.  The new cons is published just before the receive completion
+ * (or by frdma_rq_unlock()), so that a message stopped midway can give
+ * the RQE back (frdma_rq_queue()->kidx--).
  */
 static int frdma_rqe_take(struct frdma_qp *t, struct frdma_srq *srq)
 {
@@ -856,6 +857,12 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 				rcqe.wc_flags = FRDMA_WC_WITH_INV;
 			}
 		}
+		/*
+		 * The RQE's cons before its completion: an application that
+		 * polls the completion and posts the next receive at once
+		 * must find the slot free.
+		 */
+		frdma_queue_publish(frdma_rq_queue(t, srq), false);
 		/* The receiver's CQ overran: its QP fails (below). */
 		lost = frdma_cq_post(to_fcq(frdma_rx_cq(t, srq)), &rcqe,
 				     rx.status != IB_WC_SUCCESS ||
@@ -1067,6 +1074,8 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 			rcqe.wc_flags |= FRDMA_WC_WITH_IMM;
 		}
 	}
+	/* The RQE's cons before its completion, as in frdma_exec(). */
+	frdma_queue_publish(frdma_rq_queue(t, srq), false);
 	err = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
 			    rcqe.status != IB_WC_SUCCESS ||
 			    (sqe->flags & FRDMA_WQE_SOLICITED));
