@@ -48,6 +48,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "../lib/procfs.h"
 #include "../verbs/loopback.h"
 
 #define PAGE		4096UL
@@ -86,22 +87,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000000000ULL + t.tv_nsec;
-}
-
-/* MemFree in KiB, or -1. */
-static long mem_free_kib(void)
-{
-	char line[256];
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemFree: %ld kB", &v) == 1)
-			break;
-	fclose(f);
-	return v;
 }
 
 static struct ibv_context *open_dev(const char *name)
@@ -189,7 +174,7 @@ static int bench_obj(const char *what, void *(*new)(struct dev *, long),
 	}
 	for (i = 0; i < ncounts; i++) {
 		for (k = 0; k < ndevs; k++) {
-			long m0 = mem_free_kib(), m1;
+			long m0 = meminfo_kb("MemFree"), m1;
 
 			d = &devs[k];
 			if (d->done)
@@ -199,7 +184,7 @@ static int bench_obj(const char *what, void *(*new)(struct dev *, long),
 				if (!d->objs[d->live])
 					break;
 			}
-			m1 = mem_free_kib();
+			m1 = meminfo_kb("MemFree");
 			if (m0 > 0 && m1 > 0)
 				d->used_kib += m0 - m1;
 			if (d->live < counts[i]) {
