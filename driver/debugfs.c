@@ -5,6 +5,8 @@
  * /sys/kernel/debug/frdma/ holds, for all frdma devices together:
  *
  *   pd cq qp srq ah mr   (read-only) live objects of each kind
+ *   mw
+ *   mcast                (read-only) multicast memberships (a QP in a group)
  *   runs                 (read-only) runs of pinned pages held by live MRs
  *   pinned_pages         (read-only) pages pinned by live MRs
  *   injected             (read-only) failures the switch below has caused
@@ -43,6 +45,7 @@ static const char * const frdma_counter_names[FRDMA_NR_COUNTERS] = {
 	[FRDMA_CNT_RUNS] = "runs",
 	[FRDMA_CNT_PINNED_PAGES] = "pinned_pages",
 	[FRDMA_CNT_MW] = "mw",
+	[FRDMA_CNT_MCAST] = "mcast",
 };
 
 static atomic_long_t frdma_counters[FRDMA_NR_COUNTERS];

@@ -62,11 +62,13 @@
 #include <linux/sizes.h>
 #include <net/checksum.h>
 #include <net/ipv6.h>
+#include <rdma/ib_addr.h>
 #include <rdma/ib_cache.h>
 
 #include "mr.h"
 #include "qp.h"
 #include "wire.h"
+#include "wire_ud.h"
 
 /* Copy at most this much between two chances to reschedule or stop. */
 #define FRDMA_COPY_STEP		SZ_4M
@@ -609,11 +611,24 @@ static void frdma_rq_unlock(struct frdma_qp *t, struct frdma_srq *srq)
 }
 
 /*
+ * Post the receive completion @rcqe of the RQE taken under
+ * frdma_rq_lock(), @solicited for the CQ's event: the RQ's cons first, so
+ * that an application that polls the completion and posts the next
+ * receive at once finds the slot free.  Returns frdma_cq_post()'s.
+ */
+static int frdma_rq_complete(struct frdma_qp *t, struct frdma_srq *srq,
+			     const struct frdma_cqe *rcqe, bool solicited)
+{
+	frdma_queue_publish(frdma_rq_queue(t, srq), false);
+	return frdma_cq_post(to_fcq(frdma_rx_cq(t, srq)), rcqe, solicited);
+}
+
+/*
  * Take the next RQE of @t, under frdma_rq_lock(), into frdma_rqe().
  * Returns 0, -EAGAIN when there is none, or -EINVAL when the ring is
- * broken.  The new cons is published just before the receive completion
- * (or by frdma_rq_unlock()), so that a message stopped midway can give
- * the RQE back (frdma_rq_queue()->kidx--).
+ * broken.  The new cons is published with the receive completion
+ * (frdma_rq_complete()) or by frdma_rq_unlock(), so that a message
+ * stopped midway can give the RQE back (frdma_rq_queue()->kidx--).
  */
 static int frdma_rqe_take(struct frdma_qp *t, struct frdma_srq *srq)
 {
@@ -857,16 +872,10 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
 				rcqe.wc_flags = FRDMA_WC_WITH_INV;
 			}
 		}
-		/*
-		 * The RQE's cons before its completion: an application that
-		 * polls the completion and posts the next receive at once
-		 * must find the slot free.
-		 */
-		frdma_queue_publish(frdma_rq_queue(t, srq), false);
 		/* The receiver's CQ overran: its QP fails (below). */
-		lost = frdma_cq_post(to_fcq(frdma_rx_cq(t, srq)), &rcqe,
-				     rx.status != IB_WC_SUCCESS ||
-				     (sqe->flags & FRDMA_WQE_SOLICITED));
+		lost = frdma_rq_complete(t, srq, &rcqe,
+					 rx.status != IB_WC_SUCCESS ||
+					 (sqe->flags & FRDMA_WQE_SOLICITED));
 	}
 	if (rq_locked)
 		frdma_rq_unlock(t, srq);
@@ -969,96 +978,97 @@ void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
 	}
 }
 
-static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
-			  const struct frdma_sqe *sqe, u64 len,
-			  struct frdma_cqe *cqe)
+/*
+ * A datagram of @len bytes for UD QP @t with Q_Key @qkey, from this
+ * kernel or the wire: false when it is dropped (nothing held); true with
+ * @t's RQ (or SRQ, *@srq) locked, an RQE taken into @rcqe, and @rsgl
+ * holding its buffers when @rcqe->status is IB_WC_SUCCESS.
+ */
+static bool frdma_ud_recv_begin(struct frdma_qp *t, u32 qkey, u64 len,
+				struct frdma_sgl *rsgl,
+				struct frdma_cqe *rcqe, struct frdma_srq **srq)
 {
-	struct frdma_sgl *rsgl = &qp->rsgl;
-	struct rdma_ah_attr ah;
-	struct frdma_cqe rcqe = {};
+	const struct frdma_rqe *rqe;
 	enum ib_qp_state tstate;
-	union ib_gid sgid;
-	u8 grh[FRDMA_GRH_SIZE];
-	struct frdma_srq *srq;
-	struct frdma_qp *t;
-	u32 qkey, tqkey;
+	u32 tqkey;
 	u64 room;
 	int err;
 
-	if (!frdma_ah_lookup(qp->fdev, sqe->ud.ah_num, qp->ibqp.pd, &ah,
-			     &sgid)) {
-		cqe->status = IB_WC_LOC_QP_OP_ERR;
-		return;
-	}
-	if (len > FRDMA_UD_MAX_MSG) {
-		cqe->status = IB_WC_LOC_LEN_ERR;
-		return;
-	}
-	/* IBTA: a Q_Key with the high bit set means the QP's own. */
-	qkey = sqe->ud.remote_qkey;
-	if (qkey & 0x80000000)
-		qkey = READ_ONCE(qp->attr.qkey);
-
-	/* Each datagram may go elsewhere: keep the last destination. */
-	if (d->resolved && (!d->fdev || !d->qp ||
-			    d->qp->ibqp.qp_num != sqe->ud.remote_qpn ||
-			    memcmp(&d->gid, &ah.grh.dgid, sizeof(d->gid))))
-		frdma_dest_release(d);
-	if (!d->resolved) {
-		d->resolved = true;
-		d->gid = ah.grh.dgid;
-		d->fdev = frdma_dev_get_by_gid(qp->fdev, &ah.grh.dgid);
-		if (d->fdev)
-			d->qp = frdma_qp_get(d->fdev, sqe->ud.remote_qpn);
-	}
-	t = d->qp;
-	if (t && t->gsi) {		/* QP1: gsi.c delivers or drops */
-		frdma_gsi_recv_user(t, qp, sqe, &ah, &sgid, len, qkey);
-		return;
-	}
-	if (!t || t->ibqp.qp_type != IB_QPT_UD)
-		return;			/* dropped */
 	spin_lock(&t->lock);
 	tstate = t->state;
 	tqkey = t->attr.qkey;
 	spin_unlock(&t->lock);
 	if (!frdma_state_receives(tstate) || tqkey != qkey)
-		return;			/* dropped */
-	srq = frdma_rx_srq(t, NULL);
-
-	if (!frdma_rq_lock(t, srq))
-		return;			/* dropped */
+		return false;
+	*srq = frdma_rx_srq(t, NULL);
+	if (!frdma_rq_lock(t, *srq))
+		return false;
 	if (frdma_cq_failed(t->ibqp.recv_cq)) {
-		frdma_rq_unlock(t, srq);
+		frdma_rq_unlock(t, *srq);
 		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
-		return;			/* dropped */
+		return false;
 	}
-	err = frdma_rqe_take(t, srq);
+	err = frdma_rqe_take(t, *srq);
 	if (err) {
-		frdma_rq_unlock(t, srq);
+		frdma_rq_unlock(t, *srq);
 		if (err != -EAGAIN)
 			frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
-		return;			/* dropped */
+		return false;
 	}
-	rcqe.wr_id = frdma_rqe(t, srq)->wr_id;
-	rcqe.qp_num = t->ibqp.qp_num;
-	rcqe.opcode = FRDMA_WC_RECV;
-	rcqe.status = IB_WC_SUCCESS;
-	if (frdma_rqe(t, srq)->num_sge > frdma_rq_max_sge(t, srq)) {
-		rcqe.status = IB_WC_LOC_QP_OP_ERR;
+	rqe = frdma_rqe(t, *srq);
+	rcqe->wr_id = rqe->wr_id;
+	rcqe->qp_num = t->ibqp.qp_num;
+	rcqe->opcode = FRDMA_WC_RECV;
+	rcqe->status = IB_WC_SUCCESS;
+	if (rqe->num_sge > frdma_rq_max_sge(t, *srq)) {
+		rcqe->status = IB_WC_LOC_QP_OP_ERR;
 	} else {
-		const struct frdma_rqe *rqe = frdma_rqe(t, srq);
-
 		err = frdma_sgl_get(rsgl, t->fdev, t->ibqp.pd,
 				    (const struct frdma_sge *)(rqe + 1),
 				    rqe->num_sge, IB_ACCESS_LOCAL_WRITE, &room);
 		if (err)
-			rcqe.status = IB_WC_LOC_PROT_ERR;
+			rcqe->status = IB_WC_LOC_PROT_ERR;
 		else if (room < len + FRDMA_GRH_SIZE)
-			rcqe.status = IB_WC_LOC_LEN_ERR;
+			rcqe->status = IB_WC_LOC_LEN_ERR;
 	}
+	return true;
+}
+
+/* Complete frdma_ud_recv_begin()'s receive, unlock, release @rsgl. */
+static void frdma_ud_recv_end(struct frdma_qp *t, struct frdma_srq *srq,
+			      struct frdma_sgl *rsgl,
+			      const struct frdma_cqe *rcqe, bool solicited)
+{
+	int err;
+
+	err = frdma_rq_complete(t, srq, rcqe,
+				rcqe->status != IB_WC_SUCCESS || solicited);
+	frdma_rq_unlock(t, srq);
+	frdma_sgl_put(rsgl);
+	if (err)			/* its receive CQ overran */
+		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
+	else if (rcqe->status != IB_WC_SUCCESS)
+		frdma_qp_to_error(t, 0);
+}
+
+/*
+ * Deliver @qp's UD datagram (@sqe, @len bytes in qp->lsgl or inline, with
+ * Q_Key @qkey, addressed by @ah from @sgid) to the UD QP @t, or drop it.
+ */
+static void frdma_ud_deliver(struct frdma_qp *qp, struct frdma_qp *t,
+			     const struct frdma_sqe *sqe,
+			     const struct rdma_ah_attr *ah,
+			     const union ib_gid *sgid, u64 len, u32 qkey)
+{
+	struct frdma_sgl *rsgl = &qp->rsgl;
+	struct frdma_cqe rcqe = {};
+	u8 grh[FRDMA_GRH_SIZE];
+	struct frdma_srq *srq;
+
+	if (!frdma_ud_recv_begin(t, qkey, len, rsgl, &rcqe, &srq))
+		return;			/* dropped */
 	if (rcqe.status == IB_WC_SUCCESS) {
-		frdma_build_grh(grh, &ah, &sgid, len);
+		frdma_build_grh(grh, ah, sgid, len);
 		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
 		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
 		/* At most FRDMA_UD_MAX_MSG: never stops midway. */
@@ -1074,17 +1084,118 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 			rcqe.wc_flags |= FRDMA_WC_WITH_IMM;
 		}
 	}
-	/* The RQE's cons before its completion, as in frdma_exec(). */
-	frdma_queue_publish(frdma_rq_queue(t, srq), false);
-	err = frdma_cq_post(to_fcq(t->ibqp.recv_cq), &rcqe,
-			    rcqe.status != IB_WC_SUCCESS ||
-			    (sqe->flags & FRDMA_WQE_SOLICITED));
-	frdma_rq_unlock(t, srq);
-	frdma_sgl_put(rsgl);
-	if (err)			/* its receive CQ overran */
-		frdma_qp_to_error(t, IB_EVENT_QP_FATAL);
-	else if (rcqe.status != IB_WC_SUCCESS)
-		frdma_qp_to_error(t, 0);
+	frdma_ud_recv_end(t, srq, rsgl, &rcqe,
+			  sqe->flags & FRDMA_WQE_SOLICITED);
+}
+
+static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
+			  const struct frdma_sqe *sqe, u64 len,
+			  struct frdma_cqe *cqe)
+{
+	struct rdma_ah_attr ah;
+	struct frdma_qp **mqps;
+	union ib_gid sgid;
+	struct frdma_qp *t;
+	u32 qkey, i, n;
+
+	if (!frdma_ah_lookup(qp->fdev, sqe->ud.ah_num, qp->ibqp.pd, &ah,
+			     &sgid)) {
+		cqe->status = IB_WC_LOC_QP_OP_ERR;
+		return;
+	}
+	if (len > FRDMA_UD_MAX_MSG) {
+		cqe->status = IB_WC_LOC_LEN_ERR;
+		return;
+	}
+	/* IBTA: a Q_Key with the high bit set means the QP's own. */
+	qkey = sqe->ud.remote_qkey;
+	if (qkey & 0x80000000)
+		qkey = READ_ONCE(qp->attr.qkey);
+
+	/* A multicast GID: every member in the fabric (mcast.c). */
+	if (rdma_is_multicast_addr((struct in6_addr *)ah.grh.dgid.raw)) {
+		mqps = frdma_mcast_members(qp, &ah.grh.dgid, &n);
+		for (i = 0; i < n; i++)
+			if (mqps[i]->ibqp.qp_type == IB_QPT_UD)
+				frdma_ud_deliver(qp, mqps[i], sqe, &ah, &sgid,
+						 len, qkey);
+		frdma_mcast_members_put(mqps, n);
+		return;
+	}
+
+	/* Each datagram may go elsewhere: keep the last destination. */
+	if (d->resolved && (!d->fdev || !d->qp ||
+			    d->qp->ibqp.qp_num != sqe->ud.remote_qpn ||
+			    memcmp(&d->gid, &ah.grh.dgid, sizeof(d->gid))))
+		frdma_dest_release(d);
+	if (!d->resolved) {
+		d->resolved = true;
+		d->gid = ah.grh.dgid;
+		d->fdev = frdma_dev_get_by_gid(qp->fdev, &ah.grh.dgid);
+		if (d->fdev)
+			d->qp = frdma_qp_get(d->fdev, sqe->ud.remote_qpn);
+	}
+	if (!d->fdev && qp->fdev->wire) {	/* another host: wire_ud.c */
+		struct frdma_dgram m = {
+			.src_qp = qp->ibqp.qp_num,
+			.qkey = qkey,
+			.imm = sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM,
+			.imm_data = (__force __be32)sqe->imm_data,
+			.se = sqe->flags & FRDMA_WQE_SOLICITED,
+			.len = len,
+		};
+
+		if (sqe->flags & FRDMA_WQE_INLINE)
+			m.buf = (const u8 *)(sqe + 1);
+		else
+			m.sgl = &qp->lsgl;
+		frdma_wire_ud_send(&sgid, &ah, sqe->ud.remote_qpn, &m);
+		return;
+	}
+	t = d->qp;
+	if (t && t->gsi) {		/* QP1: gsi.c delivers or drops */
+		frdma_gsi_recv_user(t, qp, sqe, &ah, &sgid, len, qkey);
+		return;
+	}
+	if (!t || t->ibqp.qp_type != IB_QPT_UD)
+		return;			/* dropped */
+	frdma_ud_deliver(qp, t, sqe, &ah, &sgid, len, qkey);
+}
+
+/**
+ * frdma_ud_recv_wire - deliver a datagram from another host to a UD QP
+ * @t: the UD QP, referenced by the caller
+ * @rsgl: an empty scatter/gather list for the receive buffers
+ * @grh: the 40 bytes of the GRH area (frdma_build_grh())
+ * @m: the datagram, its payload in @m->buf
+ *
+ * The datagram is dropped, as frdma_exec_ud() drops a local one, when @t
+ * does not receive, its Q_Key differs or no receive is posted.
+ *
+ * Context: process (the wire's receive worker).
+ */
+void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
+			const u8 *grh, const struct frdma_dgram *m)
+{
+	struct frdma_cqe rcqe = {};
+	struct frdma_srq *srq;
+
+	if (!m->buf || m->len > FRDMA_UD_MAX_MSG ||
+	    !frdma_ud_recv_begin(t, m->qkey, m->len, rsgl, &rcqe, &srq))
+		return;			/* dropped */
+	if (rcqe.status == IB_WC_SUCCESS) {
+		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
+		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
+		frdma_sgl_write(rsgl, m->buf, m->len);
+		rcqe.byte_len = m->len + FRDMA_GRH_SIZE;
+		rcqe.src_qp = m->src_qp;
+		rcqe.wc_flags = FRDMA_WC_GRH;
+		if (m->imm) {
+			rcqe.imm_data = (__force u32)m->imm_data;
+			rcqe.wc_flags |= FRDMA_WC_WITH_IMM;
+		}
+	}
+	frdma_ud_recv_end(t, srq, rsgl, &rcqe, m->se);
 }
 
 /*

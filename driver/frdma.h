@@ -51,6 +51,14 @@
 #define FRDMA_MAX_AH		65536
 #define FRDMA_MAX_SRQ		16384
 /*
+ * Multicast (mcast.c), per device: the groups with one of its QPs, its QPs
+ * in one group, and its memberships in all.  rdma_rxe's group and
+ * per-group limits; a smaller total, so that memberships stay a few MiB.
+ */
+#define FRDMA_MAX_MCAST_GRP		8192
+#define FRDMA_MAX_MCAST_QP_ATTACH	56
+#define FRDMA_MAX_TOT_MCAST_QP_ATTACH	65536
+/*
  * An MR is pinned by umem/, whose page index is 32 bits wide: 16 TiB with
  * 4 KiB pages.  Report a quarter of that, which no test machine reaches.
  */
@@ -60,7 +68,12 @@
  * no page-size restriction of its own: any power of two from PAGE_SIZE up.
  */
 #define FRDMA_PAGE_SIZE_CAP	(~((u64)PAGE_SIZE - 1))
-#define FRDMA_MAX_RD_ATOM	16
+/*
+ * READ and atomic requests a QP may have outstanding, as requester
+ * (max_rd_atomic) and responder (max_dest_rd_atomic): rdma_rxe's limit,
+ * so that a peer that asks for all it advertises (perftest does) connects.
+ */
+#define FRDMA_MAX_RD_ATOM	128
 #define FRDMA_MAX_MSG_SIZE	BIT(31)
 #define FRDMA_PKEY_TBL_LEN	1
 #define FRDMA_GID_TBL_LEN	32
@@ -102,6 +115,9 @@ enum frdma_res {
  * @nres: user objects of each kind on this device, each at most its
  *	  limit in @attr (frdma_res_charge())
  * @wire: the device holds a reference on the wire's UDP socket (net.c)
+ * @mcast_groups: multicast groups with at least one of this device's QPs
+ *		  (mcast.c, under its mutex)
+ * @mcast_attach: memberships of this device's QPs in all groups (likewise)
  */
 struct frdma_dev {
 	struct ib_device ibdev;
@@ -120,6 +136,8 @@ struct frdma_dev {
 	u32 srq_next;
 	atomic_t nres[FRDMA_NR_RES];
 	bool wire;
+	u32 mcast_groups;
+	u32 mcast_attach;
 };
 
 /**
@@ -210,6 +228,7 @@ struct frdma_dev *frdma_dev_get_by_gid(struct frdma_dev *from,
 				       const union ib_gid *gid);
 struct frdma_dev *frdma_dev_get_by_gid_net(struct net *net,
 					   const union ib_gid *gid);
+bool frdma_dev_same_net(struct frdma_dev *a, struct frdma_dev *b);
 
 /* queue.c */
 int frdma_queue_init(struct frdma_queue *q, struct ib_ucontext *uctx,
@@ -250,6 +269,7 @@ enum frdma_counter {
 	FRDMA_CNT_RUNS,
 	FRDMA_CNT_PINNED_PAGES,
 	FRDMA_CNT_MW,
+	FRDMA_CNT_MCAST,
 	FRDMA_NR_COUNTERS
 };
 

@@ -52,6 +52,7 @@
 
 #include "mr.h"
 #include "qp.h"
+#include "wire_ud.h"
 
 /* Kernel SGEs are kernel virtual addresses only with the core's virt_dma. */
 #if !IS_ENABLED(CONFIG_INFINIBAND_VIRT_DMA)
@@ -395,6 +396,37 @@ void frdma_gsi_recv_user(struct frdma_qp *gsi, struct frdma_qp *qp,
 	frdma_gsi_recv(gsi, &m);
 }
 
+/**
+ * frdma_gsi_recv_wire - deliver a datagram from another host to a GSI QP
+ * @gsi: the destination, a GSI QP the caller holds a reference on
+ * @ah: the address vector the sender used (its destination GID: ours)
+ * @sgid: the sender's GID
+ * @m: the datagram, its payload in @m->buf
+ *
+ * Dropped as any datagram (see the top of this file) when @gsi cannot
+ * take it.
+ *
+ * Context: process (the wire's receive worker).
+ */
+void frdma_gsi_recv_wire(struct frdma_qp *gsi, const struct rdma_ah_attr *ah,
+			 const union ib_gid *sgid, const struct frdma_dgram *m)
+{
+	struct frdma_gsi_msg g = {
+		.src_qp = m->src_qp,
+		.ah = ah,
+		.sgid = sgid,
+		.qkey = m->qkey,
+		.imm = m->imm,
+		.imm_data = m->imm_data,
+		.solicited = m->se,
+		.len = m->len,
+		.buf = m->buf,
+	};
+
+	if (m->buf && m->len <= FRDMA_GSI_MAX_MSG)
+		frdma_gsi_recv(gsi, &g);
+}
+
 /*
  * Sending.
  */
@@ -434,6 +466,20 @@ static enum ib_wc_status frdma_gsi_send_one(struct frdma_qp *qp,
 		m.qkey = READ_ONCE(qp->attr.qkey);
 
 	tdev = frdma_dev_get_by_gid(qp->fdev, &e->ah.grh.dgid);
+	if (!tdev && qp->fdev->wire) {	/* another host: wire_ud.c */
+		struct frdma_dgram d = {
+			.src_qp = m.src_qp,
+			.qkey = m.qkey,
+			.imm = m.imm,
+			.imm_data = m.imm_data,
+			.se = m.solicited,
+			.len = m.len,
+			.buf = m.buf,
+		};
+
+		frdma_wire_ud_send(&e->sgid, &e->ah, e->remote_qpn, &d);
+		return IB_WC_SUCCESS;
+	}
 	if (!tdev)
 		return IB_WC_SUCCESS;		/* dropped */
 	t = frdma_qp_get(tdev, e->remote_qpn);

@@ -139,14 +139,20 @@ static struct net *frdma_dev_netns(struct frdma_dev *fdev)
 	return net;
 }
 
-/*
- * Whether @a and @b are on one fabric: their netdevs are in the same
- * network namespace, and so are the devices themselves (in the RDMA
- * core's exclusive netns mode a device belongs to one namespace; in the
- * shared mode every device is in init_net).  The namespaces are only
- * compared, never dereferenced.
+/**
+ * frdma_dev_same_net - whether two devices are on one fabric
+ * @a: a device
+ * @b: another, or the same
+ *
+ * Their netdevs are in the same network namespace, and so are the devices
+ * themselves (in the RDMA core's exclusive netns mode a device belongs to
+ * one namespace; in the shared mode every device is in init_net).  The
+ * namespaces are only compared, never dereferenced.
+ *
+ * Context: any; does not sleep.
+ * Return: true when @a's QPs reach @b's over the local fabric.
  */
-static bool frdma_dev_same_net(struct frdma_dev *a, struct frdma_dev *b)
+bool frdma_dev_same_net(struct frdma_dev *a, struct frdma_dev *b)
 {
 	struct net *na, *nb;
 
@@ -339,6 +345,7 @@ static int frdma_newlink(const char *ibdev_name, struct net_device *ndev)
 				  BIT_ULL(IB_USER_VERBS_CMD_REQ_NOTIFY_CQ);
 	frdma_init_attr(fdev);
 	ib_set_device_ops(ibdev, &frdma_dev_ops);
+	ib_set_device_ops(ibdev, &frdma_stats_ops);
 
 	err = ib_device_set_netdev(ibdev, ndev, 1);
 	if (err) {

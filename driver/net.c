@@ -14,11 +14,15 @@
  * needs no socket).
  *
  * Received datagrams are queued by the socket's encap_rcv callback and
- * processed by one work item in process context, in arrival order: checked
- * (lengths, opcode, ICRC), matched to a device by their destination address
- * and to a QP by their destination QP number, then handed to that QP's
- * responder (requests) or completer (responses).  Everything else is
- * dropped and counted.
+ * processed by one kthread worker, in arrival order, in process context
+ * (the responder and completer take mutexes and copy whole messages) at
+ * the lowest real-time priority: an application busy-polling its CQ on
+ * the same CPU, as perftest does, would otherwise keep an ordinary worker
+ * waiting until its time slice ends, up to a scheduler tick per packet.
+ * Each packet is checked (lengths, opcode, ICRC), matched to a device by
+ * its destination address and to a QP by its destination QP number, then
+ * handed to that QP's responder (requests) or completer (responses).
+ * Everything else is dropped and counted.
  *
  * The ICRC covers the IP and UDP headers with their variant fields (TOS,
  * TTL, IP checksum, UDP checksum) and the BTH's reserved byte masked to
@@ -29,9 +33,11 @@
 
 #include <linux/crc32.h>
 #include <linux/ip.h>
+#include <linux/kthread.h>
 #include <linux/moduleparam.h>
 #include <linux/udp.h>
 #include <net/checksum.h>
+#include <net/inet_ecn.h>
 #include <net/ip.h>
 #include <net/route.h>
 #include <net/udp_tunnel.h>
@@ -39,10 +45,11 @@
 
 #include "mr.h"
 #include "wire.h"
+#include "wire_ud.h"
 
 bool frdma_wire_enabled;
 module_param_named(wire, frdma_wire_enabled, bool, 0644);
-MODULE_PARM_DESC(wire, "Devices created from now on reach RC peers outside this kernel as RoCE v2 over UDP port 4791 (default off)");
+MODULE_PARM_DESC(wire, "Devices created from now on reach peers outside this kernel as RoCE v2 over UDP port 4791 (default off)");
 
 /* Received packets waiting for the worker, at most this many. */
 #define FRDMA_WIRE_RXQ_MAX	8192
@@ -54,8 +61,8 @@ static DEFINE_MUTEX(frdma_wire_mutex);	/* the socket and its users */
 static struct socket *frdma_wire_sock;
 static unsigned int frdma_wire_users;
 static struct sk_buff_head frdma_wire_rxq;
-static struct work_struct frdma_wire_rx_work;
-static bool frdma_wire_inited;
+static struct kthread_worker *frdma_wire_rx_worker;
+static struct kthread_work frdma_wire_rx_work;
 
 static atomic64_t frdma_wire_stat[FRDMA_WS_NR];
 
@@ -66,6 +73,17 @@ static atomic64_t frdma_wire_stat[FRDMA_WS_NR];
 void frdma_wire_count(enum frdma_wire_stat s)
 {
 	atomic64_inc(&frdma_wire_stat[s]);
+}
+
+/**
+ * frdma_wire_stat_read - read one counter of the wire
+ * @s: which
+ *
+ * Return: the events counted since the module was loaded.
+ */
+u64 frdma_wire_stat_read(enum frdma_wire_stat s)
+{
+	return atomic64_read(&frdma_wire_stat[s]);
 }
 
 #define R	FRDMA_H_RETH
@@ -140,6 +158,8 @@ unsigned int frdma_wire_hdr_len(u32 ops)
 		n += sizeof(__be32);
 	if (ops & FRDMA_H_IETH)
 		n += sizeof(__be32);
+	if (ops & FRDMA_H_DETH)
+		n += sizeof(struct frdma_deth);
 	return n;
 }
 
@@ -216,6 +236,26 @@ int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
 {
 	struct frdma_qp *qp = w->qp;
 	union ib_gid dgid;
+
+	spin_lock(&qp->lock);
+	dgid = qp->attr.ah_attr.grh.dgid;
+	spin_unlock(&qp->lock);
+	return frdma_wire_xmit_to(&qp->sgid, &dgid, w->sport, x);
+}
+
+/**
+ * frdma_wire_xmit_to - send one packet from one GID to another
+ * @sgid: the source GID, one of the device's
+ * @dgid: the destination GID
+ * @sport: the UDP source port
+ * @x: the packet
+ *
+ * Context: process.
+ * Return: as frdma_wire_xmit().
+ */
+int frdma_wire_xmit_to(const union ib_gid *sgid, const union ib_gid *dgid,
+		       u16 sport, const struct frdma_xpkt *x)
+{
 	struct flowi4 fl = {};
 	struct rtable *rt;
 	struct sk_buff *skb;
@@ -226,15 +266,12 @@ int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
 	u8 *p;
 	u32 icrc;
 
-	spin_lock(&qp->lock);
-	dgid = qp->attr.ah_attr.grh.dgid;
-	spin_unlock(&qp->lock);
-	if (!ipv6_addr_v4mapped((struct in6_addr *)dgid.raw) ||
-	    !ipv6_addr_v4mapped((struct in6_addr *)qp->sgid.raw))
+	if (!ipv6_addr_v4mapped((const struct in6_addr *)dgid->raw) ||
+	    !ipv6_addr_v4mapped((const struct in6_addr *)sgid->raw))
 		return -EAFNOSUPPORT;
 
-	fl.daddr = *(__be32 *)&dgid.raw[12];
-	fl.saddr = *(__be32 *)&qp->sgid.raw[12];
+	fl.daddr = *(const __be32 *)&dgid->raw[12];
+	fl.saddr = *(const __be32 *)&sgid->raw[12];
 	fl.flowi4_proto = IPPROTO_UDP;
 	rt = ip_route_output_key(&init_net, &fl);
 	if (IS_ERR(rt))
@@ -269,7 +306,7 @@ int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
 
 	udph = skb_push(skb, sizeof(*udph));
 	skb_reset_transport_header(skb);
-	udph->source = htons(w->sport);
+	udph->source = htons(sport);
 	udph->dest = htons(FRDMA_ROCE_PORT);
 	udph->len = htons(sizeof(*udph) + total);
 	udph->check = 0;
@@ -278,7 +315,14 @@ int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
 	skb_reset_network_header(skb);
 	iph->version = 4;
 	iph->ihl = sizeof(*iph) >> 2;
-	iph->tos = 0;
+	/*
+	 * ECN-capable: a queue that runs long (fq_codel, the default
+	 * qdisc, after 5 ms) marks the packet instead of dropping it.  A
+	 * requester hands a window of packets to the device at once, and
+	 * on a slow link every burst would otherwise lose its tail to the
+	 * qdisc and wait for a retransmission.
+	 */
+	iph->tos = INET_ECN_ECT_0;
 	iph->tot_len = htons(skb->len);
 	iph->id = 0;
 	iph->frag_off = htons(IP_DF);
@@ -317,9 +361,12 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 		goto drop;
 	pkt.bth = (const void *)skb->data;
 	pkt.opcode = pkt.bth->opcode;
-	if (pkt.opcode >= FRDMA_OP_NR || !frdma_wire_ops[pkt.opcode])
-		goto drop;	/* UC, UD, CNP and others: not on the wire yet */
-	pkt.ops = frdma_wire_ops[pkt.opcode];
+	if (pkt.opcode < FRDMA_OP_NR)
+		pkt.ops = frdma_wire_ops[pkt.opcode];
+	else
+		pkt.ops = frdma_wire_dgram_ops(pkt.opcode);	/* UC, UD */
+	if (!pkt.ops)
+		goto drop;	/* CNP and others */
 	hlen = sizeof(struct frdma_bth) + frdma_wire_hdr_len(pkt.ops);
 	pad = (pkt.bth->flags >> FRDMA_BTH_PAD_SHIFT) & 3;
 	if (len < hlen + pad + 4)
@@ -345,7 +392,11 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 	qp = frdma_qp_get(fdev, ntohl(pkt.bth->qpn) & FRDMA_QPN_MASK);
 	/* Pairs with the release that published a whole wire state. */
 	w = qp ? smp_load_acquire(&qp->wire) : NULL;
-	if (w) {
+	if (qp && (pkt.opcode >= FRDMA_OP_NR ||
+		   qp->ibqp.qp_type != IB_QPT_RC)) {
+		atomic64_inc(&frdma_wire_stat[FRDMA_WS_RX]);
+		frdma_wire_recv_dgram(qp, &pkt);	/* wire_ud.c */
+	} else if (w) {
 		atomic64_inc(&frdma_wire_stat[FRDMA_WS_RX]);
 		mutex_lock(&w->lock);
 		if (pkt.ops & FRDMA_F_REQ)
@@ -366,7 +417,7 @@ free:
 	kfree_skb(skb);
 }
 
-static void frdma_wire_rx_worker(struct work_struct *work)
+static void frdma_wire_rx_fn(struct kthread_work *work)
 {
 	struct sk_buff *skb;
 	unsigned int n = 0;
@@ -376,6 +427,16 @@ static void frdma_wire_rx_worker(struct work_struct *work)
 		if (++n % 64 == 0)
 			cond_resched();
 	}
+}
+
+/**
+ * frdma_wire_rx_flush - wait until the packets received so far are taken
+ *
+ * Context: process; holds no QP's wire lock.
+ */
+void frdma_wire_rx_flush(void)
+{
+	kthread_flush_work(&frdma_wire_rx_work);
 }
 
 /* The socket's receive callback (softirq): queue for the worker. */
@@ -395,7 +456,7 @@ static int frdma_wire_encap_rcv(struct sock *sk, struct sk_buff *skb)
 		goto drop;
 	skb_pull(skb, sizeof(*udph));
 	skb_queue_tail(&frdma_wire_rxq, skb);
-	queue_work(system_unbound_wq, &frdma_wire_rx_work);
+	kthread_queue_work(frdma_wire_rx_worker, &frdma_wire_rx_work);
 	return 0;
 drop:
 	atomic64_inc(&frdma_wire_stat[FRDMA_WS_DROP]);
@@ -413,18 +474,29 @@ static int frdma_wire_open(void)
 		.encap_type = 1,
 		.encap_rcv = frdma_wire_encap_rcv,
 	};
+	struct kthread_worker *kw;
 	struct socket *sock;
 	int err;
 
-	if (!frdma_wire_inited) {
-		skb_queue_head_init(&frdma_wire_rxq);
-		INIT_WORK(&frdma_wire_rx_work, frdma_wire_rx_worker);
-		frdma_wire_inited = true;
-	}
+	skb_queue_head_init(&frdma_wire_rxq);
+	kthread_init_work(&frdma_wire_rx_work, frdma_wire_rx_fn);
+	kw = kthread_create_worker(0, "frdma_wire");
+	if (IS_ERR(kw))
+		return PTR_ERR(kw);
+	/*
+	 * Above every ordinary task: a busy-polling application on the
+	 * same CPU would otherwise hold the worker off until its time
+	 * slice ends, a scheduler tick later.
+	 */
+	sched_set_fifo_low(kw->task);
+	frdma_wire_rx_worker = kw;
 	/* IPv4 only: no call that would need ip6_udp_tunnel loaded */
 	err = udp_sock_create4(&init_net, &cfg, &sock);
-	if (err)
+	if (err) {
+		kthread_destroy_worker(kw);
+		frdma_wire_rx_worker = NULL;
 		return err;
+	}
 	setup_udp_tunnel_sock(&init_net, sock, &tcfg);
 	frdma_wire_sock = sock;
 	pr_info("frdma: RoCE v2 on the wire: UDP port %d open\n",
@@ -437,7 +509,9 @@ static void frdma_wire_close(void)
 	udp_tunnel_sock_release(frdma_wire_sock);
 	frdma_wire_sock = NULL;
 	/* No callback runs any more; finish what was queued. */
-	flush_work(&frdma_wire_rx_work);
+	kthread_flush_work(&frdma_wire_rx_work);
+	kthread_destroy_worker(frdma_wire_rx_worker);
+	frdma_wire_rx_worker = NULL;
 	skb_queue_purge(&frdma_wire_rxq);
 	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed: sent %lld received %lld ICRC errors %lld dropped %lld timeouts %lld sequence NAKs sent %lld received %lld RNR NAKs sent %lld received %lld duplicates %lld\n",
 		FRDMA_ROCE_PORT,

@@ -565,6 +565,8 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	 * step: the waits below last one step, not one message.
 	 */
 	WRITE_ONCE(qp->stopping, true);
+	/* No multicast send finds it either (the core has detached it). */
+	frdma_mcast_qp_destroy(qp);
 	/* No lookup finds the QP from here on; wait for those that did. */
 	xa_erase(&fdev->qp_table, ibqp->qp_num);
 	frdma_qp_put(qp);
@@ -574,8 +576,14 @@ int frdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 	frdma_sq_poll_stop(qp);
 	mutex_unlock(&qp->sq_mutex);
 	cancel_work_sync(&qp->poll_work);
-	/* Its timer may queue the work too. */
+	/*
+	 * The wire state goes under sq_mutex, as every send-queue pass
+	 * reads qp->wire under it: a retry work already queued (the QP's
+	 * error, the wire's timer) finds none when it runs.
+	 */
+	mutex_lock(&qp->sq_mutex);
 	frdma_wire_qp_destroy(qp);
+	mutex_unlock(&qp->sq_mutex);
 	/* Nobody else can queue the work now. */
 	cancel_delayed_work_sync(&qp->retry_work);
 

@@ -96,6 +96,8 @@ struct frdma_sgl {
  *	 no rings and uses none of the ring fields above
  * @wire: the RoCE v2 state of an RC QP whose peer is outside this kernel
  *	  (wire.h), else NULL; set once, at RTR, freed by destroy_qp
+ * @mcast: the multicast groups the QP is a member of (mcast.c, under its
+ *	   mutex)
  */
 struct frdma_qp {
 	struct ib_qp ibqp;
@@ -132,6 +134,7 @@ struct frdma_qp {
 	bool stopping;
 	struct frdma_gsi *gsi;
 	struct frdma_wqp *wire;
+	u32 mcast;
 };
 
 /**
@@ -266,6 +269,14 @@ int frdma_gsi_post_recv(struct frdma_qp *qp, const struct ib_recv_wr *wr,
 void frdma_gsi_recv_user(struct frdma_qp *gsi, struct frdma_qp *qp,
 			 const struct frdma_sqe *sqe, const struct rdma_ah_attr *ah,
 			 const union ib_gid *sgid, u64 len, u32 qkey);
+
+/* mcast.c: UD multicast on the local fabric */
+int frdma_attach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid);
+int frdma_detach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid);
+void frdma_mcast_qp_destroy(struct frdma_qp *qp);
+struct frdma_qp **frdma_mcast_members(struct frdma_qp *from,
+				      const union ib_gid *mgid, u32 *n);
+void frdma_mcast_members_put(struct frdma_qp **qps, u32 n);
 
 /* ah.c */
 bool frdma_ah_lookup(struct frdma_dev *fdev, u32 ah_num, struct ib_pd *pd,

@@ -137,6 +137,9 @@ void frdma_init_attr(struct frdma_dev *fdev)
 	attr->max_srq_wr = FRDMA_MAX_QP_WR;
 	attr->max_srq_sge = FRDMA_MAX_SGE;
 	attr->max_pkeys = FRDMA_PKEY_TBL_LEN;
+	attr->max_mcast_grp = FRDMA_MAX_MCAST_GRP;
+	attr->max_mcast_qp_attach = FRDMA_MAX_MCAST_QP_ATTACH;
+	attr->max_total_mcast_qp_attach = FRDMA_MAX_TOT_MCAST_QP_ATTACH;
 	attr->local_ca_ack_delay = 15;
 	/* Completion timestamps: CLOCK_MONOTONIC in ns (frdma-abi.h). */
 	attr->hca_core_clock = FRDMA_CLOCK_KHZ;
@@ -307,6 +310,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.alloc_pd = frdma_alloc_pd,
 	.alloc_ucontext = frdma_alloc_ucontext,
 	.alloc_xrcd = frdma_alloc_xrcd,
+	.attach_mcast = frdma_attach_mcast,
 	.create_ah = frdma_create_ah,
 	.create_cq = frdma_create_cq,
 	.create_qp = frdma_create_qp,
@@ -321,6 +325,7 @@ const struct ib_device_ops frdma_dev_ops = {
 	.destroy_cq = frdma_destroy_cq,
 	.destroy_qp = frdma_destroy_qp,
 	.destroy_srq = frdma_destroy_srq,
+	.detach_mcast = frdma_detach_mcast,
 	.fill_res_mr_entry = frdma_fill_res_mr_entry,
 	.get_dma_mr = frdma_get_dma_mr,
 	.get_link_layer = frdma_get_link_layer,

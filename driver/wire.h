@@ -14,7 +14,7 @@
  *
  * Locks: a QP's wire state is under wqp->lock, a mutex taken inside the
  * QP's sq_mutex and outside its rq_mutex.  Received packets are processed
- * by one work item (net.c), in arrival order, in process context.
+ * by one kthread worker (net.c), in arrival order, in process context.
  */
 #ifndef _FRDMA_WIRE_H
 #define _FRDMA_WIRE_H
@@ -110,6 +110,7 @@ enum {
 #define FRDMA_H_ATMACK		BIT(3)
 #define FRDMA_H_IMM		BIT(4)
 #define FRDMA_H_IETH		BIT(5)
+#define FRDMA_H_DETH		BIT(6)
 #define FRDMA_F_PAYLOAD		BIT(8)
 #define FRDMA_F_FIRST		BIT(9)
 #define FRDMA_F_LAST		BIT(10)
@@ -177,9 +178,9 @@ struct frdma_xpkt {
  * @npsn: PSNs it uses (a READ: one per response packet)
  * @done: its response came (READ, atomic)
  * @read_off: bytes of a READ response written so far
- * @read_again: the READ was asked for again after a lost response; later
- *		responses of the first answer are ignored until the new one
- *		starts
+ * @read_again: the rest of the READ (the atomic) was asked for again and
+ *		no response came since: further signs of the same loss do not
+ *		ask once more (the local ACK timeout does)
  */
 struct frdma_wwqe {
 	u64 sqe[FRDMA_MAX_WQE_SIZE / sizeof(u64)];
@@ -195,15 +196,22 @@ struct frdma_wwqe {
 #define FRDMA_WIRE_WQES		64	/* work requests in flight per QP */
 #define FRDMA_WIRE_WINDOW	128	/* unacknowledged PSNs per QP */
 #define FRDMA_WIRE_ACK_EVERY	16	/* AckReq at least this often */
-#define FRDMA_WIRE_READS	16	/* READ responses queued per QP */
+#define FRDMA_WIRE_READS	FRDMA_MAX_RD_ATOM /* READ, atomic requests kept */
 
-/* A READ request the responder is answering or has answered. */
+/*
+ * A READ or atomic request the responder answered, kept to answer a
+ * duplicate: a READ again from its RETH, an atomic with its result.
+ */
 struct frdma_wread {
 	u32 psn;
-	u32 npsn;
-	u64 va;
+	u32 npsn;		/* 0: unused */
 	u32 rkey;
 	u32 len;
+	union {
+		u64 va;		/* READ */
+		u64 orig;	/* atomic: the original value */
+	};
+	bool atomic;
 };
 
 /**
@@ -224,6 +232,8 @@ struct frdma_wread {
  * @rnr_left: RNR retries left (7: forever)
  * @rnr_wait: an RNR NAK came: nothing is sent until @rto_work runs
  * @rto_work: the retransmission (and RNR wait) timer
+ * @rto_start: when the local ACK timer last started (jiffies): the timeout
+ *	is due a local ACK timeout after it
  * @epsn: the responder's expected PSN
  * @msn: the responder's message sequence number
  * @nak_sent: a sequence NAK was sent for @epsn
@@ -234,11 +244,10 @@ struct frdma_wread {
  * @wr_mr: the MR of the RDMA WRITE being received, or NULL
  * @wr_va: where its next byte goes
  * @wr_left: bytes it may still write
- * @reads: the READ requests answered, a ring
+ * @reads: the READ and atomic requests answered, a ring (the responder's
+ *	    resources: max_dest_rd_atomic is at most its size)
  * @nreads: entries used in @reads (free-running index of the next one)
- * @atomic_psn: the PSN of the last atomic executed
- * @atomic_orig: its result, replayed for a duplicate
- * @atomic_valid: @atomic_psn and @atomic_orig are set
+ * @uc_msg: UC: the kind of message being received (wire_uc.c)
  */
 struct frdma_wqp {
 	struct frdma_qp *qp;
@@ -258,6 +267,7 @@ struct frdma_wqp {
 	u8 rnr_left;
 	bool rnr_wait;
 	struct delayed_work rto_work;
+	unsigned long rto_start;
 
 	u32 epsn;
 	u32 msn;
@@ -271,9 +281,7 @@ struct frdma_wqp {
 	u64 wr_left;
 	struct frdma_wread reads[FRDMA_WIRE_READS];
 	u32 nreads;
-	u32 atomic_psn;
-	u64 atomic_orig;
-	bool atomic_valid;
+	u8 uc_msg;
 };
 
 /*
@@ -336,7 +344,10 @@ static inline u32 frdma_psn_add(u32 psn, u32 n)
 	return (psn + n) & FRDMA_PSN_MASK;
 }
 
-/* Wire counters, module-wide, printed when the socket closes (net.c). */
+/*
+ * Wire counters, module-wide, printed when the socket closes (net.c) and
+ * shown as every device's port counters (stats.c).
+ */
 enum frdma_wire_stat {
 	FRDMA_WS_TX,		/* packets sent */
 	FRDMA_WS_RX,		/* packets received for a wire QP */
@@ -354,9 +365,13 @@ enum frdma_wire_stat {
 /* net.c */
 extern bool frdma_wire_enabled;
 void frdma_wire_count(enum frdma_wire_stat s);
+u64 frdma_wire_stat_read(enum frdma_wire_stat s);
 int frdma_wire_dev_add(struct frdma_dev *fdev);
 void frdma_wire_dev_del(struct frdma_dev *fdev);
 int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x);
+void frdma_wire_rx_flush(void);
+int frdma_wire_xmit_to(const union ib_gid *sgid, const union ib_gid *dgid,
+		       u16 sport, const struct frdma_xpkt *x);
 u32 frdma_wire_mtu(struct frdma_qp *qp);
 
 /* wire_req.c */
@@ -370,8 +385,18 @@ void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
 			    int mask);
 void frdma_wire_qp_destroy(struct frdma_qp *qp);
 
+/* stats.c */
+extern const struct ib_device_ops frdma_stats_ops;
+
 /* wire_resp.c */
 void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt);
 void frdma_wire_resp_reset(struct frdma_wqp *w);
+int frdma_wire_rqe_take(struct frdma_wqp *w, u64 *room, bool sgl);
+void frdma_wire_rcv_put(struct frdma_wqp *w);
+void frdma_wire_rcv_write(struct frdma_wqp *w, u64 off, const u8 *src,
+			  u32 len);
+void frdma_wire_post_recv(struct frdma_wqp *w, u64 wr_id,
+			  enum ib_wc_status status, u32 byte_len, u8 opcode,
+			  const struct frdma_pkt *pkt);
 
 #endif /* _FRDMA_WIRE_H */

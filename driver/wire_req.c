@@ -14,7 +14,13 @@
  *
  * Acknowledgements complete work requests in order: an ACK of PSN p
  * completes every SEND and WRITE whose last PSN is at most p; a READ or
- * atomic completes when its response came.  A sequence NAK retransmits
+ * atomic completes when its response came.  At most max_rd_atomic READs
+ * and atomics are unanswered at a time (the responder keeps that many for
+ * duplicates).  A READ answered in part is asked for again from its first
+ * missing response (a READ request at that PSN for the remaining address
+ * and length), when its answer ended with a gap or an acknowledgment of a
+ * later request passed it; only that request is sent again, and not once
+ * more until a response came.  A sequence NAK retransmits
  * from the PSN it names (go-back-N); an RNR NAK waits the responder's
  * timer, then retransmits, rnr_retry times (7: forever); other NAKs
  * complete the request in error (remote access, invalid request, remote
@@ -23,7 +29,10 @@
  * least 500 ms here: emulated guests take longer than the usual 67 ms to
  * answer a burst, and a timeout that fires early makes a storm of
  * duplicates), everything unacknowledged is sent again, retry_cnt times,
- * then the oldest request completes with IB_WC_RETRY_EXC_ERR.
+ * then the oldest request completes with IB_WC_RETRY_EXC_ERR.  The
+ * timeout first has the packets received before it fired taken (a guest
+ * that stalls runs its expired timers and its receive queue together),
+ * and does nothing if they restarted the timer.
  */
 
 #include <linux/hash.h>
@@ -31,6 +40,7 @@
 
 #include "mr.h"
 #include "wire.h"
+#include "wire_ud.h"
 
 static u8 frdma_wire_wc_opcode(u8 opcode)
 {
@@ -111,7 +121,7 @@ static void frdma_wire_complete(struct frdma_wqp *w, struct frdma_wwqe *e,
 	w->tail++;
 	if (w->sq_blocked) {
 		w->sq_blocked = false;
-		mod_delayed_work(system_unbound_wq, &qp->retry_work, 0);
+		frdma_sq_kick(qp, 0);
 	}
 }
 
@@ -130,11 +140,15 @@ static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
 	x.psn = frdma_psn_add(e->first_psn, k);
 	switch (sqe->opcode) {
 	case IB_UVERBS_WR_RDMA_READ:
+		/*
+		 * Packet k of a READ asks for the bytes from the response of
+		 * PSN first_psn + k on (k > 0: the first responses came).
+		 */
 		x.opcode = FRDMA_OP_READ_REQ;
 		reth = (void *)ext;
-		reth->va = cpu_to_be64(sqe->rdma.remote_addr);
+		reth->va = cpu_to_be64(sqe->rdma.remote_addr + (u64)k * mtu);
 		reth->rkey = cpu_to_be32(sqe->rdma.rkey);
-		reth->len = cpu_to_be32(e->len);
+		reth->len = cpu_to_be32(e->len - (u64)k * mtu);
 		x.ext_len = sizeof(*reth);
 		x.ackreq = true;
 		goto send;
@@ -215,42 +229,108 @@ send:
 	frdma_wire_xmit(w, &x);
 }
 
-static void frdma_wire_arm(struct frdma_wqp *w)
+/*
+ * The local ACK timer runs while anything is unacknowledged.  It starts
+ * when the first packet goes out and starts again only on progress (an
+ * acknowledgment or READ response in sequence, @restart): sending more
+ * does not postpone the timeout of what was sent before.
+ */
+static void frdma_wire_arm(struct frdma_wqp *w, bool restart)
 {
 	if (w->rnr_wait)
 		return;
-	if (w->una == w->psn && w->tail == w->head)
+	if (w->una == w->psn && w->tail == w->head) {
 		cancel_delayed_work(&w->rto_work);
-	else
+	} else if (restart) {
+		w->rto_start = jiffies;
 		mod_delayed_work(system_unbound_wq, &w->rto_work,
 				 frdma_wire_rto(w->qp));
+	} else if (queue_delayed_work(system_unbound_wq, &w->rto_work,
+				      frdma_wire_rto(w->qp))) {
+		w->rto_start = jiffies;
+	}
 }
 
-/* Transmit what the window allows, from (w->send, w->send_pkt) on. */
-static void frdma_wire_push(struct frdma_wqp *w)
+/*
+ * The READ and atomic requests the QP may have outstanding: its
+ * max_rd_atomic, at least one (0 would forbid them; a RoCE NIC takes it as
+ * one too).
+ */
+static u32 frdma_wire_rd_max(struct frdma_qp *qp)
+{
+	return max_t(u32, READ_ONCE(qp->attr.max_rd_atomic), 1);
+}
+
+/* READ and atomic requests sent (before w->send) and not answered yet. */
+static u32 frdma_wire_rd_busy(struct frdma_wqp *w)
 {
 	struct frdma_wwqe *e;
-	bool sent = false;
+	u32 i, n = 0;
+
+	for (i = w->tail; i != w->send && i != w->head; i++) {
+		e = frdma_wslot(w, i);
+		if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) && !e->done)
+			n++;
+	}
+	return n;
+}
+
+/*
+ * Transmit what the window allows, from (w->send, w->send_pkt) on.  A READ
+ * or atomic waits while max_rd_atomic of them are unanswered; one already
+ * answered (sent again by a go-back) is not sent again; a READ answered in
+ * part asks for the rest only.
+ */
+static void frdma_wire_push(struct frdma_wqp *w)
+{
+	u32 rd_max = frdma_wire_rd_max(w->qp), rd_busy = frdma_wire_rd_busy(w);
+	struct frdma_wwqe *e;
+	bool sent = false, resp;
 
 	while (!w->rnr_wait && w->send != w->head) {
 		e = frdma_wslot(w, w->send);
-		if (frdma_psn_diff(frdma_psn_add(e->first_psn, w->send_pkt),
+		resp = frdma_wire_needs_resp(frdma_wsqe(e)->opcode);
+		if (resp) {
+			if (e->done) {
+				w->send++;
+				w->send_pkt = 0;
+				continue;
+			}
+			if (rd_busy >= rd_max)
+				break;
+			w->send_pkt = 0;
+			if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
+				w->send_pkt = div_u64(e->read_off,
+						      frdma_wire_mtu(w->qp));
+		}
+		/* A READ's request is in the window when its first PSN is. */
+		if (frdma_psn_diff(frdma_psn_add(e->first_psn,
+						 resp ? 0 : w->send_pkt),
 				   w->una) >= FRDMA_WIRE_WINDOW)
 			break;
 		frdma_wire_send_pkt(w, e, w->send_pkt);
 		sent = true;
-		if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) ||
-		    ++w->send_pkt >= e->npsn) {
+		if (resp)
+			rd_busy++;
+		if (resp || ++w->send_pkt >= e->npsn) {
 			w->send++;
 			w->send_pkt = 0;
 		}
 	}
 	if (sent)
-		frdma_wire_arm(w);
+		frdma_wire_arm(w, false);
 }
 
-/* Go back to PSN @psn: transmit again from the request that holds it. */
-static void frdma_wire_go_back(struct frdma_wqp *w, u32 psn)
+/*
+ * Go back to PSN @psn: transmit again from the request that holds it.  A
+ * READ is asked for again from its first missing response (the bytes
+ * before it came), an atomic whole; either is marked as asked again, so
+ * that further hints of the same loss do not ask once more before the
+ * answer starts to come.  frdma_wire_rewind() only moves the send position
+ * and returns false when no request in flight holds @psn;
+ * frdma_wire_go_back() transmits too.
+ */
+static bool frdma_wire_rewind(struct frdma_wqp *w, u32 psn)
 {
 	struct frdma_wwqe *e;
 	u32 i;
@@ -260,21 +340,66 @@ static void frdma_wire_go_back(struct frdma_wqp *w, u32 psn)
 		if (frdma_psn_diff(psn, e->first_psn) >= 0 &&
 		    frdma_psn_diff(psn, e->first_psn) < e->npsn) {
 			w->send = i;
-			/* READ and atomics are asked for again whole. */
-			w->send_pkt = frdma_wire_needs_resp(frdma_wsqe(e)->opcode) ?
-				      0 : frdma_psn_diff(psn, e->first_psn);
-			if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
-				e->read_off = 0;
-			break;
+			w->send_pkt = frdma_psn_diff(psn, e->first_psn);
+			if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode)) {
+				w->send_pkt = 0;	/* push() decides */
+				e->read_again = true;
+			}
+			return true;
 		}
+		if (i == w->send)
+			break;		/* not sent yet: nothing to go back to */
 	}
+	return false;
+}
+
+static void frdma_wire_go_back(struct frdma_wqp *w, u32 psn)
+{
+	frdma_wire_rewind(w, psn);
 	frdma_wire_push(w);
+}
+
+/*
+ * Ask again for what READ or atomic @e (sent already) has not been
+ * answered: a READ from its first missing response on, an atomic whole.
+ * Only @e is asked again: the responder received the requests around it.
+ */
+static void frdma_wire_ask_again(struct frdma_wqp *w, struct frdma_wwqe *e)
+{
+	u32 k = 0;
+
+	if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
+		k = div_u64(e->read_off, frdma_wire_mtu(w->qp));
+	e->read_again = true;
+	frdma_wire_send_pkt(w, e, k);
+	frdma_wire_arm(w, false);
+}
+
+/*
+ * An acknowledgment of PSN @psn passed READs or atomics without their
+ * whole response: ask again for each, unless it was already and nothing
+ * came since.
+ */
+static void frdma_wire_ask_passed(struct frdma_wqp *w, u32 psn)
+{
+	struct frdma_wwqe *e;
+	u32 i;
+
+	for (i = w->tail; i != w->send && i != w->head; i++) {
+		e = frdma_wslot(w, i);
+		if (frdma_psn_diff(frdma_psn_add(e->first_psn, e->npsn - 1),
+				   psn) > 0)
+			break;
+		if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) && !e->done &&
+		    !e->read_again)
+			frdma_wire_ask_again(w, e);
+	}
 }
 
 /*
  * Everything up to PSN @psn is acknowledged: complete what that finishes.
  * A READ or atomic the acknowledgment passes without its response lost
- * the response: it is asked for again.
+ * the response (or some of it): it is asked for again.
  */
 static void frdma_wire_ack(struct frdma_wqp *w, u32 psn)
 {
@@ -293,7 +418,7 @@ static void frdma_wire_ack(struct frdma_wqp *w, u32 psn)
 			break;
 		if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) && !e->done) {
 			w->una = e->first_psn;
-			frdma_wire_go_back(w, e->first_psn);
+			frdma_wire_ask_passed(w, psn);
 			break;
 		}
 		frdma_wire_complete(w, e, IB_WC_SUCCESS);
@@ -303,7 +428,7 @@ static void frdma_wire_ack(struct frdma_wqp *w, u32 psn)
 		w->send_pkt = 0;
 	}
 	w->rnr_left = READ_ONCE(w->qp->attr.rnr_retry);
-	frdma_wire_arm(w);
+	frdma_wire_arm(w, true);
 }
 
 /* The request holding @psn failed: complete it and fail the QP. */
@@ -342,7 +467,9 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	if (pkt->ops & FRDMA_F_ATOMIC) {
 		u64 orig;
 
-		if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
+		/* Only an atomic has the 8-byte buffer its result goes to. */
+		if (frdma_wsqe(e)->opcode != IB_UVERBS_WR_ATOMIC_CMP_AND_SWP &&
+		    frdma_wsqe(e)->opcode != IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD)
 			return;
 		orig = frdma_get_be64(pkt->hdr + sizeof(struct frdma_aeth));
 		frdma_mr_write(e->sgl.mr[0], e->sgl.addr[0], &orig,
@@ -356,11 +483,17 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	mtu = frdma_wire_mtu(w->qp);
 	expect = frdma_psn_add(e->first_psn, e->read_off / mtu);
 	if (pkt->psn != expect) {
-		/* A response was lost: ask for the READ again, once. */
-		if (frdma_psn_diff(pkt->psn, expect) > 0 && !e->read_again) {
-			e->read_again = true;
-			frdma_wire_go_back(w, e->first_psn);
-		}
+		/*
+		 * A response was lost (or comes late): once the answer has
+		 * ended, ask for the rest from the first missing response,
+		 * unless that was asked for already and nothing came since.
+		 * Waiting for the last response of the answer keeps one
+		 * request per answer, however many responses it lost or
+		 * reordered.
+		 */
+		if (frdma_psn_diff(pkt->psn, expect) > 0 &&
+		    (pkt->ops & FRDMA_F_LAST) && !e->read_again)
+			frdma_wire_ask_again(w, e);
 		return;
 	}
 	e->read_again = false;
@@ -388,7 +521,7 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	e->read_off += pkt->paylen;
 	/* Each response in sequence is progress: the timer starts again. */
 	w->retry_left = READ_ONCE(w->qp->attr.retry_cnt);
-	frdma_wire_arm(w);
+	frdma_wire_arm(w, true);
 	if (pkt->ops & FRDMA_F_LAST) {
 		if (e->read_off != e->len)
 			return;
@@ -397,6 +530,13 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	} else if (pkt->ops & FRDMA_H_AETH) {
 		frdma_wire_ack(w, frdma_psn_add(e->first_psn, -1));
 	}
+}
+
+/* Was @psn sent and is it not acknowledged yet? */
+static bool frdma_wire_in_flight(const struct frdma_wqp *w, u32 psn)
+{
+	return frdma_psn_diff(psn, w->una) >= 0 &&
+	       frdma_psn_diff(psn, w->psn) < 0;
 }
 
 /**
@@ -423,6 +563,9 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		break;
 	case FRDMA_AETH_T_RNR:
 		frdma_wire_count(FRDMA_WS_RNR_RX);
+		/* Only for a PSN in flight: else stale. */
+		if (!frdma_wire_in_flight(w, pkt->psn))
+			break;
 		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
 		if (!w->rnr_left) {
 			frdma_wire_fail(w, IB_WC_RNR_RETRY_EXC_ERR);
@@ -430,14 +573,21 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		}
 		if (w->rnr_left != 7)
 			w->rnr_left--;
+		if (!frdma_wire_rewind(w, pkt->psn))
+			break;
 		w->rnr_wait = true;
-		w->send = w->tail;
-		w->send_pkt = frdma_psn_diff(pkt->psn,
-					     frdma_wslot(w, w->tail)->first_psn);
 		mod_delayed_work(system_unbound_wq, &w->rto_work,
 				 usecs_to_jiffies(frdma_wire_rnr_usecs[syn & 31]));
 		return;
 	case FRDMA_AETH_T_NAK:
+		/*
+		 * One that ends a request in error only for a PSN sent and not
+		 * acknowledged: else it is stale (or forged), and would fail
+		 * the oldest request, whichever it is.
+		 */
+		if (syn != FRDMA_NAK_PSN_SEQ &&
+		    !frdma_wire_in_flight(w, pkt->psn))
+			break;
 		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
 		switch (syn) {
 		case FRDMA_NAK_PSN_SEQ:
@@ -464,13 +614,26 @@ static void frdma_wire_rto_work(struct work_struct *work)
 {
 	struct frdma_wqp *w = container_of(to_delayed_work(work),
 					   struct frdma_wqp, rto_work);
+	unsigned long due;
 
+	/*
+	 * Acknowledgments that arrived before the timer fired are taken
+	 * first: a guest or host that stalled for longer than the timeout
+	 * runs its timers and its receive queue at once, and the timeout
+	 * then finds them waiting.
+	 */
+	frdma_wire_rx_flush();
 	mutex_lock(&w->lock);
+	due = w->rto_start + frdma_wire_rto(w->qp);
 	if (!w->wqe || READ_ONCE(w->qp->state) != IB_QPS_RTS) {
 		w->rnr_wait = false;
 	} else if (w->rnr_wait) {
 		w->rnr_wait = false;
 		frdma_wire_push(w);
+	} else if (w->tail != w->head && time_before(jiffies, due)) {
+		/* Progress restarted the timer meanwhile: not expired. */
+		queue_delayed_work(system_unbound_wq, &w->rto_work,
+				   due - jiffies);
 	} else if (w->tail != w->head) {
 		if (!w->retry_left) {
 			frdma_wire_fail(w, IB_WC_RETRY_EXC_ERR);
@@ -478,7 +641,7 @@ static void frdma_wire_rto_work(struct work_struct *work)
 			w->retry_left--;
 			frdma_wire_count(FRDMA_WS_RETRANS);
 			frdma_wire_go_back(w, w->una);
-			frdma_wire_arm(w);
+			frdma_wire_arm(w, true);
 		}
 	}
 	mutex_unlock(&w->lock);
@@ -515,6 +678,8 @@ int frdma_wire_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 	struct frdma_wwqe *e;
 	u32 mtu = frdma_wire_mtu(qp);
 
+	if (qp->ibqp.qp_type == IB_QPT_UC)	/* no ACKs: wire_uc.c */
+		return frdma_wire_uc_post(qp, sqe, lsgl, len);
 	switch (sqe->opcode) {
 	case IB_UVERBS_WR_SEND:
 	case IB_UVERBS_WR_SEND_WITH_IMM:
@@ -635,7 +800,8 @@ void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
 	struct frdma_wqp *w = qp->wire;
 
 	if (!w && frdma_wire_enabled && qp->fdev->wire && !qp->gsi &&
-	    qp->ibqp.qp_type == IB_QPT_RC && (mask & IB_QP_STATE) &&
+	    (qp->ibqp.qp_type == IB_QPT_RC ||
+	     qp->ibqp.qp_type == IB_QPT_UC) && (mask & IB_QP_STATE) &&
 	    attr->qp_state == IB_QPS_RTR && !frdma_wire_peer_local(qp)) {
 		w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
 		if (!w)
@@ -672,14 +838,19 @@ void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
 
 /**
  * frdma_wire_qp_destroy - free a QP's wire state
- * @qp: the QP; no lookup finds it any more and nobody holds a reference
+ * @qp: the QP, whose sq_mutex the caller holds; no lookup finds it any
+ *	more and nobody holds a reference
+ *
+ * The timer never takes sq_mutex, so it is waited for here.
  */
 void frdma_wire_qp_destroy(struct frdma_qp *qp)
 {
 	struct frdma_wqp *w = qp->wire;
 
+	lockdep_assert_held(&qp->sq_mutex);
 	if (!w)
 		return;
+	WRITE_ONCE(qp->wire, NULL);
 	cancel_delayed_work_sync(&w->rto_work);
 	mutex_lock(&w->lock);
 	frdma_wire_drop(w, false);
@@ -688,5 +859,4 @@ void frdma_wire_qp_destroy(struct frdma_qp *qp)
 	mutex_destroy(&w->lock);
 	kvfree(w->wqe);
 	kfree(w);
-	qp->wire = NULL;
 }

@@ -15,7 +15,8 @@
  *
  * A packet beyond epsn gets one sequence NAK (until epsn arrives); a packet
  * before it is a duplicate: a READ is answered again from its saved
- * request, an atomic replays its saved result, anything else is
+ * request, an atomic replays its saved result (the last FRDMA_WIRE_READS
+ * of them are kept, as many as max_dest_rd_atomic allows), anything else is
  * acknowledged again if it asks.  An access violation, an invalid request
  * (a length or opcode sequence error, an operation the QP does not allow)
  * or a broken receive ring is NAKed and moves the QP to the error state.
@@ -46,15 +47,15 @@ static void frdma_wire_nak_fatal(struct frdma_wqp *w, u8 syn, u32 psn)
 			  IB_EVENT_QP_ACCESS_ERR : IB_EVENT_QP_REQ_ERR);
 }
 
-static void frdma_wire_rcv_put(struct frdma_wqp *w)
+void frdma_wire_rcv_put(struct frdma_wqp *w)
 {
 	while (w->rcv.n)
 		frdma_mr_put(w->rcv.mr[--w->rcv.n]);
 }
 
-static void frdma_wire_post_recv(struct frdma_wqp *w, u64 wr_id,
-				 enum ib_wc_status status, u32 byte_len,
-				 u8 opcode, const struct frdma_pkt *pkt)
+void frdma_wire_post_recv(struct frdma_wqp *w, u64 wr_id,
+			  enum ib_wc_status status, u32 byte_len, u8 opcode,
+			  const struct frdma_pkt *pkt)
 {
 	struct frdma_qp *qp = w->qp;
 	struct frdma_cqe cqe = {
@@ -104,34 +105,49 @@ void frdma_wire_resp_reset(struct frdma_wqp *w)
 }
 
 /*
- * Take the next RQE into w->rcv (checked and resolved): 0, -EAGAIN when
- * there is none, or -EINVAL (a broken ring or RQE: the receiver's error,
- * already completed).
+ * Take the next RQE into w->rcv (checked and resolved), from the QP's SRQ
+ * when it has one, else from its own RQ: 0, -EAGAIN when there is none,
+ * or -EINVAL (a broken ring or RQE: the receiver's error, already
+ * completed or reported).
  */
-static int frdma_wire_rqe_take(struct frdma_wqp *w, u64 *room, bool sgl)
+int frdma_wire_rqe_take(struct frdma_wqp *w, u64 *room, bool sgl)
 {
 	struct frdma_qp *qp = w->qp;
-	const struct frdma_rqe *rqe = (const void *)qp->rqe;
+	struct frdma_srq *srq = qp->ibqp.srq ? to_fsrq(qp->ibqp.srq) : NULL;
+	struct mutex *lock = srq ? &srq->mutex : &qp->rq_mutex;
+	struct frdma_queue *q = srq ? &srq->rq : &qp->rq;
+	const struct frdma_rqe *rqe;
 	const struct frdma_sge *sge;
 	struct frdma_mr *mr;
-	int avail, err = 0;
-	u32 i;
+	u32 i, max_sge;
+	int err = 0;
 
-	mutex_lock(&qp->rq_mutex);
-	avail = frdma_queue_user_avail(&qp->rq);
-	if (avail <= 0) {
-		mutex_unlock(&qp->rq_mutex);
-		return avail ? -EINVAL : -EAGAIN;
+	mutex_lock(lock);
+	if (srq) {
+		err = frdma_srq_take(srq);
+		rqe = (const void *)srq->rqe;
+		max_sge = srq->max_sge;
+	} else {
+		err = frdma_queue_user_avail(q);
+		err = err < 0 ? -EINVAL : err ? 0 : -EAGAIN;
+		if (!err) {
+			memcpy(qp->rqe, frdma_queue_entry(q, q->kidx),
+			       1U << q->entry_shift);
+			q->kidx++;
+		}
+		rqe = (const void *)qp->rqe;
+		max_sge = qp->attr.cap.max_recv_sge;
 	}
-	memcpy(qp->rqe, frdma_queue_entry(&qp->rq, qp->rq.kidx),
-	       1U << qp->rq.entry_shift);
-	qp->rq.kidx++;
-	frdma_queue_publish(&qp->rq, false);
+	if (err) {
+		mutex_unlock(lock);
+		return err;
+	}
+	frdma_queue_publish(q, false);
 	w->rcv_wr_id = rqe->wr_id;
 	*room = 0;
 	if (!sgl)
 		goto out;
-	if (rqe->num_sge > qp->attr.cap.max_recv_sge) {
+	if (rqe->num_sge > max_sge) {
 		err = -EINVAL;
 		goto out;
 	}
@@ -156,7 +172,7 @@ static int frdma_wire_rqe_take(struct frdma_wqp *w, u64 *room, bool sgl)
 		*room += sge[i].length;
 	}
 out:
-	mutex_unlock(&qp->rq_mutex);
+	mutex_unlock(lock);
 	if (err) {
 		frdma_wire_rcv_put(w);
 		frdma_wire_post_recv(w, w->rcv_wr_id, IB_WC_LOC_PROT_ERR, 0,
@@ -173,8 +189,8 @@ static void frdma_wire_rnr(struct frdma_wqp *w, u32 psn)
 }
 
 /* Write @len bytes from @src at byte @off of the receive buffers. */
-static void frdma_wire_rcv_write(struct frdma_wqp *w, u64 off, const u8 *src,
-				 u32 len)
+void frdma_wire_rcv_write(struct frdma_wqp *w, u64 off, const u8 *src,
+			  u32 len)
 {
 	struct frdma_sgl *s = &w->rcv;
 	u32 i, n;
@@ -217,7 +233,8 @@ static bool frdma_wire_recv_send(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	u64 room;
 
 	if (pkt->ops & FRDMA_F_FIRST) {
-		if (w->rcv_active) {
+		/* Not inside another SEND, nor inside an RDMA WRITE. */
+		if (w->rcv_active || w->wr_mr) {
 			frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 			return false;
 		}
@@ -290,7 +307,12 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		w->wr_va = va;
 		w->wr_left = len;
 		w->rcv_off = 0;
-	} else if (!w->wr_mr && !w->wr_left && !(pkt->ops & FRDMA_F_LAST)) {
+	} else if (!w->wr_mr) {
+		/*
+		 * A MIDDLE or LAST packet belongs to an RDMA WRITE whose FIRST
+		 * found its MR (a message of more than one packet is never
+		 * empty): not to a SEND being received, nor to nothing.
+		 */
 		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 		return false;
 	}
@@ -387,25 +409,62 @@ static void frdma_wire_atomic_ack(struct frdma_wqp *w, u32 psn, u64 orig)
 	frdma_wire_xmit(w, &x);
 }
 
+/*
+ * The kept READ (@atomic false) or atomic (@atomic true) request whose
+ * PSNs hold @psn, or NULL.
+ */
+static struct frdma_wread *frdma_wire_kept(struct frdma_wqp *w, u32 psn,
+					   bool atomic)
+{
+	struct frdma_wread *r;
+	u32 i;
+	s32 d;
+
+	for (i = 0; i < FRDMA_WIRE_READS; i++) {
+		r = &w->reads[i];
+		d = frdma_psn_diff(psn, r->psn);
+		if (r->npsn && r->atomic == atomic && d >= 0 && d < r->npsn)
+			return r;
+	}
+	return NULL;
+}
+
 /* A duplicate request (PSN before epsn). */
 static void frdma_wire_recv_dup(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
-	u32 i;
+	const struct frdma_reth *reth = (const void *)pkt->hdr;
+	u32 mtu = frdma_wire_mtu(w->qp);
+	struct frdma_wread part, *r;
+	s32 d;
 
 	if (pkt->opcode == FRDMA_OP_READ_REQ) {
-		for (i = 0; i < FRDMA_WIRE_READS; i++) {
-			struct frdma_wread *r = &w->reads[i];
-
-			if (r->npsn && r->psn == pkt->psn) {
-				frdma_wire_read_respond(w, r);
-				return;
-			}
+		r = frdma_wire_kept(w, pkt->psn, false);
+		if (!r)
+			return;
+		d = frdma_psn_diff(pkt->psn, r->psn);
+		if (!d) {
+			frdma_wire_read_respond(w, r);
+			return;
 		}
+		/*
+		 * A requester that got the first responses asks for the rest
+		 * only, from the PSN of the first one lost: its RETH says
+		 * which bytes (checked again like any READ), within the PSNs
+		 * of the first answer.
+		 */
+		part.psn = pkt->psn;
+		part.va = frdma_get_be64(&reth->va);
+		part.rkey = frdma_get_be32(&reth->rkey);
+		part.len = frdma_get_be32(&reth->len);
+		part.npsn = max_t(u32, 1, DIV_ROUND_UP(part.len, mtu));
+		if (part.npsn <= r->npsn - d)
+			frdma_wire_read_respond(w, &part);
 		return;
 	}
 	if (pkt->ops & FRDMA_F_ATOMIC) {
-		if (w->atomic_valid && w->atomic_psn == pkt->psn)
-			frdma_wire_atomic_ack(w, pkt->psn, w->atomic_orig);
+		r = frdma_wire_kept(w, pkt->psn, true);
+		if (r)
+			frdma_wire_atomic_ack(w, pkt->psn, r->orig);
 		return;
 	}
 	if (pkt->ackreq)
@@ -428,6 +487,7 @@ static void frdma_wire_recv_read(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		return;
 	}
 	r->psn = pkt->psn;
+	r->atomic = false;
 	r->va = frdma_get_be64(&reth->va);
 	r->rkey = frdma_get_be32(&reth->rkey);
 	r->len = frdma_get_be32(&reth->len);
@@ -444,6 +504,7 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	struct frdma_qp *qp = w->qp;
 	const struct frdma_atheth *a = (const void *)pkt->hdr;
 	u64 va = frdma_get_be64(&a->va), orig, cmp_add, swap;
+	struct frdma_wread *r;
 	struct frdma_mr *mr;
 	u8 op;
 
@@ -473,9 +534,11 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		return;
 	}
 	frdma_mr_put(mr);
-	w->atomic_psn = pkt->psn;
-	w->atomic_orig = orig;
-	w->atomic_valid = true;
+	r = &w->reads[w->nreads++ % FRDMA_WIRE_READS];
+	r->psn = pkt->psn;
+	r->npsn = 1;
+	r->atomic = true;
+	r->orig = orig;
 	w->epsn = frdma_psn_add(w->epsn, 1);
 	w->msn++;
 	frdma_wire_atomic_ack(w, pkt->psn, orig);
@@ -511,6 +574,11 @@ void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	}
 	w->nak_sent = false;
 
+	/* No packet carries more than the path MTU (IBTA C9-92). */
+	if (pkt->paylen > frdma_wire_mtu(qp)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return;
+	}
 	if (pkt->opcode == FRDMA_OP_READ_REQ) {
 		frdma_wire_recv_read(w, pkt);
 		return;

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * frdma: UD multicast on the local fabric.
+ *
+ * A multicast group is named by its MGID: an IPv6 multicast address
+ * (ff00::/8) or, for RoCE v2 over IPv4, an IPv4-mapped IPv4 multicast
+ * address (::ffff:224.0.0.0/100), which is what the RDMA CM joins.  UD QPs
+ * of any frdma device become members with attach_mcast and stop being
+ * members with detach_mcast.  A UD SEND whose address handle names a
+ * multicast GID (and whose remote QPN is 0xffffff, IBTA's multicast QPN,
+ * though frdma does not require it) is delivered to every member on a
+ * device of the sender's fabric (frdma_dev_same_net(): the devices that
+ * frdma_dev_get_by_gid() would find), each member as if the datagram had
+ * been sent to it alone: its Q_Key must match, it must be able to
+ * receive, and it gets the GRH and work completion a unicast datagram
+ * gives.  The sending QP receives its own datagram only when it is a
+ * member itself, as on InfiniBand and with rdma_rxe (no multicast
+ * loopback blocking).  Groups do not reach the wire: a member on another
+ * host receives nothing.
+ *
+ * Groups are module-wide, in one hash table under frdma_mcast_mutex, so
+ * that a send finds the members of every device with one lookup.  The
+ * limits are per device, as query_device reports them: the groups that
+ * have at least one of the device's QPs (max_mcast_grp), the device's QPs
+ * in one group (max_mcast_qp_attach), and the device's memberships in all
+ * groups (max_total_mcast_qp_attach).
+ *
+ * A member holds no reference on its QP: the RDMA core detaches a user
+ * QP's groups before it destroys the QP (uverbs refuses to destroy an
+ * attached QP, and detaches them itself when the file goes), and a kernel
+ * consumer must detach first too (ib_destroy_qp() refuses a QP whose
+ * usecnt is raised).  destroy_qp still removes whatever is left,
+ * before the QP's table reference goes, so a member never outlives its QP.
+ * A send takes a reference on each member's QP under the mutex
+ * (frdma_mcast_members()) and delivers without it, so detach and destroy
+ * run concurrently with deliveries: a delivery in progress when detach
+ * returns may still complete, none starts after it.
+ *
+ * frdma_mcast_mutex is taken by a sender that holds its own sq_mutex, and
+ * nothing is taken under it.
+ */
+
+#include <linux/hashtable.h>
+#include <linux/jhash.h>
+#include <linux/slab.h>
+#include <rdma/ib_addr.h>
+
+#include "frdma.h"
+#include "qp.h"
+
+#define FRDMA_MCAST_HASH_BITS	8
+
+/**
+ * struct frdma_mcg - a multicast group
+ * @node: entry in frdma_mcast_table
+ * @mgid: the group's GID
+ * @members: its members (struct frdma_mcm), of any device
+ */
+struct frdma_mcg {
+	struct hlist_node node;
+	union ib_gid mgid;
+	struct list_head members;
+};
+
+/**
+ * struct frdma_mcm - a QP's membership of a group
+ * @node: entry in the group's @members
+ * @qp: the QP
+ * @count: successful attaches not yet undone by a detach (the core may
+ *	   attach one QP to one MGID twice, with two multicast LIDs, which
+ *	   RoCE ignores)
+ */
+struct frdma_mcm {
+	struct list_head node;
+	struct frdma_qp *qp;
+	unsigned int count;
+};
+
+static DEFINE_MUTEX(frdma_mcast_mutex);
+static DEFINE_HASHTABLE(frdma_mcast_table, FRDMA_MCAST_HASH_BITS);
+
+static u32 frdma_mcast_hash(const union ib_gid *mgid)
+{
+	return jhash(mgid->raw, sizeof(mgid->raw), 0);
+}
+
+/* The group named @mgid, or NULL; under frdma_mcast_mutex. */
+static struct frdma_mcg *frdma_mcg_find(const union ib_gid *mgid)
+{
+	struct frdma_mcg *grp;
+
+	hash_for_each_possible(frdma_mcast_table, grp, node,
+			       frdma_mcast_hash(mgid))
+		if (!memcmp(&grp->mgid, mgid, sizeof(*mgid)))
+			return grp;
+	return NULL;
+}
+
+/*
+ * @qp's membership of @grp, or NULL, and in @ndev the members @grp has
+ * on @qp's device; under frdma_mcast_mutex.
+ */
+static struct frdma_mcm *frdma_mcm_find(struct frdma_mcg *grp,
+					struct frdma_qp *qp, u32 *ndev)
+{
+	struct frdma_mcm *m, *found = NULL;
+
+	*ndev = 0;
+	list_for_each_entry(m, &grp->members, node) {
+		if (m->qp == qp)
+			found = m;
+		if (m->qp->fdev == qp->fdev)
+			(*ndev)++;
+	}
+	return found;
+}
+
+/* Remove @m from @grp, and @grp when it is empty; under the mutex. */
+static void frdma_mcm_remove(struct frdma_mcg *grp, struct frdma_mcm *m,
+			     u32 ndev)
+{
+	struct frdma_dev *fdev = m->qp->fdev;
+
+	list_del(&m->node);
+	m->qp->mcast--;
+	fdev->mcast_attach--;
+	if (ndev == 1)
+		fdev->mcast_groups--;
+	kfree(m);
+	frdma_count(FRDMA_CNT_MCAST, -1);
+	if (list_empty(&grp->members)) {
+		hash_del(&grp->node);
+		kfree(grp);
+	}
+}
+
+static bool frdma_mgid_valid(struct ib_qp *ibqp, const union ib_gid *gid)
+{
+	return ibqp->qp_type == IB_QPT_UD &&
+	       rdma_is_multicast_addr((struct in6_addr *)gid->raw);
+}
+
+/**
+ * frdma_attach_mcast - make a UD QP a member of a multicast group
+ * @ibqp: the QP
+ * @gid: the group's MGID
+ * @lid: its multicast LID, which RoCE ignores
+ *
+ * Context: process; takes frdma_mcast_mutex.
+ * Return: 0; -EINVAL for a QP that is not UD or a GID that is not
+ * multicast; -ENOMEM past one of the device's limits or when out of
+ * memory.
+ */
+int frdma_attach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid)
+{
+	struct frdma_qp *qp = to_fqp(ibqp);
+	struct frdma_dev *fdev = qp->fdev;
+	struct frdma_mcg *grp, *new = NULL;
+	struct frdma_mcm *m;
+	u32 ndev = 0;
+	int err = -ENOMEM;
+
+	if (!frdma_mgid_valid(ibqp, gid))
+		return -EINVAL;
+
+	mutex_lock(&frdma_mcast_mutex);
+	grp = frdma_mcg_find(gid);
+	if (grp) {
+		m = frdma_mcm_find(grp, qp, &ndev);
+		if (m) {
+			m->count++;
+			err = 0;
+			goto out;
+		}
+	}
+	if ((!ndev && fdev->mcast_groups >= fdev->attr.max_mcast_grp) ||
+	    ndev >= fdev->attr.max_mcast_qp_attach ||
+	    fdev->mcast_attach >= fdev->attr.max_total_mcast_qp_attach)
+		goto out;
+	/* As for objects, faults are injected for user space's only. */
+	if (ibqp->uobject && frdma_should_fail())
+		goto out;
+	m = kzalloc(sizeof(*m), FRDMA_GFP_USER);
+	if (!m)
+		goto out;
+	if (!grp) {
+		new = kzalloc(sizeof(*new), FRDMA_GFP_USER);
+		if (!new) {
+			kfree(m);
+			goto out;
+		}
+		new->mgid = *gid;
+		INIT_LIST_HEAD(&new->members);
+		hash_add(frdma_mcast_table, &new->node, frdma_mcast_hash(gid));
+		grp = new;
+	}
+	m->qp = qp;
+	m->count = 1;
+	list_add_tail(&m->node, &grp->members);
+	qp->mcast++;
+	fdev->mcast_attach++;
+	if (!ndev)
+		fdev->mcast_groups++;
+	frdma_count(FRDMA_CNT_MCAST, 1);
+	err = 0;
+out:
+	mutex_unlock(&frdma_mcast_mutex);
+	return err;
+}
+
+/**
+ * frdma_detach_mcast - undo an attach of a UD QP to a multicast group
+ * @ibqp: the QP
+ * @gid: the group's MGID
+ * @lid: its multicast LID, which RoCE ignores
+ *
+ * The QP stops being a member when every attach has been undone.
+ *
+ * Context: process; takes frdma_mcast_mutex.
+ * Return: 0, or -EINVAL when the QP is not a member of the group.
+ */
+int frdma_detach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid)
+{
+	struct frdma_qp *qp = to_fqp(ibqp);
+	struct frdma_mcg *grp;
+	struct frdma_mcm *m = NULL;
+	u32 ndev;
+
+	if (!frdma_mgid_valid(ibqp, gid))
+		return -EINVAL;
+
+	mutex_lock(&frdma_mcast_mutex);
+	grp = frdma_mcg_find(gid);
+	if (grp)
+		m = frdma_mcm_find(grp, qp, &ndev);
+	if (m && !--m->count)
+		frdma_mcm_remove(grp, m, ndev);
+	mutex_unlock(&frdma_mcast_mutex);
+	return m ? 0 : -EINVAL;
+}
+
+/**
+ * frdma_mcast_qp_destroy - remove a QP that is being destroyed from its groups
+ * @qp: the QP, before destroy_qp drops its table reference
+ *
+ * The core detaches first, so there is nothing to do but in a caller's
+ * bug; then the QP leaves every group it is still in.
+ *
+ * Context: process; takes frdma_mcast_mutex when @qp is a member.
+ */
+void frdma_mcast_qp_destroy(struct frdma_qp *qp)
+{
+	struct frdma_mcm *found;
+	struct frdma_mcg *grp;
+	struct hlist_node *tmp;
+	unsigned int bkt;
+	u32 ndev;
+
+	mutex_lock(&frdma_mcast_mutex);
+	hash_for_each_safe(frdma_mcast_table, bkt, tmp, grp, node) {
+		if (!qp->mcast)
+			break;
+		found = frdma_mcm_find(grp, qp, &ndev);
+		if (found)
+			frdma_mcm_remove(grp, found, ndev);
+	}
+	mutex_unlock(&frdma_mcast_mutex);
+}
+
+/**
+ * frdma_mcast_members - the QPs a multicast datagram from a QP reaches
+ * @from: the sending QP
+ * @mgid: the group
+ * @n: set to the number of QPs returned
+ *
+ * Context: process; takes frdma_mcast_mutex.
+ * Return: an array of @n QPs, the members of @mgid on a device of
+ * @from's fabric, each referenced (frdma_qp_get()), for
+ * frdma_mcast_members_put(); NULL (and @n 0) when there are none or
+ * memory is short (the datagram is then lost, as UD allows).
+ */
+struct frdma_qp **frdma_mcast_members(struct frdma_qp *from,
+				      const union ib_gid *mgid, u32 *n)
+{
+	struct frdma_qp **qps = NULL;
+	struct frdma_mcg *grp;
+	struct frdma_mcm *m;
+	u32 max = 0;
+
+	*n = 0;
+	mutex_lock(&frdma_mcast_mutex);
+	grp = frdma_mcg_find(mgid);
+	if (!grp)
+		goto out;
+	list_for_each_entry(m, &grp->members, node)
+		max++;
+	qps = kmalloc_array(max, sizeof(*qps), GFP_KERNEL);
+	if (!qps)
+		goto out;
+	list_for_each_entry(m, &grp->members, node) {
+		if (!frdma_dev_same_net(from->fdev, m->qp->fdev) ||
+		    !refcount_inc_not_zero(&m->qp->ref))
+			continue;
+		qps[(*n)++] = m->qp;
+	}
+out:
+	mutex_unlock(&frdma_mcast_mutex);
+	if (qps && !*n) {
+		kfree(qps);
+		qps = NULL;
+	}
+	return qps;
+}
+
+/**
+ * frdma_mcast_members_put - drop what frdma_mcast_members() returned
+ * @qps: the array, or NULL
+ * @n: its QPs
+ */
+void frdma_mcast_members_put(struct frdma_qp **qps, u32 n)
+{
+	while (n)
+		frdma_qp_put(qps[--n]);
+	kfree(qps);
+}
