@@ -11,11 +11,13 @@
 #include <linux/completion.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/kprobes.h>
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/ptrace.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -145,6 +147,18 @@ static struct frdma_umem *fut_get(struct fut_file *ff, u32 h)
 	return NULL;
 }
 
+/* Take pin @h out of its slot: the caller now owns it, or NULL. */
+static struct frdma_umem *fut_take(struct fut_file *ff, u32 h)
+{
+	struct frdma_umem *umem = fut_get(ff, h);
+
+	if (umem) {
+		ff->slot[h] = NULL;
+		mutex_unlock(&ff->lock);
+	}
+	return umem;
+}
+
 static long fut_ioc_runs(struct fut_file *ff, void __user *argp)
 {
 	const struct frdma_umem_run *runs;
@@ -193,14 +207,119 @@ static long fut_ioc_release(struct fut_file *ff, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	umem = fut_get(ff, arg.handle);
+	umem = fut_take(ff, arg.handle);
 	if (!umem)
 		return -ENOENT;
-	ff->slot[arg.handle] = NULL;
-	mutex_unlock(&ff->lock);
 	frdma_umem_release(umem, arg.dirty);
 	return 0;
 }
+
+#if IS_ENABLED(CONFIG_KPROBES) && \
+	(!IS_ENABLED(CONFIG_PREEMPTION) || IS_ENABLED(CONFIG_PREEMPT_DYNAMIC))
+/*
+ * What the task in fut_trace_task did while it released a pin: counted by
+ * kprobe handlers, in that task only, so without locking; read by the same
+ * task once the release has returned.  fut_trace_lock lets one traced
+ * release run at a time.
+ */
+static DEFINE_MUTEX(fut_trace_lock);
+static struct task_struct *fut_trace_task;
+static struct fut_trace {
+	u64 unpin_calls;
+	u64 unpin_pages;
+	u64 max_call_pages;
+	u64 resched;
+	u64 pages_since;	/* given to unpin calls since the last resched */
+	u64 max_pages_between;
+} fut_trace;
+
+/* unpin_user_page_range_dirty_lock(page, npages, make_dirty) */
+static int fut_trace_unpin(struct kprobe *kp, struct pt_regs *regs)
+{
+	struct fut_trace *t = &fut_trace;
+	u64 npages;
+
+	if (current != READ_ONCE(fut_trace_task))
+		return 0;
+	npages = regs_get_kernel_argument(regs, 1);
+	t->unpin_calls++;
+	t->unpin_pages += npages;
+	t->max_call_pages = max(t->max_call_pages, npages);
+	t->pages_since += npages;
+	return 0;
+}
+
+/* __cond_resched(): where cond_resched() goes unless it is compiled out */
+static int fut_trace_resched(struct kprobe *kp, struct pt_regs *regs)
+{
+	struct fut_trace *t = &fut_trace;
+
+	if (current != READ_ONCE(fut_trace_task))
+		return 0;
+	t->resched++;
+	t->max_pages_between = max(t->max_pages_between, t->pages_since);
+	t->pages_since = 0;
+	return 0;
+}
+
+static long fut_ioc_release_traced(struct fut_file *ff, void __user *argp)
+{
+	struct kprobe kp_unpin = {
+		.symbol_name = "unpin_user_page_range_dirty_lock",
+		.pre_handler = fut_trace_unpin,
+	};
+	struct kprobe kp_resched = {
+		.symbol_name = "__cond_resched",
+		.pre_handler = fut_trace_resched,
+	};
+	struct fut_release_traced arg;
+	struct frdma_umem *umem;
+	long ret;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	umem = fut_take(ff, arg.handle);
+	if (!umem)
+		return -ENOENT;
+
+	mutex_lock(&fut_trace_lock);
+	memset(&fut_trace, 0, sizeof(fut_trace));
+	ret = register_kprobe(&kp_unpin);
+	if (!ret) {
+		ret = register_kprobe(&kp_resched);
+		if (ret)
+			unregister_kprobe(&kp_unpin);
+	}
+	if (!ret)
+		WRITE_ONCE(fut_trace_task, current);
+	/* released either way: the pin is no longer in its slot */
+	frdma_umem_release(umem, arg.dirty);
+	if (!ret) {
+		WRITE_ONCE(fut_trace_task, NULL);
+		unregister_kprobe(&kp_resched);
+		unregister_kprobe(&kp_unpin);
+		fut_trace.max_pages_between = max(fut_trace.max_pages_between,
+						  fut_trace.pages_since);
+		arg.unpin_calls = fut_trace.unpin_calls;
+		arg.unpin_pages = fut_trace.unpin_pages;
+		arg.max_call_pages = fut_trace.max_call_pages;
+		arg.resched = fut_trace.resched;
+		arg.max_pages_between = fut_trace.max_pages_between;
+	}
+	mutex_unlock(&fut_trace_lock);
+	if (ret)
+		return ret;
+	if (copy_to_user(argp, &arg, sizeof(arg)))
+		return -EFAULT;
+	return 0;
+}
+#else
+/* No kprobes, or cond_resched() compiled out (full preemption). */
+static long fut_ioc_release_traced(struct fut_file *ff, void __user *argp)
+{
+	return -EOPNOTSUPP;
+}
+#endif
 
 /* Write the pattern through the pin, a page-sized bounce buffer at a time. */
 static long fut_ioc_write(struct fut_file *ff, void __user *argp)
@@ -385,6 +504,8 @@ static long fut_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return fut_ioc_read(ff, argp);
 	case FUT_IOC_BENCH:
 		return fut_ioc_bench(argp);
+	case FUT_IOC_RELEASE_TRACED:
+		return fut_ioc_release_traced(ff, argp);
 	}
 	return -ENOTTY;
 }

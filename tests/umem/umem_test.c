@@ -1362,52 +1362,40 @@ static void t_parts_killed(void)
 }
 
 /*
- * Release reschedules inside a long run.  A run of small folios can be
- * gigabytes long; its release must reach a reschedule point every so many
- * pages, not only between runs.  Seen from a SCHED_FIFO thread on the
- * releasing CPU, with the kernel's preemption model set to "none" (only
- * explicit reschedule points switch tasks) and max_cpus=1 (the calling
- * task releases everything itself): each time the releasing task lets it
- * run, it samples nr_foll_pin_released.  A sample that lands well inside
- * one run's share of the released pages shows a switch in the middle of
- * that run.  Without one, every sample lands on a run boundary, however
- * long the release takes.
+ * Release unpins a long run of small folios in bounded chunks.  A run of
+ * 4 KiB folios can be gigabytes long; umem hands it to
+ * unpin_user_page_range_dirty_lock() at most RESCHED_CHUNK pages at a
+ * time (FRDMA_UMEM_UNPIN_PAGES in umem/umem.c) with a cond_resched()
+ * after each call, instead of the whole run in one call with no
+ * reschedule point inside it.
+ *
+ * Counted, not timed: FUT_IOC_RELEASE_TRACED watches the releasing task
+ * with kprobes on unpin_user_page_range_dirty_lock() and __cond_resched()
+ * and reports the most pages it gave to unpin calls between two
+ * reschedule points.  max_cpus=1 keeps the whole release in that task (no
+ * helpers on other CPUs), and the preemption model "none" (with dynamic
+ * preemption) makes cond_resched() the only way into __cond_resched()
+ * and keeps "full" from compiling it out; the release does not dirty, so
+ * no folio_lock() is involved either.
+ *
+ * The run is made, not hoped for: RESCHED_POOL of 2 MiB THPs is faulted
+ * in, the longest chain of physically adjacent ones (up to
+ * RESCHED_MAX_THPS) is moved next to each other in virtual memory with
+ * mremap() (which moves page tables, not pages) and split there into
+ * 4 KiB folios through debugfs split_huge_pages, which keeps their PFNs;
+ * pagemap and /proc/kpageflags confirm the result.  Pinned, it is one run
+ * of at least RESCHED_MIN_THPS x 512 small folios.
  */
 #define PREEMPT_PATH	"/sys/kernel/debug/sched/preempt"
-#define RESCHED_SAMPLES	65536
-/* Slack for the per-CPU vmstat deltas not yet folded into the total. */
-#define RESCHED_SLACK	512
-
-struct resched_sampler {
-	int cpu;
-	volatile int stop;
-	volatile int ready;
-	unsigned int n;
-	uint64_t *v;
-};
-
-static void *resched_sample(void *arg)
-{
-	struct resched_sampler *rs = arg;
-	struct sched_param sp = { .sched_priority = 1 };
-	struct timespec ts = { 0, 50000 };
-	uint64_t acq, rel;
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(rs->cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) ||
-	    sched_setscheduler(0, SCHED_FIFO, &sp))
-		rs->ready = -errno;
-	else
-		rs->ready = 1;
-	while (!rs->stop) {
-		nanosleep(&ts, NULL);
-		if (foll_pins(&acq, &rel) && rs->n < RESCHED_SAMPLES)
-			rs->v[rs->n++] = rel;
-	}
-	return NULL;
-}
+#define SPLIT_PATH	"/sys/kernel/debug/split_huge_pages"
+#define KPAGEFLAGS_PATH	"/proc/kpageflags"
+#define KPF_COMPOUND_HEAD	15
+#define KPF_COMPOUND_TAIL	16
+#define KPF_THP			22
+#define RESCHED_CHUNK	1024
+#define RESCHED_POOL	(256 * MiB)
+#define RESCHED_MIN_THPS	4
+#define RESCHED_MAX_THPS	16
 
 /* The preemption model in effect, from "none (voluntary) full". */
 static bool preempt_mode(char *mode, size_t size)
@@ -1427,95 +1415,275 @@ static bool preempt_mode(char *mode, size_t size)
 	return true;
 }
 
-static void t_release_resched(void)
+/* The /proc/kpageflags words of @n pages from @pfn; 0 or a negative errno. */
+static int kpageflags(uint64_t pfn, unsigned long n, uint64_t *flags)
 {
-	unsigned long len = 256 * MiB;
-	struct resched_sampler rs = { 0 };
-	unsigned long long longest = 0, start, end, x;
-	long was = read_long(MAX_CPUS_PARAM);
-	char mode[32], s[32];
-	struct fut_run *runs = NULL;
-	struct fut_pin p;
-	uint64_t acq, rel0;
-	unsigned int i, r, inside = 0, tries;
-	pthread_t th;
-	cpu_set_t set, old;
-	char *buf;
+	int fd = open(KPAGEFLAGS_PATH, O_RDONLY), err = 0;
+	ssize_t got;
 
-	if (!preempt_mode(mode, sizeof(mode))) {
-		cur_skip = "no " PREEMPT_PATH " (a kernel without dynamic preemption)";
+	if (fd < 0)
+		return -errno;
+	got = pread(fd, flags, n * 8, pfn * 8);
+	if (got < 0)
+		err = -errno;
+	else if (got != (ssize_t)(n * 8))
+		err = -EIO;
+	close(fd);
+	return err;
+}
+
+struct thp_at {
+	uint64_t pfn;
+	unsigned long idx;
+};
+
+static int thp_at_cmp(const void *a, const void *b)
+{
+	const struct thp_at *x = a, *y = b;
+
+	return x->pfn < y->pfn ? -1 : x->pfn > y->pfn;
+}
+
+/*
+ * The THPs of @pool (RESCHED_POOL bytes, faulted in) sorted by PFN in @at;
+ * returns the length of the longest chain of physically adjacent ones,
+ * which starts at @at[*@first].
+ */
+static unsigned long thp_chain(const char *pool, uint64_t *pfn,
+			       struct thp_at *at, unsigned long *first)
+{
+	unsigned long i, j, k, nr = 0, best = 0;
+	const uint64_t *p;
+	uint64_t f;
+
+	if (pagemap_pfns((uintptr_t)pool, RESCHED_POOL / PG, pfn))
+		return 0;
+	for (i = 0; i < RESCHED_POOL / HPAGE; i++) {
+		p = pfn + i * (HPAGE / PG);
+		if (!p[0] || p[0] % (HPAGE / PG) || kpageflags(p[0], 1, &f) ||
+		    !(f & (1ULL << KPF_THP)))
+			continue;
+		for (k = 1; k < HPAGE / PG && p[k] == p[0] + k; k++)
+			;
+		if (k == HPAGE / PG) {
+			at[nr].pfn = p[0];
+			at[nr++].idx = i;
+		}
+	}
+	qsort(at, nr, sizeof(*at), thp_at_cmp);
+	for (i = 0; i < nr; i = j) {
+		for (j = i + 1; j < nr && at[j].pfn == at[j - 1].pfn + HPAGE / PG; j++)
+			;
+		if (j - i > best) {
+			best = j - i;
+			*first = i;
+		}
+	}
+	diag("%lu MiB: %lu THPs, at most %lu physically adjacent",
+	     RESCHED_POOL / MiB, nr, best);
+	return best;
+}
+
+/*
+ * One run of physically contiguous 4 KiB folios, *@len bytes of it (from
+ * RESCHED_MIN_THPS to RESCHED_MAX_THPS THPs' worth) at the returned
+ * address, filled with non-zero bytes (6.12's split maps zero-filled
+ * pages to the zero page).  NULL with cur_skip or a failure set when it
+ * cannot be had.
+ */
+static char *small_folio_run(unsigned long *len)
+{
+	unsigned long i, first = 0, best = 0, npages, nthp;
+	struct thp_at *at = calloc(RESCHED_POOL / HPAGE, sizeof(*at));
+	uint64_t *pfn = calloc(RESCHED_POOL / PG, 8);
+	uint64_t *flags = calloc(RESCHED_POOL / PG, 8);
+	char *pool = NULL, *run = NULL, s[128];
+	int attempt, err;
+
+	*len = 0;
+	if (!at || !pfn || !flags) {
+		FAIL("calloc");
+		goto out;
+	}
+	if (access(SPLIT_PATH, W_OK) || access(KPAGEFLAGS_PATH, R_OK)) {
+		cur_skip = "no " SPLIT_PATH " or " KPAGEFLAGS_PATH " to make small folios of THPs";
+		goto out;
+	}
+	/* a second attempt after compaction if the THPs are scattered */
+	for (attempt = 0; attempt < 2 && best < RESCHED_MIN_THPS; attempt++) {
+		if (pool)
+			munmap(pool, RESCHED_POOL);
+		if (attempt)
+			write_file("/proc/sys/vm/compact_memory", "1");
+		pool = map_aligned(RESCHED_POOL, HPAGE, MADV_HUGEPAGE);
+		if (!pool) {
+			FAIL("mmap %lu MiB", RESCHED_POOL / MiB);
+			goto out;
+		}
+		memset(pool, 0x5a, RESCHED_POOL);
+		best = thp_chain(pool, pfn, at, &first);
+	}
+	if (best < RESCHED_MIN_THPS) {
+		cur_skip = "too few physically adjacent THPs (THP off, or memory too fragmented)";
+		goto out;
+	}
+	nthp = best < RESCHED_MAX_THPS ? best : RESCHED_MAX_THPS;
+	*len = nthp * HPAGE;
+	run = map_aligned(*len, HPAGE, -1);
+	if (!run) {
+		FAIL("mmap %lu MiB", *len / MiB);
+		goto out;
+	}
+	for (i = 0; i < nthp; i++)
+		if (mremap(pool + at[first + i].idx * HPAGE, HPAGE, HPAGE,
+			   MREMAP_MAYMOVE | MREMAP_FIXED,
+			   run + i * HPAGE) == MAP_FAILED) {
+			FAIL("mremap THP %lu: %s", i, strerror(errno));
+			goto fail;
+		}
+	/* the THPs left in the pool go, not to be split for nothing */
+	munmap(pool, RESCHED_POOL);
+	pool = NULL;
+	/* no khugepaged collapse of the small folios */
+	madvise(run, *len, MADV_NOHUGEPAGE);
+	snprintf(s, sizeof(s), "%d,0x%lx,0x%lx", getpid(), (unsigned long)run,
+		 (unsigned long)run + *len);
+	err = write_file(SPLIT_PATH, s);
+	if (err) {
+		FAIL("split_huge_pages %s: %s", s, strerror(-err));
+		goto fail;
+	}
+	/* the same PFNs, in order, now each its own folio */
+	npages = *len / PG;
+	if (kpageflags(at[first].pfn, npages, flags) ||
+	    pagemap_pfns((uintptr_t)run, npages, pfn)) {
+		FAIL("pagemap, kpageflags");
+		goto fail;
+	}
+	if (flags[0] & (1ULL << KPF_THP)) {
+		/*
+		 * Debian's 6.1 takes the per-process write and splits
+		 * nothing; its whole-system form splits every THP on the
+		 * LRU, the run's among them.
+		 */
+		diag("%s %s left the THPs whole: splitting every THP", SPLIT_PATH, s);
+		err = write_file(SPLIT_PATH, "1");
+		if (err) {
+			FAIL("split_huge_pages 1: %s", strerror(-err));
+			goto fail;
+		}
+		if (kpageflags(at[first].pfn, npages, flags) ||
+		    pagemap_pfns((uintptr_t)run, npages, pfn)) {
+			FAIL("pagemap, kpageflags");
+			goto fail;
+		}
+	}
+	for (i = 0; i < npages; i++) {
+		if (pfn[i] != at[first].pfn + i) {
+			FAIL("page %lu: pfn %#llx after the split, was %#llx",
+			     i, (unsigned long long)pfn[i],
+			     (unsigned long long)(at[first].pfn + i));
+			goto fail;
+		}
+		if (flags[i] & (1ULL << KPF_COMPOUND_HEAD |
+				1ULL << KPF_COMPOUND_TAIL | 1ULL << KPF_THP)) {
+			FAIL("page %lu: kpageflags %#llx after the split: not a small folio",
+			     i, (unsigned long long)flags[i]);
+			goto fail;
+		}
+	}
+	goto out;
+fail:
+	munmap(run, *len);
+	run = NULL;
+out:
+	if (pool)
+		munmap(pool, RESCHED_POOL);
+	free(flags);
+	free(pfn);
+	free(at);
+	return run;
+}
+
+static int release_traced(uint32_t h, bool dirty, struct fut_release_traced *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->handle = h;
+	t->dirty = dirty;
+	return ioctl(dev, FUT_IOC_RELEASE_TRACED, t) ? -errno : 0;
+}
+
+static void t_release_chunks(void)
+{
+	long was = read_long(MAX_CPUS_PARAM);
+	struct fut_release_traced t;
+	unsigned long len = 0;
+	char mode[32] = "", s[32];
+	struct fut_pin p;
+	char *buf = NULL;
+	int err;
+
+	if (was < 1) {
+		FAIL("read %s: %ld", MAX_CPUS_PARAM, was);
 		return;
 	}
-	buf = map_aligned(len, HPAGE, MADV_NOHUGEPAGE);
-	rs.v = calloc(RESCHED_SAMPLES, sizeof(*rs.v));
-	if (!buf || !rs.v || was < 1) {
-		FAIL("setup: buffer, samples, %s", MAX_CPUS_PARAM);
-		free(rs.v);
+	/* can this kernel count reschedule points?  (~0: no such pin) */
+	err = release_traced(~0U, false, &t);
+	if (err == -EOPNOTSUPP) {
+		cur_skip = "reschedule points cannot be counted: a kernel without kprobes, or built for full preemption (cond_resched() empty)";
 		return;
 	}
-	fill(buf, len, 9);
-	sched_getaffinity(0, sizeof(old), &old);
-	CPU_ZERO(&set);
-	CPU_SET(rs.cpu, &set);
-	EXPECT(!sched_setaffinity(0, sizeof(set), &set), "pin to CPU %d", rs.cpu);
+	if (err != -ENOENT) {
+		FAIL("FUT_IOC_RELEASE_TRACED of no pin: %s, not ENOENT", strerror(-err));
+		return;
+	}
+	if (preempt_mode(mode, sizeof(mode)) && write_file(PREEMPT_PATH, "none")) {
+		FAIL("cannot write none to %s", PREEMPT_PATH);
+		return;
+	}
+	buf = small_folio_run(&len);
+	if (!buf)
+		goto out;
 	EXPECT(!write_file(MAX_CPUS_PARAM, "1"), "max_cpus=1");
-	EXPECT(!write_file(PREEMPT_PATH, "none"), "preempt none");
-	for (tries = 0; tries < 8 && !inside && !cur_failed; tries++) {
-		if (pin((uintptr_t)buf, len, FUT_WRITE | FUT_LONGTERM, &p)) {
-			FAIL("pin");
-			break;
-		}
-		free(runs);
-		runs = get_runs(p.handle, p.nr_runs);
-		if (!runs) {
-			FAIL("runs");
-			release(p.handle, false);
-			break;
-		}
-		rs.stop = 0;
-		rs.ready = 0;
-		rs.n = 0;
-		if (pthread_create(&th, NULL, resched_sample, &rs)) {
-			FAIL("pthread_create");
-			release(p.handle, false);
-			break;
-		}
-		while (!rs.ready)
-			sched_yield();
-		foll_pins(&acq, &rel0);
-		EXPECT(rs.ready == 1, "sampler: SCHED_FIFO on CPU %d: %s",
-		       rs.cpu, strerror(-rs.ready));
-		EXPECT(!release(p.handle, false), "release");
-		rs.stop = 1;
-		pthread_join(th, NULL);
-		/* Is any sample well inside one run's share of the pages? */
-		for (i = 0; i < rs.n; i++) {
-			x = rs.v[i] - rel0;
-			for (start = 0, r = 0; r < p.nr_runs; r++, start = end) {
-				end = start + runs[r].npages;
-				if (x > start + RESCHED_SLACK &&
-				    x + RESCHED_SLACK < end)
-					inside++;
-			}
-		}
-		for (r = 0; r < p.nr_runs; r++)
-			if (runs[r].npages > longest)
-				longest = runs[r].npages;
-		diag("release of %u runs, longest %llu pages: %u samples, %u inside a run",
-		     p.nr_runs, longest, rs.n, inside);
+	if (pin((uintptr_t)buf, len, FUT_WRITE, &p)) {
+		FAIL("pin");
+		goto out;
 	}
-	if (longest <= 4 * RESCHED_SLACK)
-		cur_skip = "memory too fragmented: no run long enough to look inside";
-	else
-		EXPECT(inside, "no reschedule inside a run of up to %llu pages in %u releases",
-		       longest, tries);
-	EXPECT(!write_file(PREEMPT_PATH, mode), "preempt %s restored", mode);
+	if (p.nr_runs != 1 || p.npages != len / PG) {
+		FAIL("%u runs of %llu pages, the longest %u: not one run of %lu",
+		     p.nr_runs, (unsigned long long)p.npages, p.max_run, len / PG);
+		release(p.handle, false);
+		goto out;
+	}
+	err = release_traced(p.handle, false, &t);
+	if (err) {
+		FAIL("FUT_IOC_RELEASE_TRACED: %s", strerror(-err));
+		goto out;
+	}
+	diag("release of one run of %llu 4 KiB folios: %llu unpin calls for %llu pages, the largest %llu pages; %llu cond_resched() calls, at most %llu pages between two",
+	     (unsigned long long)p.npages, (unsigned long long)t.unpin_calls,
+	     (unsigned long long)t.unpin_pages,
+	     (unsigned long long)t.max_call_pages,
+	     (unsigned long long)t.resched,
+	     (unsigned long long)t.max_pages_between);
+	EXPECT(t.unpin_pages == p.npages,
+	       "the probe saw %llu of the %llu pages unpinned",
+	       (unsigned long long)t.unpin_pages,
+	       (unsigned long long)p.npages);
+	EXPECT(t.max_pages_between <= RESCHED_CHUNK,
+	       "%llu pages unpinned with no reschedule point between them, more than %u",
+	       (unsigned long long)t.max_pages_between, RESCHED_CHUNK);
+	EXPECT(t.resched >= p.npages / RESCHED_CHUNK,
+	       "%llu reschedule points for %llu pages, fewer than one per %u",
+	       (unsigned long long)t.resched,
+	       (unsigned long long)p.npages, RESCHED_CHUNK);
+out:
 	snprintf(s, sizeof(s), "%ld", was);
 	EXPECT(!write_file(MAX_CPUS_PARAM, s), "max_cpus restored");
-	sched_setaffinity(0, sizeof(old), &old);
-	free(runs);
-	free(rs.v);
-	munmap(buf, len);
+	if (mode[0])
+		EXPECT(!write_file(PREEMPT_PATH, mode), "preempt %s restored", mode);
+	if (buf)
+		munmap(buf, len);
 }
 
 struct test {
@@ -1545,7 +1713,7 @@ static const struct test tests[] = {
 	{ t_max_cpus, "max_cpus refuses 0 and more than 16; 1 keeps a pin in one part" },
 	{ t_parts_killed, "killed while a split pin faults pages in: nothing stays pinned" },
 	{ t_cpuset_mems, "a task whose cpuset restricts its memory nodes pins long-term alone" },
-	{ t_release_resched, "release reschedules inside a long run of small folios" },
+	{ t_release_chunks, "release unpins a long run of 4 KiB folios at most 1024 pages between cond_resched() calls" },
 };
 
 /* Run one test with the pin balance checked around it. */

@@ -56,6 +56,28 @@ struct fut_release {
 };
 
 /*
+ * FUT_IOC_RELEASE_TRACED: FUT_IOC_RELEASE, with kprobes on
+ * unpin_user_page_range_dirty_lock() and __cond_resched() counting what
+ * the calling task does while it releases: the unpin calls and the pages
+ * they were given, the reschedule points (cond_resched() calls) it
+ * reached, and the most pages given to unpin calls between two of them
+ * (or before the first, or after the last).  Only the calling task is
+ * watched: with the release split across CPUs (frdma_umem max_cpus above
+ * 1) the helpers' work is not seen.  EOPNOTSUPP on a kernel without
+ * kprobes, or built for full preemption without dynamic preemption, where
+ * cond_resched() is empty.
+ */
+struct fut_release_traced {
+	__u32 handle;
+	__u32 dirty;
+	__u64 unpin_calls;	/* out */
+	__u64 unpin_pages;	/* out */
+	__u64 max_call_pages;	/* out */
+	__u64 resched;		/* out */
+	__u64 max_pages_between; /* out */
+};
+
+/*
  * FUT_IOC_WRITE: write fut_pattern(seed, offset + i) into bytes
  * [offset, offset + len) of the pin, from the kernel, through the pin.
  * FUT_IOC_READ: copy bytes [offset, offset + len) of the pin, read
@@ -96,6 +118,7 @@ struct fut_bench {
 #define FUT_IOC_WRITE	_IOW('F', 0x63, struct fut_rw)
 #define FUT_IOC_READ	_IOW('F', 0x64, struct fut_rw)
 #define FUT_IOC_BENCH	_IOWR('F', 0x65, struct fut_bench)
+#define FUT_IOC_RELEASE_TRACED	_IOWR('F', 0x66, struct fut_release_traced)
 
 /* The byte FUT_IOC_WRITE puts at pin offset @off. */
 static inline __u8 fut_pattern(__u32 seed, __u64 off)
