@@ -27,6 +27,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "../lib/procfs.h"
 #include "../verbs/loopback.h"
 #include "../verbs/device.h"
 #include "../verbs/tap.h"
@@ -42,22 +43,6 @@ static double now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-/* MemAvailable in KiB, or -1. */
-static long mem_avail_kib(void)
-{
-	char line[256];
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %ld kB", &v) == 1)
-			break;
-	fclose(f);
-	return v;
 }
 
 /* Is @n one of the marks?  Returns its index or -1. */
@@ -105,7 +90,7 @@ static void scale_mrs(struct ibv_context *ctx, struct ibv_pd *pd,
 		ok(0, "MRs: setup");
 		return;
 	}
-	m0 = mem_avail_kib();
+	m0 = meminfo_kb("MemAvailable");
 	for (n = 0; n < lim; n++) {
 		if (mark_of(n + 100) >= 0)
 			t0 = now_us();
@@ -118,7 +103,7 @@ static void scale_mrs(struct ibv_context *ctx, struct ibv_pd *pd,
 		}
 		report("ibv_reg_mr (4 KiB)", n + 1, t0);
 	}
-	m1 = mem_avail_kib();
+	m1 = meminfo_kb("MemAvailable");
 	ok(n == lim, "%ld 4 KiB MRs registered (max_mr %ld) (%s)", n, max,
 	   n == lim ? "ok" : strerror(err));
 	if (n > 0 && m0 > 0 && m1 > 0)
@@ -205,7 +190,7 @@ static void scale_qps(struct ibv_context *ctx, struct ibv_pd *pd,
 		ok(0, "QPs: setup");
 		return;
 	}
-	m0 = mem_avail_kib();
+	m0 = meminfo_kb("MemAvailable");
 	for (n = 0; n < lim; n++) {
 		if (mark_of(n + 100) >= 0)
 			t0 = now_us();
@@ -216,7 +201,7 @@ static void scale_qps(struct ibv_context *ctx, struct ibv_pd *pd,
 		}
 		report("ibv_create_qp", n + 1, t0);
 	}
-	m1 = mem_avail_kib();
+	m1 = meminfo_kb("MemAvailable");
 	ok(n == lim, "%ld QPs created (max_qp %ld) (%s)", n, max,
 	   n == lim ? "ok" : strerror(err));
 	if (n > 0 && m0 > 0 && m1 > 0)

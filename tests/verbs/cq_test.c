@@ -311,20 +311,12 @@ static void test_bad_mmap(struct ibv_context *ctx)
 
 int main(int argc, char **argv)
 {
-	const char *name = "frdma0";
 	struct ibv_device_attr da;
 	struct ibv_context *ctx;
-	int opt, ret;
+	const char *name;
+	int ret;
 
-	while ((opt = getopt(argc, argv, "d:")) != -1) {
-		if (opt != 'd') {
-			fprintf(stderr, "usage: %s [-d DEVICE]\n", argv[0]);
-			return 2;
-		}
-		name = optarg;
-	}
-
-	ctx = open_device_by_name(name);
+	ctx = lb_test_open(argc, argv, "frdma0", &name);
 	if (!ok(ctx != NULL, "open %s", name))
 		return tap_done();
 	ret = ibv_query_device(ctx, &da);

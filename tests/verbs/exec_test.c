@@ -345,10 +345,10 @@ out:
 
 int main(int argc, char **argv)
 {
-	const char *name = lb_args(argc, argv, NULL);
 	struct env e = {};
+	const char *name;
 
-	e.ctx = open_device_by_name(name);
+	e.ctx = lb_test_open(argc, argv, NULL, &name);
 	if (!ok(e.ctx != NULL, "open %s", name))
 		return tap_done();
 	e.pd = ibv_alloc_pd(e.ctx);

@@ -7,6 +7,8 @@
  * would be (destination GID + QPN), so the same program runs on frdma0 and
  * on rdma_rxe.  lb_connect() connects with the defaults, lb_connect_attr()
  * with other retry, MTU or hop-limit settings (struct lb_conn).
+ * lb_test_open() parses a test program's "-d DEVICE" and opens it,
+ * lb_open() opens a device and finds its GID in one step.
  *
  * Every wait is bounded (LB_WAIT_MS) so that a lost completion fails the
  * test instead of hanging it; the bound is a watchdog, not a performance
@@ -104,13 +106,18 @@ struct lb_conn {
 /*
  * INIT -> RTR -> RTS towards QPN @dqpn at @dgid, an RC QP (remote write,
  * read and atomic access) or a UC QP (remote write; no RC attributes);
- * PSNs 0.  Returns 0 or an errno.
+ * PSNs 0.  Also the two halves of XRC: an XRC send QP (a requester: no
+ * access rights, no responder attributes) and an XRC receive QP (a
+ * responder, like RC's: it stops at RTR).  Returns 0 or an errno.
  */
 static inline int lb_connect_attr(struct ibv_qp *qp, uint32_t dqpn,
 				  const union ibv_gid *dgid, int sgid_index,
 				  const struct lb_conn *c)
 {
-	bool rc = qp->qp_type == IBV_QPT_RC;
+	bool ini = qp->qp_type == IBV_QPT_XRC_SEND;
+	bool tgt = qp->qp_type == IBV_QPT_XRC_RECV;
+	bool req = qp->qp_type == IBV_QPT_RC || ini;	/* RC requester */
+	bool resp = qp->qp_type == IBV_QPT_RC || tgt;	/* RC responder */
 	struct ibv_port_attr pa;
 	struct ibv_qp_attr a;
 	enum ibv_mtu mtu = c->path_mtu;
@@ -127,8 +134,8 @@ static inline int lb_connect_attr(struct ibv_qp *qp, uint32_t dqpn,
 	a.qp_state = IBV_QPS_INIT;
 	a.pkey_index = 0;
 	a.port_num = LB_PORT;
-	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE;
-	if (rc)
+	a.qp_access_flags = ini ? 0 : IBV_ACCESS_REMOTE_WRITE;
+	if (resp)
 		a.qp_access_flags |= IBV_ACCESS_REMOTE_READ |
 				     IBV_ACCESS_REMOTE_ATOMIC;
 	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
@@ -146,21 +153,21 @@ static inline int lb_connect_attr(struct ibv_qp *qp, uint32_t dqpn,
 	a.ah_attr.grh.sgid_index = sgid_index;
 	a.ah_attr.grh.hop_limit = c->hop_limit;
 	a.ah_attr.port_num = LB_PORT;
-	if (rc) {
+	if (resp) {
 		a.max_dest_rd_atomic = c->rd_atomic;
 		a.min_rnr_timer = 1;
 	}
 	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
 			    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			    (rc ? IBV_QP_MAX_DEST_RD_ATOMIC |
-				  IBV_QP_MIN_RNR_TIMER : 0));
-	if (ret)
+			    (resp ? IBV_QP_MAX_DEST_RD_ATOMIC |
+				    IBV_QP_MIN_RNR_TIMER : 0));
+	if (ret || tgt)
 		return ret;
 
 	memset(&a, 0, sizeof(a));
 	a.qp_state = IBV_QPS_RTS;
 	a.sq_psn = 0;
-	if (!rc)
+	if (!req)
 		return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
 	a.timeout = c->timeout;
 	a.retry_cnt = c->retry_cnt;
@@ -285,6 +292,53 @@ static inline const char *lb_args(int argc, char **argv, unsigned long *seed)
 		exit(2);
 	}
 	return dev;
+}
+
+/*
+ * Open the device called @name and, when @gid is not NULL, find its RoCE
+ * v2 IPv4 GID too (lb_find_gid()).  Returns the context, or NULL with
+ * errno set: open_device_by_name()'s, or ENODEV when the device has no
+ * such GID (it is closed again).
+ */
+static inline struct ibv_context *lb_open(const char *name, int *gid_index,
+					  union ibv_gid *gid)
+{
+	struct ibv_context *ctx = open_device_by_name(name);
+
+	if (ctx && gid && lb_find_gid(ctx, gid_index, gid)) {
+		ibv_close_device(ctx);
+		errno = ENODEV;
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * How a test program starts: the device named by "-d DEVICE" (@def
+ * without one; when @def is NULL, -d is required) in *@name, opened
+ * (lb_open(), no GID).  Exits 2 with usage on any other argument.
+ * Returns the context, or NULL with errno set.
+ */
+static inline struct ibv_context *lb_test_open(int argc, char **argv,
+					       const char *def,
+					       const char **name)
+{
+	int opt;
+
+	*name = def;
+	while ((opt = getopt(argc, argv, "d:")) != -1) {
+		if (opt != 'd') {
+			*name = NULL;
+			break;
+		}
+		*name = optarg;
+	}
+	if (!*name) {
+		fprintf(stderr, "usage: %s %s\n", argv[0],
+			def ? "[-d DEVICE]" : "-d DEVICE");
+		exit(2);
+	}
+	return lb_open(*name, NULL, NULL);
 }
 
 #endif /* FRDMA_VERBS_LOOPBACK_H */

@@ -19,7 +19,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include <infiniband/verbs.h>
 
 #include "device.h"
+#include "loopback.h"
 #include "tap.h"
 
 #define PORT		1
@@ -1186,19 +1186,11 @@ out:
 
 int main(int argc, char **argv)
 {
-	const char *dev = "frdma0";
 	struct env e = {};
-	int c, i;
+	const char *dev;
+	int i;
 
-	while ((c = getopt(argc, argv, "d:")) != -1) {
-		if (c != 'd') {
-			fprintf(stderr, "usage: %s [-d DEVICE]\n", argv[0]);
-			return 2;
-		}
-		dev = optarg;
-	}
-
-	e.ctx = open_device_by_name(dev);
+	e.ctx = lb_test_open(argc, argv, "frdma0", &dev);
 	if (!ok(e.ctx != NULL, "open %s", dev))
 		return tap_done();
 	if (!ok(!ibv_query_device_ex(e.ctx, NULL, &e.dev) &&

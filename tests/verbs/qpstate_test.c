@@ -385,11 +385,11 @@ out:
 
 int main(int argc, char **argv)
 {
-	const char *name = lb_args(argc, argv, NULL);
 	struct env e = {};
+	const char *name;
 	int fl;
 
-	e.ctx = open_device_by_name(name);
+	e.ctx = lb_test_open(argc, argv, NULL, &name);
 	if (!ok(e.ctx != NULL, "open %s", name))
 		return tap_done();
 	fl = fcntl(e.ctx->async_fd, F_GETFL);

@@ -353,8 +353,7 @@ int main(int argc, char **argv)
 	const char *dev;
 	unsigned int i;
 
-	dev = lb_args(argc, argv, NULL);
-	ctx = open_device_by_name(dev);
+	ctx = lb_test_open(argc, argv, NULL, &dev);
 	if (!ok(ctx != NULL, "open %s", dev))
 		return tap_done();
 	if (!ok(!ibv_query_device(ctx, &da), "ibv_query_device"))

@@ -182,19 +182,12 @@ static void import(struct ibv_context *ctx, const union ibv_gid *gid,
 
 int main(int argc, char **argv)
 {
-	const char *name = "frdma0";
 	struct ibv_context *ctx;
+	const char *name;
 	union ibv_gid gid;
-	int gidx = 0, opt;
+	int gidx = 0;
 
-	while ((opt = getopt(argc, argv, "d:")) != -1) {
-		if (opt != 'd') {
-			fprintf(stderr, "usage: %s [-d DEVICE]\n", argv[0]);
-			return 2;
-		}
-		name = optarg;
-	}
-	ctx = open_device_by_name(name);
+	ctx = lb_test_open(argc, argv, "frdma0", &name);
 	if (!ok(ctx != NULL, "open %s", name))
 		return tap_done();
 	if (!ok(!lb_find_gid(ctx, &gidx, &gid), "a RoCE v2 IPv4 GID"))

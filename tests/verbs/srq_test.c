@@ -440,22 +440,14 @@ static long srq_count(void)
 int main(int argc, char **argv)
 {
 	struct ibv_srq_init_attr ia = { .attr = { .max_wr = 16, .max_sge = 2 } };
-	const char *name = "frdma0";
 	struct ibv_device_attr da;
 	struct ibv_srq_attr sa;
 	static struct env e;
+	const char *name;
 	long count0;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "d:")) != -1) {
-		if (opt != 'd') {
-			fprintf(stderr, "usage: %s [-d DEVICE]\n", argv[0]);
-			return 2;
-		}
-		name = optarg;
-	}
-
-	e.ctx = open_device_by_name(name);
+	e.ctx = lb_test_open(argc, argv, "frdma0", &name);
 	if (!ok(e.ctx != NULL, "open %s", name))
 		return tap_done();
 	memset(&da, 0, sizeof(da));

@@ -116,49 +116,17 @@ static struct ibv_qp *ini_qp(struct ibv_context *ctx, struct ibv_pd *pd,
 	return ibv_create_qp_ex(ctx, &ia);
 }
 
-/* RESET -> INIT -> RTR (-> RTS) towards @dqpn, for either XRC QP type. */
-static int xrc_connect(struct ibv_qp *qp, bool send, uint32_t dqpn,
+/*
+ * RESET -> INIT -> RTR (-> RTS) towards @dqpn, for either XRC QP type:
+ * lb_connect_attr() with an MTU of 1024.
+ */
+static int xrc_connect(struct ibv_qp *qp, uint32_t dqpn,
 		       const union ibv_gid *gid, int gidx)
 {
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT,
-		.port_num = LB_PORT,
-		.qp_access_flags = send ? 0 : IBV_ACCESS_REMOTE_WRITE |
-					      IBV_ACCESS_REMOTE_READ |
-					      IBV_ACCESS_REMOTE_ATOMIC,
-	};
-	int ret;
+	struct lb_conn c = LB_CONN(1);
 
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			    IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
-	if (ret)
-		return ret;
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = dqpn;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = *gid;
-	a.ah_attr.grh.sgid_index = gidx;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.port_num = LB_PORT;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 1;
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-			    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-			    (send ? 0 : IBV_QP_MAX_DEST_RD_ATOMIC |
-					IBV_QP_MIN_RNR_TIMER));
-	if (ret || !send)
-		return ret;
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.max_rd_atomic = 1;
-	return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT |
-			     IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
-			     IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
+	c.path_mtu = IBV_MTU_1024;
+	return lb_connect_attr(qp, dqpn, gid, gidx, &c);
 }
 
 static int post_srq(struct ibv_srq *srq, struct ibv_mr *mr, uint8_t *buf,
@@ -211,9 +179,9 @@ static int sender(const struct hello *h)
 	uint64_t one = 1;
 	int fd, gidx, res = 0;
 
-	ctx = open_device_by_name(name);
+	ctx = lb_open(name, &gidx, &gid);
 	fd = open(xrcd_path, O_RDONLY);
-	if (!ctx || fd < 0 || lb_find_gid(ctx, &gidx, &gid))
+	if (!ctx || fd < 0)
 		return 0;
 	xrcd = open_xrcd(ctx, fd);
 	if (!xrcd)
@@ -233,8 +201,8 @@ static int sender(const struct hello *h)
 	mr = cq ? ibv_reg_mr(pd, buf, sizeof(buf), IBV_ACCESS_LOCAL_WRITE) :
 		  NULL;
 	qp = mr ? ini_qp(ctx, pd, cq) : NULL;
-	if (!qp || xrc_connect(tgt, false, qp->qp_num, &gid, gidx) ||
-	    xrc_connect(qp, true, h->tgt_qpn, &gid, gidx))
+	if (!qp || xrc_connect(tgt, qp->qp_num, &gid, gidx) ||
+	    xrc_connect(qp, h->tgt_qpn, &gid, gidx))
 		return res;
 	res |= S_CONNECT;
 
@@ -468,8 +436,8 @@ static void errors(struct ibv_context *ctx)
 
 	/* No such SRQ. */
 	ini = ini_qp(ctx, pd, cq);
-	if (!ok(ini && !xrc_connect(t1, false, ini->qp_num, &gid, gidx) &&
-		!xrc_connect(ini, true, t1->qp_num, &gid, gidx),
+	if (!ok(ini && !xrc_connect(t1, ini->qp_num, &gid, gidx) &&
+		!xrc_connect(ini, t1->qp_num, &gid, gidx),
 		"XRC send QP connected"))
 		return;
 	if (!ok(t2 != NULL, "another XRC receive QP"))
@@ -484,8 +452,8 @@ static void errors(struct ibv_context *ctx)
 
 	/* The SRQ of another XRC domain. */
 	ini = ini_qp(ctx, pd, cq);
-	if (!ok(ini && !xrc_connect(t2, false, ini->qp_num, &gid, gidx) &&
-		!xrc_connect(ini, true, t2->qp_num, &gid, gidx),
+	if (!ok(ini && !xrc_connect(t2, ini->qp_num, &gid, gidx) &&
+		!xrc_connect(ini, t2->qp_num, &gid, gidx),
 		"XRC send QP connected"))
 		return;
 	wr.qp_type.xrc.remote_srqn = n2;
@@ -499,8 +467,8 @@ static void errors(struct ibv_context *ctx)
 
 	/* An rkey of another PD than the SRQ's. */
 	ini = ini_qp(ctx, pd, cq);
-	if (!ok(ini && !xrc_connect(t3, false, ini->qp_num, &gid, gidx) &&
-		!xrc_connect(ini, true, t3->qp_num, &gid, gidx),
+	if (!ok(ini && !xrc_connect(t3, ini->qp_num, &gid, gidx) &&
+		!xrc_connect(ini, t3->qp_num, &gid, gidx),
 		"XRC send QP connected"))
 		return;
 	wr.opcode = IBV_WR_RDMA_WRITE;
@@ -530,16 +498,8 @@ int main(int argc, char **argv)
 {
 	struct ibv_device_attr da = {};
 	struct ibv_context *ctx;
-	int opt;
 
-	while ((opt = getopt(argc, argv, "d:")) != -1) {
-		if (opt != 'd') {
-			fprintf(stderr, "usage: %s [-d DEVICE]\n", argv[0]);
-			return 2;
-		}
-		name = optarg;
-	}
-	ctx = open_device_by_name(name);
+	ctx = lb_test_open(argc, argv, "frdma0", &name);
 	if (!ok(ctx != NULL, "open %s", name))
 		return tap_done();
 	if (!ok(!ibv_query_device(ctx, &da) &&
