@@ -8,7 +8,8 @@
 #                   or checkout)
 #   make check      every test: host unit tests, static checks, VM suites
 #   make demo       the main job: boot the test VM, create frdma0, show it
-#                   and run a perftest bandwidth pair on it
+#                   and run a perftest bandwidth pair on it; then one
+#                   perftest bandwidth run across the two-VM pair
 #   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy;
 #                   VFIO map/unmap: frdma_vfio beside vfio_iommu_type1
 #   make stress     a long stress pass: make stress DURATION=1200
@@ -36,7 +37,7 @@ export KERNEL_RELEASE KDIR
 
 # User-space test programs run inside the VM; built on the host.
 PROG_DIRS := tests/verbs tests/umem tests/stress tests/vm/debug-kernel \
-	tests/vfio
+	tests/vfio tests/wire
 
 all: modules provider progs perftest
 
@@ -87,6 +88,7 @@ check:
 demo: all
 	scripts/deps vm
 	$(VMRUN) -- tests/vm/demo
+	tests/vm/demo-pair
 
 # Registration and bandwidth: frdma beside rdma_rxe and memcpy, one boot;
 # then VFIO map/unmap, frdma_vfio beside vfio_iommu_type1, in a second
