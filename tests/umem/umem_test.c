@@ -1384,9 +1384,13 @@ static void t_parts_killed(void)
  * mremap() (which moves page tables, not pages) and split there into
  * 4 KiB folios through debugfs split_huge_pages, which keeps their PFNs;
  * pagemap and /proc/kpageflags confirm the result.  Pinned, it is one run
- * of at least RESCHED_MIN_THPS x 512 small folios.
+ * of at least RESCHED_MIN_THPS x 512 small folios.  Automatic NUMA
+ * balancing (the suite boots with fake NUMA nodes) is off meanwhile: its
+ * hinting faults make PMDs PROT_NONE, which 6.1's split_huge_pages
+ * skips, and its migrations would move pages out of the run.
  */
 #define PREEMPT_PATH	"/sys/kernel/debug/sched/preempt"
+#define NUMA_BALANCING_PATH	"/proc/sys/kernel/numa_balancing"
 #define SPLIT_PATH	"/sys/kernel/debug/split_huge_pages"
 #define KPAGEFLAGS_PATH	"/proc/kpageflags"
 #define KPF_COMPOUND_HEAD	15
@@ -1484,6 +1488,19 @@ static unsigned long thp_chain(const char *pool, uint64_t *pfn,
 	return best;
 }
 
+/* Whether none of the @n kpageflags words @flags is part of a large folio. */
+static bool small_folios(const uint64_t *flags, unsigned long n)
+{
+	const uint64_t large = 1ULL << KPF_COMPOUND_HEAD |
+			       1ULL << KPF_COMPOUND_TAIL | 1ULL << KPF_THP;
+	unsigned long i;
+
+	for (i = 0; i < n; i++)
+		if (flags[i] & large)
+			return false;
+	return true;
+}
+
 /*
  * One run of physically contiguous 4 KiB folios, *@len bytes of it (from
  * RESCHED_MIN_THPS to RESCHED_MAX_THPS THPs' worth) at the returned
@@ -1560,13 +1577,13 @@ static char *small_folio_run(unsigned long *len)
 		FAIL("pagemap, kpageflags");
 		goto fail;
 	}
-	if (flags[0] & (1ULL << KPF_THP)) {
+	if (!small_folios(flags, npages)) {
 		/*
-		 * Debian's 6.1 takes the per-process write and splits
-		 * nothing; its whole-system form splits every THP on the
-		 * LRU, the run's among them.
+		 * Debian's 6.1 takes the per-process write and may split
+		 * only some of the THPs; its whole-system form splits every
+		 * THP on the LRU, the run's among them.
 		 */
-		diag("%s %s left the THPs whole: splitting every THP", SPLIT_PATH, s);
+		diag("%s %s left THPs whole: splitting every THP", SPLIT_PATH, s);
 		err = write_file(SPLIT_PATH, "1");
 		if (err) {
 			FAIL("split_huge_pages 1: %s", strerror(-err));
@@ -1616,6 +1633,7 @@ static int release_traced(uint32_t h, bool dirty, struct fut_release_traced *t)
 static void t_release_chunks(void)
 {
 	long was = read_long(MAX_CPUS_PARAM);
+	long numa = read_long(NUMA_BALANCING_PATH);
 	struct fut_release_traced t;
 	unsigned long len = 0;
 	char mode[32] = "", s[32];
@@ -1640,6 +1658,11 @@ static void t_release_chunks(void)
 	if (preempt_mode(mode, sizeof(mode)) && write_file(PREEMPT_PATH, "none")) {
 		FAIL("cannot write none to %s", PREEMPT_PATH);
 		return;
+	}
+	if (numa > 0 && write_file(NUMA_BALANCING_PATH, "0")) {
+		FAIL("cannot write 0 to %s", NUMA_BALANCING_PATH);
+		numa = -1;
+		goto out;
 	}
 	buf = small_folio_run(&len);
 	if (!buf)
@@ -1682,6 +1705,11 @@ out:
 	EXPECT(!write_file(MAX_CPUS_PARAM, s), "max_cpus restored");
 	if (mode[0])
 		EXPECT(!write_file(PREEMPT_PATH, mode), "preempt %s restored", mode);
+	if (numa > 0) {
+		snprintf(s, sizeof(s), "%ld", numa);
+		EXPECT(!write_file(NUMA_BALANCING_PATH, s),
+		       "numa_balancing %ld restored", numa);
+	}
 	if (buf)
 		munmap(buf, len);
 }
