@@ -51,12 +51,13 @@ enum op {
 /* -e: remote access errors, each on a QP of its own */
 enum err_op {
 	E_FIRST = 16, E_BADKEY_WRITE = E_FIRST, E_RO_WRITE, E_BADKEY_READ,
-	E_RANGE_WRITE, E_END
+	E_RANGE_WRITE, E_VANISH, E_END
 };
 
 static const char *const err_name[E_END - E_FIRST] = {
 	"RDMA_WRITE with a wrong rkey", "RDMA_WRITE to a read-only MR",
 	"RDMA_READ with a wrong rkey", "RDMA_WRITE past the end of the MR",
+	"two RDMA_WRITEs to a QP destroyed after connecting",
 };
 
 #define RO_LEN		65536
@@ -100,6 +101,7 @@ struct side {
 	int sock;
 	bool server;
 	int rd_atomic;
+	uint8_t retry_cnt;	/* the next QP's; 0: LB_CONN's */
 	uint32_t max_msg;
 	enum ibv_mtu active_mtu;
 	/* the peer */
@@ -317,6 +319,8 @@ static int qp_up(struct side *s, uint32_t mtu)
 	memcpy(dgid.raw, m.gid, 16);
 	c.path_mtu = mtu_enum(mtu);
 	c.hop_limit = 64;
+	if (s->retry_cnt)
+		c.retry_cnt = s->retry_cnt;
 	ret = lb_connect_attr(s->qp, m.qpn, &dgid, s->gid_index, &c);
 	/* Both sides connected before any request: a READY round trip. */
 	m.cmd = CMD_INFO;
@@ -366,6 +370,11 @@ static void server_prep(struct side *s, struct msg *m)
 	if (m->op >= E_FIRST) {
 		memset(s->buf, GUARD_BYTE, BUF_LEN);
 		memset(s->ro_buf, GUARD_BYTE, RO_LEN);
+		/* the peer vanishes: its packets now name no QP here */
+		if (m->op == E_VANISH && ibv_destroy_qp(s->qp))
+			die("ibv_destroy_qp");
+		if (m->op == E_VANISH)
+			s->qp = NULL;
 		return;
 	}
 	switch (m->op) {
@@ -553,9 +562,79 @@ static int client_run(struct side *s, struct msg *m, bool cas_miss,
 	return 0;
 }
 
+static double now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/*
+ * Client, E_VANISH: the server destroyed its QP, so nothing answers.  The
+ * first WRITE ends with IBV_WC_RETRY_EXC_ERR once VANISH_RETRIES retries
+ * of the local ACK timeout have gone unanswered (not before: the retries
+ * are counted as a lower bound on the time taken, never an upper one),
+ * the second is flushed, and the QP is in ERR.  Not retry_cnt 7: rdma_rxe
+ * takes it to mean "forever", as IBTA says only of rnr_retry.
+ */
+#define VANISH_RETRIES	3
+
+static int client_vanish(struct side *s, struct ibv_send_wr *wr, char *why,
+			 size_t wl)
+{
+	const struct lb_conn c = LB_CONN(s->rd_atomic);
+	/* 4.096 us << timeout, retry_cnt times at the least */
+	double least = 4.096e-3 * (1u << c.timeout) * VANISH_RETRIES, t0;
+	struct ibv_send_wr second = *wr, *bad;
+	struct ibv_wc wc[2];
+	int n, got = 0;
+
+	second.wr_id = wr->wr_id + 1;
+	wr->next = &second;
+	t0 = now_ms();
+	if (ibv_post_send(s->qp, wr, &bad)) {
+		snprintf(why, wl, "ibv_post_send: %s", strerror(errno));
+		return -1;
+	}
+	while (got < 2) {
+		n = lb_poll_ms(s->scq, wc + got, 2 - got, WAIT_MS);
+		if (n <= 0) {
+			snprintf(why, wl, "%d of 2 completions in %d s", got,
+				 WAIT_MS / 1000);
+			return -1;
+		}
+		got += n;
+	}
+	diag("the first completion after %.0f ms (at least %.0f: %u retries of %.0f ms)",
+	     now_ms() - t0, least, VANISH_RETRIES, least / VANISH_RETRIES);
+	if (wc[0].wr_id != wr->wr_id || wc[0].status != IBV_WC_RETRY_EXC_ERR) {
+		snprintf(why, wl, "first completion %s (%d), not transport retry counter exceeded",
+			 ibv_wc_status_str(wc[0].status), wc[0].status);
+		return -1;
+	}
+	if (wc[1].wr_id != second.wr_id || wc[1].status != IBV_WC_WR_FLUSH_ERR) {
+		snprintf(why, wl, "second completion %s (%d), not flushed",
+			 ibv_wc_status_str(wc[1].status), wc[1].status);
+		return -1;
+	}
+	if (now_ms() - t0 < least) {
+		snprintf(why, wl, "retries exhausted after %.0f ms, before %u timeouts of %.0f ms",
+			 now_ms() - t0, VANISH_RETRIES, least / VANISH_RETRIES);
+		return -1;
+	}
+	if (lb_qp_state(s->qp) != IBV_QPS_ERR) {
+		snprintf(why, wl, "the requester's QP is %s, not ERR",
+			 lb_state_str(lb_qp_state(s->qp)));
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Client: a request the server's responder must refuse: it completes with
  * IBV_WC_REM_ACCESS_ERR, and the server checks that nothing was written.
+ * Or, E_VANISH, a request nothing answers (client_vanish()).
  */
 static int client_err(struct side *s, struct msg *m, char *why, size_t wl)
 {
@@ -583,6 +662,9 @@ static int client_err(struct side *s, struct msg *m, char *why, size_t wl)
 		wr.wr.rdma.remote_addr = s->raddr + BUF_LEN - 2048;
 		wr.wr.rdma.rkey = s->rkey;
 		break;
+	case E_VANISH:
+		wr.wr.rdma.rkey = s->rkey;
+		return client_vanish(s, &wr, why, wl);
 	}
 	if (ibv_post_send(s->qp, &wr, &bad)) {
 		snprintf(why, wl, "ibv_post_send: %s", strerror(errno));
@@ -646,8 +728,11 @@ static int sizes_for(uint32_t mtu, bool quick, uint32_t max_msg,
 static void report(struct msg *m, uint32_t mtu)
 {
 	if (m->op >= E_FIRST) {
-		ok(!m->status, "mtu %u %s: IBV_WC_REM_ACCESS_ERR, nothing written%s%s",
-		   mtu, err_name[m->op - E_FIRST], m->status ? ": " : "", m->text);
+		ok(!m->status, "mtu %u %s: %s, nothing written%s%s",
+		   mtu, err_name[m->op - E_FIRST],
+		   m->op == E_VANISH ? "IBV_WC_RETRY_EXC_ERR, then a flush" :
+				       "IBV_WC_REM_ACCESS_ERR",
+		   m->status ? ": " : "", m->text);
 		return;
 	}
 	ok(!m->status, "mtu %u %s %llu B (seed %llu)%s%s", mtu, op_name[m->op],
@@ -673,7 +758,9 @@ static void client_errors(struct side *s, uint32_t mtu, uint64_t *seed)
 		m.cmd = CMD_MTU;
 		m.mtu = mtu;
 		put(s, &m);
+		s->retry_cnt = op == E_VANISH ? VANISH_RETRIES : 0;
 		ret = qp_up(s, mtu);
+		s->retry_cnt = 0;
 		if (!ok(!ret, "mtu %u: QPs connected", mtu))
 			diag("connect: %s", strerror(ret));
 		if (!ret) {
@@ -889,7 +976,8 @@ static void usage(void)
 		"usage: integrity -d DEVICE [-p PORT] [-m MTU,...] [-q] [-o OP,...] [-e] [HOST]\n"
 		"  without HOST: the server; with HOST: the client, which drives\n"
 		"  -q: sizes up to 256 KiB only; OPs: send,send_imm,write,write_imm,read,cas,fadd\n"
-		"  -e: then remote access errors (bad rkey, read-only MR, past the MR's end)\n");
+		"  -e: then remote access errors (bad rkey, read-only MR, past the MR's end)\n"
+		"      and a peer whose QP vanishes (the requester's retries run out)\n");
 	exit(2);
 }
 
