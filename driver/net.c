@@ -124,6 +124,8 @@ const u32 frdma_wire_ops[FRDMA_OP_NR] = {
 			      FRDMA_H_ATMETH,
 	[FRDMA_OP_FETCH_ADD] = FRDMA_F_VALID | Q | FRDMA_F_ATOMIC | F | L |
 			       FRDMA_H_ATMETH,
+	/* the 8 bytes to store are its payload; answered like a READ */
+	[FRDMA_OP_ATOMIC_WRITE] = P | Q | F | L | R,
 };
 
 #undef R

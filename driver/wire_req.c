@@ -54,6 +54,8 @@ static u8 frdma_wire_wc_opcode(u8 opcode)
 		return IB_UVERBS_WC_COMP_SWAP;
 	case IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD:
 		return IB_UVERBS_WC_FETCH_ADD;
+	case IB_UVERBS_WR_ATOMIC_WRITE:
+		return IB_UVERBS_WC_ATOMIC_WRITE;
 	default:
 		return IB_UVERBS_WC_SEND;
 	}
@@ -171,6 +173,18 @@ static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
 		x.ackreq = true;
 		goto send;
 	}
+	case IB_UVERBS_WR_ATOMIC_WRITE:
+		/* The word as it is to be in memory: its bytes unchanged. */
+		x.opcode = FRDMA_OP_ATOMIC_WRITE;
+		reth = (void *)ext;
+		reth->va = cpu_to_be64(sqe->atomic.remote_addr);
+		reth->rkey = cpu_to_be32(sqe->atomic.rkey);
+		reth->len = cpu_to_be32(sizeof(u64));
+		x.ext_len = sizeof(*reth);
+		x.buf = &sqe->atomic.compare_add;
+		x.len = sizeof(u64);
+		x.ackreq = true;
+		goto send;
 	case IB_UVERBS_WR_RDMA_WRITE:
 	case IB_UVERBS_WR_RDMA_WRITE_WITH_IMM:
 		if (first && last)
@@ -478,6 +492,16 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		frdma_wire_ack(w, pkt->psn);
 		return;
 	}
+	/*
+	 * An atomic write is answered by a READ response without payload,
+	 * as IBTA has it (and rdma_rxe sends): an acknowledgment.  A later
+	 * ACK acknowledges it too.
+	 */
+	if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_ATOMIC_WRITE &&
+	    pkt->opcode == FRDMA_OP_READ_RESP_ONLY && !pkt->paylen) {
+		frdma_wire_ack(w, pkt->psn);
+		return;
+	}
 	if (frdma_wsqe(e)->opcode != IB_UVERBS_WR_RDMA_READ)
 		return;
 	mtu = frdma_wire_mtu(w->qp);
@@ -689,6 +713,7 @@ int frdma_wire_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 	case IB_UVERBS_WR_RDMA_READ:
 	case IB_UVERBS_WR_ATOMIC_CMP_AND_SWP:
 	case IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD:
+	case IB_UVERBS_WR_ATOMIC_WRITE:
 		break;
 	default:
 		return -EOPNOTSUPP;
@@ -714,7 +739,8 @@ int frdma_wire_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 	e->len = len;
 	e->first_psn = w->psn;
 	if (sqe->opcode == IB_UVERBS_WR_ATOMIC_CMP_AND_SWP ||
-	    sqe->opcode == IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD)
+	    sqe->opcode == IB_UVERBS_WR_ATOMIC_FETCH_AND_ADD ||
+	    sqe->opcode == IB_UVERBS_WR_ATOMIC_WRITE)
 		e->npsn = 1;
 	else
 		e->npsn = max_t(u64, 1, DIV_ROUND_UP_ULL(len, mtu));

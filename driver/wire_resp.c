@@ -8,7 +8,9 @@
  * RNR NAK with the QP's min_rnr_timer, nothing consumed); a WRITE's into
  * the MR its RETH's rkey names, checked once for the whole message
  * (frdma_rkey_get()); a READ is answered with its response packets at once;
- * an atomic is executed and answered, and its result kept for a duplicate.
+ * an atomic is executed and answered, and its result kept for a duplicate;
+ * an atomic write stores its 8 bytes at once and is answered by a READ
+ * response without payload.
  * The last packet of a SEND or WRITE with immediate completes the RQE.
  * Packets with AckReq are acknowledged (coalescing: the requester decides
  * how often).
@@ -16,8 +18,9 @@
  * A packet beyond epsn gets one sequence NAK (until epsn arrives); a packet
  * before it is a duplicate: a READ is answered again from its saved
  * request, an atomic replays its saved result (the last FRDMA_WIRE_READS
- * of them are kept, as many as max_dest_rd_atomic allows), anything else is
- * acknowledged again if it asks.  An access violation, an invalid request
+ * of them are kept, as many as max_dest_rd_atomic allows), an atomic write
+ * is answered again (not done again), anything else is acknowledged again
+ * if it asks.  An access violation, an invalid request
  * (a length or opcode sequence error, an operation the QP does not allow)
  * or a broken receive ring is NAKed and moves the QP to the error state.
  */
@@ -395,6 +398,20 @@ static void frdma_wire_read_respond(struct frdma_wqp *w,
 		frdma_mr_put(sgl.mr[0]);
 }
 
+/* The answer to an atomic write: a READ response without payload. */
+static void frdma_wire_awrite_ack(struct frdma_wqp *w, u32 psn)
+{
+	struct frdma_xpkt x = {
+		.opcode = FRDMA_OP_READ_RESP_ONLY,
+		.psn = psn,
+		.dqpn = READ_ONCE(w->qp->attr.dest_qp_num),
+		.ext_len = sizeof(struct frdma_aeth),
+	};
+
+	frdma_put_be32((FRDMA_AETH_ACK << 24) | (w->msn & FRDMA_PSN_MASK), x.ext);
+	frdma_wire_xmit(w, &x);
+}
+
 static void frdma_wire_atomic_ack(struct frdma_wqp *w, u32 psn, u64 orig)
 {
 	struct frdma_xpkt x = {
@@ -465,6 +482,10 @@ static void frdma_wire_recv_dup(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		r = frdma_wire_kept(w, pkt->psn, true);
 		if (r)
 			frdma_wire_atomic_ack(w, pkt->psn, r->orig);
+		return;
+	}
+	if (pkt->opcode == FRDMA_OP_ATOMIC_WRITE) {
+		frdma_wire_awrite_ack(w, pkt->psn);
 		return;
 	}
 	if (pkt->ackreq)
@@ -544,6 +565,43 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	frdma_wire_atomic_ack(w, pkt->psn, orig);
 }
 
+/*
+ * An atomic write at epsn: one aligned 8-byte store, its payload, into
+ * an MR the QP may write remotely; then answered.
+ */
+static void frdma_wire_recv_awrite(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	struct frdma_qp *qp = w->qp;
+	const struct frdma_reth *reth = (const void *)pkt->hdr;
+	u64 va = frdma_get_be64(&reth->va), val, unused;
+	struct frdma_mr *mr;
+
+	if (w->rcv_active || w->wr_mr ||
+	    !(READ_ONCE(qp->attr.qp_access_flags) & IB_ACCESS_REMOTE_WRITE) ||
+	    frdma_get_be32(&reth->len) != sizeof(u64) ||
+	    pkt->paylen != sizeof(u64) || (va & 7)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return;
+	}
+	if (frdma_rkey_get(qp->fdev, frdma_get_be32(&reth->rkey),
+			   &qp->ibqp, qp->ibqp.pd, va, sizeof(u64),
+			   IB_ACCESS_REMOTE_WRITE, &mr)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+		return;
+	}
+	memcpy(&val, pkt->payload, sizeof(val));
+	if (frdma_mr_atomic(mr, va, IB_UVERBS_WR_ATOMIC_WRITE, val, 0,
+			    &unused)) {
+		frdma_mr_put(mr);
+		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+		return;
+	}
+	frdma_mr_put(mr);
+	w->epsn = frdma_psn_add(w->epsn, 1);
+	w->msn++;
+	frdma_wire_awrite_ack(w, pkt->psn);
+}
+
 /**
  * frdma_wire_recv_req - the responder: a request packet for this QP
  * @w: the QP's wire state, locked
@@ -585,6 +643,10 @@ void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	}
 	if (pkt->ops & FRDMA_F_ATOMIC) {
 		frdma_wire_recv_atomic(w, pkt);
+		return;
+	}
+	if (pkt->opcode == FRDMA_OP_ATOMIC_WRITE) {
+		frdma_wire_recv_awrite(w, pkt);
 		return;
 	}
 	if ((pkt->ops & FRDMA_F_SEND) ? !frdma_wire_recv_send(w, pkt) :

@@ -12,9 +12,11 @@
  * 256,1024,4096; one the port's active MTU cannot carry is skipped) both
  * sides create a fresh RC QP and connect it, then the client runs every
  * operation (SEND, SEND with immediate, RDMA WRITE, WRITE with immediate,
- * RDMA READ, compare-and-swap, fetch-and-add) at every size: 1, 2, 3, each
- * multiple of the MTU up to 4 plus and minus one, the powers of two up to
- * 4 MiB and a few odd sizes (-q: at most 256 KiB, for lossy links).
+ * RDMA READ) at every size: 1, 2, 3, each multiple of the MTU up to 4
+ * plus and minus one, the powers of two up to 4 MiB and a few odd sizes
+ * (-q: at most 256 KiB, for lossy links), then the 8-byte ones three
+ * times each (compare-and-swap, fetch-and-add, atomic write; the last is
+ * skipped, saying so, when the client's device or provider lacks it).
  *
  * Every payload is a pattern derived from a per-test seed, at an odd
  * offset in a buffer filled with a guard byte; the receiving side compares
@@ -45,7 +47,7 @@
 
 enum op {
 	OP_SEND, OP_SEND_IMM, OP_WRITE, OP_WRITE_IMM, OP_READ, OP_CMP_SWAP,
-	OP_FETCH_ADD, OP_NR
+	OP_FETCH_ADD, OP_ATOMIC_WRITE, OP_NR
 };
 
 /* -e: remote access errors, each on a QP of its own */
@@ -65,6 +67,7 @@ static const char *const err_name[E_END - E_FIRST] = {
 static const char *const op_name[OP_NR] = {
 	"SEND", "SEND_WITH_IMM", "RDMA_WRITE", "RDMA_WRITE_WITH_IMM",
 	"RDMA_READ", "ATOMIC_CMP_AND_SWP", "ATOMIC_FETCH_AND_ADD",
+	"ATOMIC_WRITE",
 };
 
 enum cmd { CMD_MTU = 1, CMD_INFO, CMD_PREP, CMD_CHECK, CMD_RESULT,
@@ -101,6 +104,7 @@ struct side {
 	int sock;
 	bool server;
 	int rd_atomic;
+	bool awrite;		/* atomic writes can be posted (client) */
 	uint8_t retry_cnt;	/* the next QP's; 0: LB_CONN's */
 	uint32_t max_msg;
 	enum ibv_mtu active_mtu;
@@ -251,6 +255,7 @@ static enum ibv_mtu mtu_enum(uint32_t mtu)
 
 static void setup(struct side *s, const char *dev)
 {
+	struct ibv_device_attr_ex dx = {};
 	struct ibv_device_attr da;
 	struct ibv_port_attr pa;
 
@@ -260,6 +265,9 @@ static void setup(struct side *s, const char *dev)
 	if (ibv_query_device(s->ctx, &da) || ibv_query_port(s->ctx, LB_PORT, &pa))
 		die("query device/port");
 	s->rd_atomic = da.max_qp_rd_atom < 16 ? da.max_qp_rd_atom : 16;
+	/* IB_UVERBS_DEVICE_ATOMIC_WRITE: the device takes atomic writes */
+	s->awrite = !ibv_query_device_ex(s->ctx, NULL, &dx) &&
+		    (dx.device_cap_flags_ex & (1ULL << 40));
 	s->max_msg = pa.max_msg_sz;
 	s->active_mtu = pa.active_mtu;
 	if (lb_find_gid(s->ctx, &s->gid_index, &s->gid)) {
@@ -289,6 +297,29 @@ static void setup(struct side *s, const char *dev)
 		die("ibv_reg_mr (read-only)");
 }
 
+/* lb_create_qp()'s QP, able to post atomic writes too; NULL with errno. */
+static struct ibv_qp *create_qp_ex(struct side *s)
+{
+	struct ibv_qp_init_attr_ex ia = {
+		.send_cq = s->scq,
+		.recv_cq = s->rcq,
+		.qp_type = IBV_QPT_RC,
+		.cap = { .max_send_wr = 4, .max_recv_wr = 4,
+			 .max_send_sge = 1, .max_recv_sge = 1 },
+		.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.pd = s->pd,
+		.send_ops_flags = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM |
+				  IBV_QP_EX_WITH_RDMA_WRITE |
+				  IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM |
+				  IBV_QP_EX_WITH_RDMA_READ |
+				  IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+				  IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD |
+				  IBV_QP_EX_WITH_ATOMIC_WRITE,
+	};
+
+	return ibv_create_qp_ex(s->ctx, &ia);
+}
+
 /* A fresh QP for @mtu, connected to the peer's: 0 or an errno. */
 static int qp_up(struct side *s, uint32_t mtu)
 {
@@ -297,7 +328,14 @@ static int qp_up(struct side *s, uint32_t mtu)
 	union ibv_gid dgid;
 	int ret;
 
-	s->qp = lb_create_qp(s->pd, s->scq, s->rcq, 4, 1, 0);
+	s->qp = s->awrite ? create_qp_ex(s) : NULL;
+	if (!s->qp && s->awrite) {
+		diag("an extended QP with atomic write: %s; none in this run",
+		     strerror(errno));
+		s->awrite = false;
+	}
+	if (!s->qp)
+		s->qp = lb_create_qp(s->pd, s->scq, s->rcq, 4, 1, 0);
 	if (!s->qp)
 		die("ibv_create_qp");
 	m.qpn = s->qp->qp_num;
@@ -402,6 +440,7 @@ static void server_prep(struct side *s, struct msg *m)
 		break;
 	case OP_CMP_SWAP:
 	case OP_FETCH_ADD:
+	case OP_ATOMIC_WRITE:
 		fill_guard(s->buf, off, 8);
 		pattern((uint8_t *)&m->val, 8, m->seed);
 		memcpy(s->buf + off, &m->val, 8);
@@ -461,6 +500,7 @@ static void server_check(struct side *s, struct msg *m)
 		break;
 	case OP_CMP_SWAP:
 	case OP_FETCH_ADD:
+	case OP_ATOMIC_WRITE:
 		memcpy(&want, s->buf + off, 8);
 		if (want != m->val) {
 			snprintf(why, wl, "memory holds 0x%llx, not 0x%llx",
@@ -480,6 +520,40 @@ bad:
  * Client: run the test in @m (prepared by the server): the local side,
  * then the server's check; fills @why with the first failure.
  */
+/*
+ * Client: an atomic write (through the extended QP interface, the only
+ * one that has it) of a new pattern word over the server's; the server
+ * then checks that its memory holds the word and nothing around changed.
+ */
+static int client_awrite(struct side *s, struct msg *m, char *why, size_t wl)
+{
+	struct ibv_qp_ex *qx = ibv_qp_to_qp_ex(s->qp);
+	uint8_t word[8];
+	struct ibv_wc wc;
+	int err;
+
+	pattern(word, 8, m->seed + 7);
+	ibv_wr_start(qx);
+	qx->wr_id = m->seed;
+	qx->wr_flags = IBV_SEND_SIGNALED;
+	ibv_wr_atomic_write(qx, s->rkey, s->raddr + m->off, word);
+	err = ibv_wr_complete(qx);
+	if (err) {
+		snprintf(why, wl, "ibv_wr_complete: %s", strerror(err));
+		return -1;
+	}
+	if (wait_wc(s, s->scq, &wc, why, wl))
+		return -1;
+	if (wc.wr_id != m->seed || wc.opcode != IBV_WC_ATOMIC_WRITE) {
+		snprintf(why, wl, "completion of wr_id %llu opcode %d, not %llu %d",
+			 (unsigned long long)wc.wr_id, wc.opcode,
+			 (unsigned long long)m->seed, IBV_WC_ATOMIC_WRITE);
+		return -1;
+	}
+	memcpy(&m->val, word, 8);	/* what the server's memory must hold */
+	return 0;
+}
+
 static int client_run(struct side *s, struct msg *m, bool cas_miss,
 		      char *why, size_t wl)
 {
@@ -531,6 +605,8 @@ static int client_run(struct side *s, struct msg *m, bool cas_miss,
 	}
 	if (m->op <= OP_WRITE_IMM)
 		pattern(s->buf + loff, len, m->seed);
+	if (m->op == OP_ATOMIC_WRITE)
+		return client_awrite(s, m, why, wl);
 	if (ibv_post_send(s->qp, &wr, &bad)) {
 		snprintf(why, wl, "ibv_post_send: %s", strerror(errno));
 		return -1;
@@ -544,7 +620,7 @@ static int client_run(struct side *s, struct msg *m, bool cas_miss,
 	if (m->op == OP_READ &&
 	    check_payload(s->buf, loff, len, m->seed, why, wl))
 		return -1;
-	if (m->op >= OP_CMP_SWAP) {
+	if (m->op == OP_CMP_SWAP || m->op == OP_FETCH_ADD) {
 		if (check_guard(s->buf, loff, 8, why, wl))
 			return -1;
 		memcpy(&orig, s->buf + loff, 8);
@@ -822,6 +898,19 @@ static int client(struct side *s, const uint32_t *mtus, int nmtu, bool quick,
 		for (op = 0; op < OP_NR && !ret; op++) {
 			if (!(opmask & (1u << op)))
 				continue;
+			if (op == OP_ATOMIC_WRITE && !s->awrite) {
+				/* the server prints the same line */
+				memset(&m, 0, sizeof(m));
+				m.cmd = CMD_RESULT;
+				m.op = op;
+				m.size = 8;
+				snprintf(m.text, sizeof(m.text),
+					 " # SKIP %s cannot post atomic writes",
+					 ibv_get_device_name(s->ctx->device));
+				put(s, &m);
+				report(&m, mtus[mi]);
+				continue;
+			}
 			for (si = 0; si < (op >= OP_CMP_SWAP ? 3 : n); si++) {
 				memset(&m, 0, sizeof(m));
 				m.cmd = CMD_PREP;
@@ -975,7 +1064,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: integrity -d DEVICE [-p PORT] [-m MTU,...] [-q] [-o OP,...] [-e] [HOST]\n"
 		"  without HOST: the server; with HOST: the client, which drives\n"
-		"  -q: sizes up to 256 KiB only; OPs: send,send_imm,write,write_imm,read,cas,fadd\n"
+		"  -q: sizes up to 256 KiB only; OPs: send,send_imm,write,write_imm,read,cas,fadd,awrite\n"
 		"  -e: then remote access errors (bad rkey, read-only MR, past the MR's end)\n"
 		"      and a peer whose QP vanishes (the requester's retries run out)\n");
 	exit(2);
@@ -985,6 +1074,7 @@ int main(int argc, char **argv)
 {
 	static const char *const opt_ops[OP_NR] = {
 		"send", "send_imm", "write", "write_imm", "read", "cas", "fadd",
+		"awrite",
 	};
 	uint32_t mtus[8] = { 256, 1024, 4096 };
 	const char *dev = NULL, *port = "19600";
