@@ -11,7 +11,8 @@
 #                   and run a perftest bandwidth pair on it; then one
 #                   perftest bandwidth run across the two-VM pair
 #   make bench      registration and bandwidth: frdma beside rdma_rxe, memcpy;
-#                   VFIO map/unmap: frdma_vfio beside vfio_iommu_type1
+#                   VFIO map/unmap: frdma_vfio beside vfio_iommu_type1;
+#                   the wire between two VMs: frdma, rdma_rxe and TCP
 #   make stress     a long stress pass: make stress DURATION=1200
 #   make install    the provider, where Debian's libibverbs looks for it
 #   make dkms-install  the modules under DKMS, for every installed kernel
@@ -92,11 +93,14 @@ demo: all
 
 # Registration and bandwidth: frdma beside rdma_rxe and memcpy, one boot;
 # then VFIO map/unmap, frdma_vfio beside vfio_iommu_type1, in a second
-# boot (tests/bench/vfio: --iommu, results/bench/vfio.txt).
+# boot (tests/bench/vfio: --iommu, results/bench/vfio.txt); then the wire,
+# frdma against frdma, rdma_rxe against rdma_rxe and TCP between two VMs,
+# one pair boot (tests/bench/wire, results/bench/wire.txt).
 bench: all
 	scripts/deps vm bench
 	tests/bench/run $(BENCH_ARGS)
 	tests/bench/vfio $(BENCH_VFIO_ARGS)
+	tests/bench/wire $(BENCH_WIRE_ARGS)
 
 # A long memory-registration stress pass and its oracle, one VM boot.
 # STRESS_DEVICE=rxe0 runs the same load on rdma_rxe (the reference);
