@@ -519,27 +519,44 @@ static void frdma_wire_recv_read(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	frdma_wire_read_respond(w, r);
 }
 
+/*
+ * The MR of the 8-byte word at @va that an atomic (@access
+ * IB_ACCESS_REMOTE_ATOMIC) or an atomic write (IB_ACCESS_REMOTE_WRITE)
+ * at epsn acts on, in *@mr, or false once NAKed: an invalid request
+ * inside another message, on a QP that does not allow @access, or at an
+ * address not 8-byte aligned; a remote access error for the rkey.
+ */
+static bool frdma_wire_word_mr(struct frdma_wqp *w, struct frdma_pkt *pkt,
+			       u64 va, u32 rkey, int access,
+			       struct frdma_mr **mr)
+{
+	struct frdma_qp *qp = w->qp;
+
+	if (w->rcv_active || w->wr_mr ||
+	    !(READ_ONCE(qp->attr.qp_access_flags) & access) || (va & 7)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return false;
+	}
+	if (frdma_rkey_get(qp->fdev, rkey, &qp->ibqp, qp->ibqp.pd, va,
+			   sizeof(u64), access, mr)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+		return false;
+	}
+	return true;
+}
+
 /* An atomic request at epsn: executed and answered. */
 static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
-	struct frdma_qp *qp = w->qp;
 	const struct frdma_atheth *a = (const void *)pkt->hdr;
 	u64 va = frdma_get_be64(&a->va), orig, cmp_add, swap;
 	struct frdma_wread *r;
 	struct frdma_mr *mr;
 	u8 op;
 
-	if (!(READ_ONCE(qp->attr.qp_access_flags) &
-	      IB_ACCESS_REMOTE_ATOMIC) || (va & 7)) {
-		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+	if (!frdma_wire_word_mr(w, pkt, va, frdma_get_be32(&a->rkey),
+				IB_ACCESS_REMOTE_ATOMIC, &mr))
 		return;
-	}
-	if (frdma_rkey_get(qp->fdev, frdma_get_be32(&a->rkey),
-			   &qp->ibqp, qp->ibqp.pd, va, sizeof(u64),
-			   IB_ACCESS_REMOTE_ATOMIC, &mr)) {
-		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
-		return;
-	}
 	if (pkt->opcode == FRDMA_OP_CMP_SWAP) {
 		op = IB_UVERBS_WR_ATOMIC_CMP_AND_SWP;
 		cmp_add = frdma_get_be64(&a->compare);
@@ -571,24 +588,18 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
  */
 static void frdma_wire_recv_awrite(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
-	struct frdma_qp *qp = w->qp;
 	const struct frdma_reth *reth = (const void *)pkt->hdr;
 	u64 va = frdma_get_be64(&reth->va), val, unused;
 	struct frdma_mr *mr;
 
-	if (w->rcv_active || w->wr_mr ||
-	    !(READ_ONCE(qp->attr.qp_access_flags) & IB_ACCESS_REMOTE_WRITE) ||
-	    frdma_get_be32(&reth->len) != sizeof(u64) ||
-	    pkt->paylen != sizeof(u64) || (va & 7)) {
+	if (frdma_get_be32(&reth->len) != sizeof(u64) ||
+	    pkt->paylen != sizeof(u64)) {
 		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 		return;
 	}
-	if (frdma_rkey_get(qp->fdev, frdma_get_be32(&reth->rkey),
-			   &qp->ibqp, qp->ibqp.pd, va, sizeof(u64),
-			   IB_ACCESS_REMOTE_WRITE, &mr)) {
-		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+	if (!frdma_wire_word_mr(w, pkt, va, frdma_get_be32(&reth->rkey),
+				IB_ACCESS_REMOTE_WRITE, &mr))
 		return;
-	}
 	memcpy(&val, pkt->payload, sizeof(val));
 	if (frdma_mr_atomic(mr, va, IB_UVERBS_WR_ATOMIC_WRITE, val, 0,
 			    &unused)) {

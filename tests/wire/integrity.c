@@ -638,6 +638,17 @@ static int client_run(struct side *s, struct msg *m, bool cas_miss,
 	return 0;
 }
 
+/* After an error: 0 when the requester's QP is in ERR, as it must be. */
+static int requester_failed(struct side *s, char *why, size_t wl)
+{
+	if (lb_qp_state(s->qp) != IBV_QPS_ERR) {
+		snprintf(why, wl, "the requester's QP is %s, not ERR",
+			 lb_state_str(lb_qp_state(s->qp)));
+		return -1;
+	}
+	return 0;
+}
+
 static double now_ms(void)
 {
 	struct timespec t;
@@ -699,12 +710,7 @@ static int client_vanish(struct side *s, struct ibv_send_wr *wr, char *why,
 			 now_ms() - t0, VANISH_RETRIES, least / VANISH_RETRIES);
 		return -1;
 	}
-	if (lb_qp_state(s->qp) != IBV_QPS_ERR) {
-		snprintf(why, wl, "the requester's QP is %s, not ERR",
-			 lb_state_str(lb_qp_state(s->qp)));
-		return -1;
-	}
-	return 0;
+	return requester_failed(s, why, wl);
 }
 
 /*
@@ -756,12 +762,7 @@ static int client_err(struct side *s, struct msg *m, char *why, size_t wl)
 			 ibv_wc_status_str(wc.status), wc.status);
 		return -1;
 	}
-	if (lb_qp_state(s->qp) != IBV_QPS_ERR) {
-		snprintf(why, wl, "the requester's QP is %s, not ERR",
-			 lb_state_str(lb_qp_state(s->qp)));
-		return -1;
-	}
-	return 0;
+	return requester_failed(s, why, wl);
 }
 
 static int sizes_for(uint32_t mtu, bool quick, uint32_t max_msg,
