@@ -1173,8 +1173,10 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
  * does not receive, its Q_Key differs or no receive is posted.
  *
  * Context: process (the wire's receive worker).
+ * Return: true when a receive took it (or completed in error for it),
+ * false when it was dropped.
  */
-void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
+bool frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 			const u8 *grh, const struct frdma_dgram *m)
 {
 	struct frdma_cqe rcqe = {};
@@ -1182,7 +1184,7 @@ void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 
 	if (!m->buf || m->len > FRDMA_UD_MAX_MSG ||
 	    !frdma_ud_recv_begin(t, m->qkey, m->len, rsgl, &rcqe, &srq))
-		return;			/* dropped */
+		return false;		/* dropped */
 	if (rcqe.status == IB_WC_SUCCESS) {
 		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
 		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
@@ -1196,6 +1198,7 @@ void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 		}
 	}
 	frdma_ud_recv_end(t, srq, rsgl, &rcqe, m->se);
+	return true;
 }
 
 /*

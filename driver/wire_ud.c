@@ -170,14 +170,11 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 	ah.grh.traffic_class = iph->tos;
 	ah.grh.hop_limit = iph->ttl;
 
-	if (qp->gsi) {
-		frdma_gsi_recv_wire(qp, &ah, &sgid, &m);
-		return true;
-	}
+	if (qp->gsi)
+		return frdma_gsi_recv_wire(qp, &ah, &sgid, &m);
 	frdma_build_grh(grh, &ah, &sgid, m.len);
 	rsgl.n = 0;
-	frdma_ud_recv_wire(qp, &rsgl, grh, &m);
-	return true;
+	return frdma_ud_recv_wire(qp, &rsgl, grh, &m);
 }
 
 /**
