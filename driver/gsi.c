@@ -340,7 +340,7 @@ static bool frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 		frdma_cq_post_wc(to_fcq(t->ibqp.recv_cq), &wc, true);
 		goto out;
 	}
-	frdma_build_grh(grh, m->ah, m->sgid, m->len);
+	frdma_build_grh(grh, m->ah, m->sgid, m->len, m->imm);
 	frdma_gsi_scatter(&r, grh, m);
 
 	wc.status = IB_WC_SUCCESS;

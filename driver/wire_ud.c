@@ -172,7 +172,7 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 
 	if (qp->gsi)
 		return frdma_gsi_recv_wire(qp, &ah, &sgid, &m);
-	frdma_build_grh(grh, &ah, &sgid, m.len);
+	frdma_build_grh(grh, &ah, &sgid, m.len, m.imm);
 	rsgl.n = 0;
 	return frdma_ud_recv_wire(qp, &rsgl, grh, &m);
 }
