@@ -20,7 +20,8 @@
  *   - the MR and the receive buffers hold exactly what the case expects
  *     (written=OFF:LEN:BYTE, recv=LEN:BYTE, or "any"; a UD receive,
  *     ud=LEN:BYTE, the 40-byte GRH area first: zeros, then the IPv4
- *     header of a packet from the forger to us, with its checksum);
+ *     header of a packet from the forger to us, with its checksum and
+ *     the packet's length, iplen=BYTES);
  *   - the target QP's state (RTS or ERR) and its completions other than
  *     flushes (cq=s0,r0:1024: a send or receive, its status, a receive's
  *     byte count; a UD receive's also :qSRC_QP, :iIMM and :nogrh when the
@@ -409,9 +410,10 @@ static long first_diff(const uint8_t *p, size_t len, uint8_t byte)
 
 /*
  * The GRH area of a UD receive at @p: 20 zero bytes, then the IPv4 header
- * of a UDP packet from the forger to us, with a right checksum.
+ * of a UDP packet of @iplen bytes from the forger to us, with a right
+ * checksum.
  */
-static void check_grh(const uint8_t *p, char *why, size_t n)
+static void check_grh(const uint8_t *p, long iplen, char *why, size_t n)
 {
 	uint32_t sum = 0;
 	long d;
@@ -427,13 +429,16 @@ static void check_grh(const uint8_t *p, char *why, size_t n)
 	if (p[0] != 0x45 || p[9] != IPPROTO_UDP || sum != 0xffff)
 		say(why, n, "GRH: no IPv4 header of a UDP packet (version/IHL 0x%02x, protocol %u, checksum sum 0x%x)",
 		    p[0], p[9], sum);
+	if (iplen >= 0 && (p[2] << 8 | p[3]) != iplen)
+		say(why, n, "GRH: IPv4 total length %u, want %ld",
+		    p[2] << 8 | p[3], iplen);
 	if (memcmp(p + 12, &peer_gid.raw[12], 4) || memcmp(p + 16, &gid.raw[12], 4))
 		say(why, n, "GRH: IPv4 header from %u.%u.%u.%u to %u.%u.%u.%u, want from the forger to us",
 		    p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19]);
 }
 
 static void check_memory(const char *written, const char *recv, bool grh,
-			 char *why, size_t n)
+			 long iplen, char *why, size_t n)
 {
 	unsigned long off = 0, len = 0, v = 0;
 	size_t i, at = grh ? GRH : 0;
@@ -468,7 +473,7 @@ static void check_memory(const char *written, const char *recv, bool grh,
 		if (recv && sscanf(recv, "%lu:%lu", &len, &v) != 2)
 			say(why, n, "bad recv=%s", recv);
 		if (grh)
-			check_grh(buf + RECV_OFF, why, n);
+			check_grh(buf + RECV_OFF, iplen, why, n);
 		for (i = at; i < RECV_LEN; i++) {
 			uint8_t want = i < at + len ? (uint8_t)v : RECV_BYTE;
 
@@ -527,6 +532,7 @@ static void check(const char *name, uint32_t imm, char *exp, FILE *ctl)
 	char why[1024] = "", cq[256], seen[512] = "";
 	const char *written = NULL, *recv = NULL, *state = "RTS", *want_cq = "";
 	bool grh = false;
+	long iplen = -1;
 	long long junk = -1, delta[NCOUNTERS];
 	long long want[NCOUNTERS];
 	enum ibv_qp_state s;
@@ -554,6 +560,8 @@ static void check(const char *name, uint32_t imm, char *exp, FILE *ctl)
 			state = v;
 		else if (!strcmp(tok, "cq"))
 			want_cq = v;
+		else if (!strcmp(tok, "iplen"))
+			iplen = atol(v);
 		else if (!strcmp(tok, "junk"))
 			junk = atoll(v);
 		else
@@ -591,7 +599,7 @@ static void check(const char *name, uint32_t imm, char *exp, FILE *ctl)
 	if (junk >= 0 && delta[0] + delta[1] < junk)
 		say(why, sizeof(why), "ICRC errors + drops +%lld, want at least +%lld",
 		    delta[0] + delta[1], junk);
-	check_memory(written, recv, grh, why, sizeof(why));
+	check_memory(written, recv, grh, iplen, why, sizeof(why));
 	if (ok(!why[0], "%s: QP %s, counters%s", name, lb_state_str(s),
 	       seen[0] ? seen : " unchanged"))
 		fprintf(ctl, "ok\n");
