@@ -940,16 +940,19 @@ static enum frdma_outcome frdma_exec_remote(struct frdma_qp *qp,
  * that finds no such UD QP, a Q_Key mismatch or no RQE is dropped and the
  * send completes successfully.  The receive buffer gets the 40-byte GRH
  * first: for an IPv4 destination GID its last 20 bytes are the IPv4
- * header (as RoCE v2 delivers it), else an IPv6 header.
+ * header (as RoCE v2 delivers it), else an IPv6 header; either with the
+ * length of the datagram's RoCE v2 packet: after the IP header, UDP
+ * header, BTH, DETH, immediate data if any, payload, pad and ICRC.
  */
 
 #define FRDMA_GRH_SIZE		40
 #define FRDMA_UD_MAX_MSG	4096	/* the largest IB MTU */
 
 void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
-		     const union ib_gid *sgid, u32 len)
+		     const union ib_gid *sgid, u32 len, bool imm)
 {
 	const struct ib_global_route *g = &ah->grh;
+	u32 rest = 8 + 12 + 8 + (imm ? 4 : 0) + ALIGN(len, 4) + 4;
 
 	memset(grh, 0, FRDMA_GRH_SIZE);
 	if (ipv6_addr_v4mapped((const struct in6_addr *)g->dgid.raw)) {
@@ -958,7 +961,7 @@ void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
 		ip->version = 4;
 		ip->ihl = 5;
 		ip->tos = g->traffic_class;
-		ip->tot_len = htons(sizeof(*ip) + 8 + 12 + len + 4);
+		ip->tot_len = htons(sizeof(*ip) + rest);
 		ip->ttl = g->hop_limit;
 		ip->protocol = IPPROTO_UDP;
 		memcpy(&ip->saddr, sgid->raw + 12, 4);
@@ -970,7 +973,7 @@ void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
 		h->version_tclass_flow = cpu_to_be32(6 << 28 |
 						     g->traffic_class << 20 |
 						     (g->flow_label & 0xfffff));
-		h->paylen = cpu_to_be16(8 + 12 + len + 4);
+		h->paylen = cpu_to_be16(rest);
 		h->next_hdr = IPPROTO_UDP;
 		h->hop_limit = g->hop_limit;
 		h->sgid = *sgid;
@@ -1068,7 +1071,8 @@ static void frdma_ud_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	if (!frdma_ud_recv_begin(t, qkey, len, rsgl, &rcqe, &srq))
 		return;			/* dropped */
 	if (rcqe.status == IB_WC_SUCCESS) {
-		frdma_build_grh(grh, ah, sgid, len);
+		frdma_build_grh(grh, ah, sgid, len,
+				sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM);
 		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
 		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
 		/* At most FRDMA_UD_MAX_MSG: never stops midway. */
@@ -1173,8 +1177,10 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
  * does not receive, its Q_Key differs or no receive is posted.
  *
  * Context: process (the wire's receive worker).
+ * Return: true when a receive took it (or completed in error for it),
+ * false when it was dropped.
  */
-void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
+bool frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 			const u8 *grh, const struct frdma_dgram *m)
 {
 	struct frdma_cqe rcqe = {};
@@ -1182,7 +1188,7 @@ void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 
 	if (!m->buf || m->len > FRDMA_UD_MAX_MSG ||
 	    !frdma_ud_recv_begin(t, m->qkey, m->len, rsgl, &rcqe, &srq))
-		return;			/* dropped */
+		return false;		/* dropped */
 	if (rcqe.status == IB_WC_SUCCESS) {
 		frdma_sgl_write(rsgl, grh, FRDMA_GRH_SIZE);
 		frdma_sgl_skip(rsgl, FRDMA_GRH_SIZE);
@@ -1196,6 +1202,7 @@ void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 		}
 	}
 	frdma_ud_recv_end(t, srq, rsgl, &rcqe, m->se);
+	return true;
 }
 
 /*

@@ -296,20 +296,23 @@ static void frdma_gsi_scatter(const struct frdma_gsi_rwqe *r, const u8 *grh,
 
 /*
  * Deliver @m to @t, a GSI QP the caller holds a reference on, or drop it.
+ * Return: true when a receive took it (or completed in error for it),
+ * false when it was dropped.
  * Context: process or atomic; takes t's recv_lock and rq_lock.
  */
-static void frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
+static bool frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 {
 	struct frdma_gsi *gsi = t->gsi;
 	struct frdma_gsi_rwqe r;
 	u8 grh[sizeof(struct ib_grh)];
 	struct ib_wc wc = {};
 	unsigned long flags, rflags;
+	bool taken = false;
 	s64 room;
 
 	if (!frdma_gsi_state_receives(READ_ONCE(t->state)) ||
 	    m->qkey != IB_QP1_QKEY || m->len > FRDMA_GSI_MAX_MSG)
-		return;
+		return false;
 
 	spin_lock_irqsave(&gsi->recv_lock, flags);
 	spin_lock_irqsave(&gsi->rq_lock, rflags);
@@ -326,6 +329,7 @@ static void frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 	}
 	gsi->rq_head++;
 	spin_unlock_irqrestore(&gsi->rq_lock, rflags);
+	taken = true;
 
 	wc.wr_id = r.wr_id;
 	wc.opcode = IB_WC_RECV;
@@ -336,7 +340,7 @@ static void frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 		frdma_cq_post_wc(to_fcq(t->ibqp.recv_cq), &wc, true);
 		goto out;
 	}
-	frdma_build_grh(grh, m->ah, m->sgid, m->len);
+	frdma_build_grh(grh, m->ah, m->sgid, m->len, m->imm);
 	frdma_gsi_scatter(&r, grh, m);
 
 	wc.status = IB_WC_SUCCESS;
@@ -355,6 +359,7 @@ static void frdma_gsi_recv(struct frdma_qp *t, const struct frdma_gsi_msg *m)
 	frdma_cq_post_wc(to_fcq(t->ibqp.recv_cq), &wc, m->solicited);
 out:
 	spin_unlock_irqrestore(&gsi->recv_lock, flags);
+	return taken;
 }
 
 /**
@@ -407,8 +412,9 @@ void frdma_gsi_recv_user(struct frdma_qp *gsi, struct frdma_qp *qp,
  * take it.
  *
  * Context: process (the wire's receive worker).
+ * Return: true when a receive took it, false when it was dropped.
  */
-void frdma_gsi_recv_wire(struct frdma_qp *gsi, const struct rdma_ah_attr *ah,
+bool frdma_gsi_recv_wire(struct frdma_qp *gsi, const struct rdma_ah_attr *ah,
 			 const union ib_gid *sgid, const struct frdma_dgram *m)
 {
 	struct frdma_gsi_msg g = {
@@ -423,8 +429,7 @@ void frdma_gsi_recv_wire(struct frdma_qp *gsi, const struct rdma_ah_attr *ah,
 		.buf = m->buf,
 	};
 
-	if (m->buf && m->len <= FRDMA_GSI_MAX_MSG)
-		frdma_gsi_recv(gsi, &g);
+	return m->buf && m->len <= FRDMA_GSI_MAX_MSG && frdma_gsi_recv(gsi, &g);
 }
 
 /*

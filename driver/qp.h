@@ -254,7 +254,7 @@ void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event);
 void frdma_flush_sq(struct frdma_qp *qp);
 void frdma_flush_rq(struct frdma_qp *qp);
 void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
-		     const union ib_gid *sgid, u32 len);
+		     const union ib_gid *sgid, u32 len, bool imm);
 
 /* gsi.c: the GSI QP (QP1), a kernel QP */
 #define FRDMA_GSI_QPN	1

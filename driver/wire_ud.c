@@ -13,9 +13,10 @@
  *
  * A received UD packet (net.c has checked its lengths and ICRC and found
  * the QP its BTH names) is accepted when its P_Key is the default
- * partition's (the only one frdma's P_Key table holds), its destination
- * is a UD QP (or the GSI QP) in a state that receives, and its Q_Key is
- * the QP's (QP1's: IB_QP1_QKEY).  It then takes the next receive of the
+ * partition's (the only one frdma's P_Key table holds), its payload is at
+ * most the port's active MTU, its destination is a UD QP (or the GSI QP)
+ * in a state that receives, and its Q_Key is the QP's (QP1's:
+ * IB_QP1_QKEY).  It then takes the next receive of the
  * QP's RQ or SRQ, which gets the 40-byte GRH area first (for IPv4, the
  * IPv4 header of the packet in its last 20 bytes, as RoCE v2 devices
  * write it) and then the payload; the work completion has the source QP
@@ -26,6 +27,7 @@
 #include <linux/hash.h>
 #include <linux/ip.h>
 #include <net/ipv6.h>
+#include <rdma/ib_addr.h>
 
 #include "mr.h"
 #include "wire_ud.h"
@@ -105,6 +107,25 @@ static bool frdma_wire_pkey_ok(const struct frdma_pkt *pkt)
 	return (ntohs(pkt->bth->pkey) & 0x7fff) == 0x7fff;
 }
 
+/*
+ * The most payload a UD packet for @fdev may carry: its port's active MTU
+ * (query_port), the most a datagram sent on its link can carry.  0 when
+ * the device has no netdev now.
+ */
+static u32 frdma_wire_ud_mtu(struct frdma_dev *fdev)
+{
+	struct net_device *ndev;
+	int mtu;
+
+	ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1, fdev->ndev);
+	if (!ndev)
+		return 0;
+	mtu = ib_mtu_enum_to_int(min(iboe_get_mtu(READ_ONCE(ndev->mtu)),
+				     IB_MTU_4096));
+	dev_put(ndev);
+	return mtu > 0 ? mtu : 0;
+}
+
 /* A UD packet for @qp, a UD or GSI QP. */
 static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 {
@@ -120,7 +141,14 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 		return false;
 	if (!frdma_wire_pkey_ok(pkt))
 		return false;
-	if (pkt->paylen > FRDMA_UD_MAX_PAYLOAD || iph->version != 4)
+	/*
+	 * More payload than the port's active MTU: a UD message is at most
+	 * one MTU, so only a forged packet (or one reassembled from IP
+	 * fragments) carries it.  Taking it would fail a receive sized
+	 * for the MTU, as applications post them, and move the QP to the
+	 * error state.
+	 */
+	if (pkt->paylen > frdma_wire_ud_mtu(qp->fdev) || iph->version != 4)
 		return false;
 
 	m.qkey = frdma_get_be32(pkt->hdr);
@@ -142,14 +170,11 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 	ah.grh.traffic_class = iph->tos;
 	ah.grh.hop_limit = iph->ttl;
 
-	if (qp->gsi) {
-		frdma_gsi_recv_wire(qp, &ah, &sgid, &m);
-		return true;
-	}
-	frdma_build_grh(grh, &ah, &sgid, m.len);
+	if (qp->gsi)
+		return frdma_gsi_recv_wire(qp, &ah, &sgid, &m);
+	frdma_build_grh(grh, &ah, &sgid, m.len, m.imm);
 	rsgl.n = 0;
-	frdma_ud_recv_wire(qp, &rsgl, grh, &m);
-	return true;
+	return frdma_ud_recv_wire(qp, &rsgl, grh, &m);
 }
 
 /**

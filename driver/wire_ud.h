@@ -50,11 +50,11 @@ int frdma_wire_uc_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 bool frdma_wire_uc_recv(struct frdma_wqp *w, struct frdma_pkt *pkt);
 
 /* exec.c */
-void frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
+bool frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 			const u8 *grh, const struct frdma_dgram *m);
 
 /* gsi.c */
-void frdma_gsi_recv_wire(struct frdma_qp *gsi, const struct rdma_ah_attr *ah,
+bool frdma_gsi_recv_wire(struct frdma_qp *gsi, const struct rdma_ah_attr *ah,
 			 const union ib_gid *sgid, const struct frdma_dgram *m);
 
 #endif /* _FRDMA_WIRE_UD_H */

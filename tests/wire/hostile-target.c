@@ -5,8 +5,9 @@
  * The target of tests/wire/hostile-send: in one VM of a tests/vm/pair run,
  * this program offers QPs of DEVICE to a packet forger in the other VM,
  * which sends them malformed RoCE v2 packets.  For each case the forger
- * asks for a fresh target QP (RC, RC on an SRQ, or UC), gets its QPN and the
- * keys and addresses of its memory, sends its packets, then a
+ * asks for a fresh target QP (RC, RC on an SRQ, UC, or UD: in RTS, on an
+ * SRQ, in INIT or in RESET), gets its QPN and the keys and addresses of
+ * its memory, sends its packets, then a
  * synchronising packet (an RDMA WRITE with immediate of no bytes) to a
  * QP of its own here, and says what must have happened.  Packets are
  * processed in arrival order, so once the synchronising completion is
@@ -17,17 +18,24 @@
  *     MR of another PD, are untouched: nothing is written outside the
  *     memory a packet may write;
  *   - the MR and the receive buffers hold exactly what the case expects
- *     (written=OFF:LEN:BYTE, recv=LEN:BYTE, or "any");
+ *     (written=OFF:LEN:BYTE, recv=LEN:BYTE, or "any"; a UD receive,
+ *     ud=LEN:BYTE, the 40-byte GRH area first: zeros, then the IPv4
+ *     header of a packet from the forger to us, with its checksum and
+ *     the packet's length, iplen=BYTES);
  *   - the target QP's state (RTS or ERR) and its completions other than
  *     flushes (cq=s0,r0:1024: a send or receive, its status, a receive's
- *     byte count);
+ *     byte count; a UD receive's also :qSRC_QP, :iIMM and :nogrh when the
+ *     completion says so);
  *   - the port counters moved by exactly what the case says (icrc, drop,
  *     seq, dup, rnrtx, ...), or at least (junk: icrc + drop).
  *
  * The control protocol is lines over TCP (PORT, default 19650):
  *
  *   A: hello SYNC_QPN
- *   B: case NAME rc|srq|uc none|send  A: ready QPN VA LEN RKEY VA2 LEN2 RKEY2
+ *   B: case NAME KIND POST            A: ready QPN VA LEN RKEY VA2 LEN2 RKEY2
+ *      KIND: rc, srq, uc, ud, ud-srq, ud-init, ud-reset
+ *      POST: none, send (one SEND from the target QP), small (receives
+ *            of UD_SMALL bytes)
  *   B: check NAME SYNC KEY=VALUE...   A: ok|not-ok
  *   B: end                            (A prints the plan and exits)
  *
@@ -38,6 +46,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +74,9 @@
 #define FAKE_PEER_QPN	0x00bead
 #define NRECV		2
 #define SYNC_RECVS	32
+#define UD_QKEY		0x0badcafe	/* hostile-send's too */
+#define UD_SMALL	(40 + 512)	/* a receive of "small" */
+#define GRH		40
 
 static const char *const counters[][2] = {
 	{ "icrc", "rcvd_icrc_err" },
@@ -217,8 +229,32 @@ static void target_down(void)
 	tcq = NULL;
 }
 
-/* A fresh target QP: 0, or an errno. */
-static int target_up(int srq, int uc, int send)
+/* Bring UD QP @qp to @state (RESET, INIT or RTS): 0 or an errno. */
+static int ud_up(struct ibv_qp *qp, enum ibv_qp_state state)
+{
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT, .port_num = 1, .qkey = UD_QKEY,
+	};
+
+	if (state == IBV_QPS_RESET)
+		return 0;
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+			  IBV_QP_PORT | IBV_QP_QKEY))
+		return errno ? errno : EIO;
+	if (state == IBV_QPS_INIT)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.qp_state = IBV_QPS_RTR;
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE))
+		return errno ? errno : EIO;
+	a.qp_state = IBV_QPS_RTS;
+	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN))
+		return errno ? errno : EIO;
+	return 0;
+}
+
+/* A fresh target QP of @kind, with @post: 0, or an errno. */
+static int target_up(const char *kind, const char *post)
 {
 	struct ibv_qp_init_attr ia = {
 		.qp_type = IBV_QPT_RC,
@@ -234,11 +270,24 @@ static int target_up(int srq, int uc, int send)
 	struct ibv_send_wr swr, *sbad;
 	struct ibv_sge sge;
 	char msg[16] = "hostile-target";
+	bool ud = !strncmp(kind, "ud", 2);
+	bool srq = !strcmp(kind, "srq") || !strcmp(kind, "ud-srq");
+	bool send = !strcmp(post, "send");
+	uint32_t rlen = !strcmp(post, "small") ? UD_SMALL : RECV_LEN / NRECV;
 	size_t i;
 	int ret;
 
 	target_down();
 	fill();
+	if (ud) {
+		struct ibv_port_attr pa;
+
+		/* hostile-send's UD cases are for a port MTU of 1024 */
+		if (ibv_query_port(ctx, 1, &pa))
+			return errno;
+		if (pa.active_mtu != IBV_MTU_1024)
+			return EMSGSIZE;
+	}
 	tcq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
 	if (!tcq)
 		return errno;
@@ -251,19 +300,33 @@ static int target_up(int srq, int uc, int send)
 	}
 	ia.send_cq = tcq;
 	ia.recv_cq = tcq;
-	if (uc)
+	if (!strcmp(kind, "uc"))
 		ia.qp_type = IBV_QPT_UC;
+	else if (ud)
+		ia.qp_type = IBV_QPT_UD;
+	else if (strcmp(kind, "rc") && strcmp(kind, "srq"))
+		return EINVAL;
 	tqp = ibv_create_qp(pd, &ia);
 	if (!tqp)
 		return errno;
-	c.path_mtu = IBV_MTU_1024;
-	c.timeout = 20;		/* the forger answers the requester cases */
-	ret = lb_connect_attr(tqp, FAKE_PEER_QPN, &peer_gid, gid_index, &c);
+	if (!strcmp(kind, "ud-reset"))
+		ret = ud_up(tqp, IBV_QPS_RESET);
+	else if (!strcmp(kind, "ud-init"))
+		ret = ud_up(tqp, IBV_QPS_INIT);
+	else if (ud)
+		ret = ud_up(tqp, IBV_QPS_RTS);
+	else {
+		c.path_mtu = IBV_MTU_1024;
+		c.timeout = 20;	/* the forger answers the requester cases */
+		ret = lb_connect_attr(tqp, FAKE_PEER_QPN, &peer_gid,
+				      gid_index, &c);
+	}
 	if (ret)
 		return ret;
-	for (i = 0; i < NRECV; i++) {
+	/* Receives are posted from INIT on (none in RESET). */
+	for (i = 0; i < NRECV && strcmp(kind, "ud-reset"); i++) {
 		sge.addr = (uintptr_t)buf + RECV_OFF + i * (RECV_LEN / NRECV);
-		sge.length = RECV_LEN / NRECV;
+		sge.length = rlen;
 		sge.lkey = rmr->lkey;
 		memset(&rwr, 0, sizeof(rwr));
 		rwr.wr_id = 100 + i;
@@ -277,6 +340,8 @@ static int target_up(int srq, int uc, int send)
 	read_counters(cbase);
 	if (!send)
 		return 0;
+	if (ud)
+		return EINVAL;
 	/* One inline SEND of one packet, PSN 0: the forger answers it. */
 	sge.addr = (uintptr_t)msg;
 	sge.length = sizeof(msg);
@@ -343,11 +408,40 @@ static long first_diff(const uint8_t *p, size_t len, uint8_t byte)
 	return -1;
 }
 
-static void check_memory(const char *written, const char *recv, char *why,
-			 size_t n)
+/*
+ * The GRH area of a UD receive at @p: 20 zero bytes, then the IPv4 header
+ * of a UDP packet of @iplen bytes from the forger to us, with a right
+ * checksum.
+ */
+static void check_grh(const uint8_t *p, long iplen, char *why, size_t n)
+{
+	uint32_t sum = 0;
+	long d;
+	int i;
+
+	if ((d = first_diff(p, 20, 0)) >= 0)
+		say(why, n, "GRH byte %ld is 0x%02x, want 0", d, p[d]);
+	p += 20;
+	for (i = 0; i < 20; i += 2)
+		sum += p[i] << 8 | p[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	if (p[0] != 0x45 || p[9] != IPPROTO_UDP || sum != 0xffff)
+		say(why, n, "GRH: no IPv4 header of a UDP packet (version/IHL 0x%02x, protocol %u, checksum sum 0x%x)",
+		    p[0], p[9], sum);
+	if (iplen >= 0 && (p[2] << 8 | p[3]) != iplen)
+		say(why, n, "GRH: IPv4 total length %u, want %ld",
+		    p[2] << 8 | p[3], iplen);
+	if (memcmp(p + 12, &peer_gid.raw[12], 4) || memcmp(p + 16, &gid.raw[12], 4))
+		say(why, n, "GRH: IPv4 header from %u.%u.%u.%u to %u.%u.%u.%u, want from the forger to us",
+		    p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19]);
+}
+
+static void check_memory(const char *written, const char *recv, bool grh,
+			 long iplen, char *why, size_t n)
 {
 	unsigned long off = 0, len = 0, v = 0;
-	size_t i;
+	size_t i, at = grh ? GRH : 0;
 	long d;
 
 	if ((d = first_diff(buf, MR_OFF, GUARD)) >= 0)
@@ -378,8 +472,10 @@ static void check_memory(const char *written, const char *recv, char *why,
 		v = 0;
 		if (recv && sscanf(recv, "%lu:%lu", &len, &v) != 2)
 			say(why, n, "bad recv=%s", recv);
-		for (i = 0; i < RECV_LEN; i++) {
-			uint8_t want = i < len ? (uint8_t)v : RECV_BYTE;
+		if (grh)
+			check_grh(buf + RECV_OFF, iplen, why, n);
+		for (i = at; i < RECV_LEN; i++) {
+			uint8_t want = i < at + len ? (uint8_t)v : RECV_BYTE;
 
 			if (buf[RECV_OFF + i] != want) {
 				say(why, n, "receive buffer byte %zu is 0x%02x, want 0x%02x",
@@ -390,7 +486,11 @@ static void check_memory(const char *written, const char *recv, char *why,
 	}
 }
 
-/* The target's completions other than flushes: "s0,r0:1024". */
+/*
+ * The target's completions other than flushes: "s0,r0:1024", a UD
+ * receive's with its source QP, immediate data and no GRH flag:
+ * "r0:140:q9:i1020304:nogrh".
+ */
 static void target_cq(char *out, size_t n)
 {
 	struct ibv_wc wc[16];
@@ -399,18 +499,30 @@ static void target_cq(char *out, size_t n)
 
 	out[0] = 0;
 	while ((got = ibv_poll_cq(tcq, 16, wc)) > 0) {
-		for (i = 0; i < got; i++) {
-			if (wc[i].status == IBV_WC_WR_FLUSH_ERR)
+		for (i = 0; i < got && l < n; i++) {
+			const struct ibv_wc *w = &wc[i];
+
+			if (w->status == IBV_WC_WR_FLUSH_ERR)
 				continue;
-			if (wc[i].wr_id >= 100)
-				l += snprintf(out + l, n - l, "%sr%d:%u", l ? "," : "",
-					      wc[i].status, wc[i].byte_len);
-			else
+			if (w->wr_id < 100) {
 				l += snprintf(out + l, n - l, "%ss%d", l ? "," : "",
-					      wc[i].status);
-			if (l >= n)
-				return;
+					      w->status);
+				continue;
+			}
+			l += snprintf(out + l, n - l, "%sr%d:%u", l ? "," : "",
+				      w->status, w->byte_len);
+			if (tqp->qp_type != IBV_QPT_UD ||
+			    w->status != IBV_WC_SUCCESS || l >= n)
+				continue;
+			l += snprintf(out + l, n - l, ":q%u", w->src_qp);
+			if (l < n && (w->wc_flags & IBV_WC_WITH_IMM))
+				l += snprintf(out + l, n - l, ":i%x",
+					      ntohl(w->imm_data));
+			if (l < n && !(w->wc_flags & IBV_WC_GRH))
+				l += snprintf(out + l, n - l, ":nogrh");
 		}
+		if (l >= n)
+			return;
 	}
 }
 
@@ -419,6 +531,8 @@ static void check(const char *name, uint32_t imm, char *exp, FILE *ctl)
 {
 	char why[1024] = "", cq[256], seen[512] = "";
 	const char *written = NULL, *recv = NULL, *state = "RTS", *want_cq = "";
+	bool grh = false;
+	long iplen = -1;
 	long long junk = -1, delta[NCOUNTERS];
 	long long want[NCOUNTERS];
 	enum ibv_qp_state s;
@@ -438,10 +552,16 @@ static void check(const char *name, uint32_t imm, char *exp, FILE *ctl)
 			written = v;
 		else if (!strcmp(tok, "recv"))
 			recv = v;
+		else if (!strcmp(tok, "ud")) {
+			recv = v;
+			grh = true;
+		}
 		else if (!strcmp(tok, "state"))
 			state = v;
 		else if (!strcmp(tok, "cq"))
 			want_cq = v;
+		else if (!strcmp(tok, "iplen"))
+			iplen = atol(v);
 		else if (!strcmp(tok, "junk"))
 			junk = atoll(v);
 		else
@@ -479,7 +599,7 @@ static void check(const char *name, uint32_t imm, char *exp, FILE *ctl)
 	if (junk >= 0 && delta[0] + delta[1] < junk)
 		say(why, sizeof(why), "ICRC errors + drops +%lld, want at least +%lld",
 		    delta[0] + delta[1], junk);
-	check_memory(written, recv, why, sizeof(why));
+	check_memory(written, recv, grh, iplen, why, sizeof(why));
 	if (ok(!why[0], "%s: QP %s, counters%s", name, lb_state_str(s),
 	       seen[0] ? seen : " unchanged"))
 		fprintf(ctl, "ok\n");
@@ -551,8 +671,7 @@ int main(int argc, char **argv)
 	fflush(ctl);
 	while (fgets(line, sizeof(line), ctl)) {
 		if (sscanf(line, "case %63s %15s %15s", name, kind, post) == 3) {
-			ret = target_up(!strcmp(kind, "srq"), !strcmp(kind, "uc"),
-					!strcmp(post, "send"));
+			ret = target_up(kind, post);
 			if (ret) {
 				errno = ret;
 				ok(false, "%s: a target QP: %s", name, strerror(ret));
