@@ -388,7 +388,11 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 	pkt.se = pkt.bth->flags & FRDMA_BTH_SE;
 
 	ipv6_addr_set_v4mapped(iph->daddr, (struct in6_addr *)dgid.raw);
-	fdev = frdma_dev_get_by_gid_net(dev_net(skb->dev), &dgid);
+	/*
+	 * The socket is init_net's, so is every packet it got; skb->dev
+	 * is not looked at: nothing held the device while it was queued.
+	 */
+	fdev = frdma_dev_get_by_gid_net(&init_net, &dgid);
 	if (!fdev)
 		goto drop;
 	qp = frdma_qp_get(fdev, ntohl(pkt.bth->qpn) & FRDMA_QPN_MASK);
