@@ -5,8 +5,10 @@
  * The vocabulary and the invariants are stated in include/frdma/umem.h and
  * Documentation/umem.rst.  This file holds the two ways pages get pinned:
  *
- * Generic path: pages are pinned into one page of page pointers, at most
- * PAGE_SIZE / sizeof(void *) pages at a time: with pin_user_pages_fast()
+ * Generic path: pages are pinned into a batch of page pointers, one page
+ * of them (at most PAGE_SIZE / sizeof(void *) pages at a time), or for a
+ * pin of at most FRDMA_UMEM_SMALL (8) pages an array of that many on the
+ * stack, so that a small pin allocates no page: with pin_user_pages_fast()
  * when the mm is the caller's own (and always in helpers, below), with
  * pin_user_pages_remote() under the mmap lock when the pinning task pins
  * another mm.  Each batch is folded into the runs (one pass over its page
@@ -311,7 +313,8 @@ static bool frdma_umem_pfn_pinned(u64 pfn)
  * The invariants of include/frdma/umem.h, when the check is on: the runs
  * (frdma_runs_check()) describe exactly the pages the range touches, which
  * are the pages charged to pinned_vm; the first and last page of every run
- * are pinned; only the folio path counts folio pins, at most one per page.
+ * are pinned (or are the zero page); only the folio path counts folio pins,
+ * at most one per page.
  * O(runs).  A broken invariant is a WARNING, which fails the test VM run.
  */
 static void frdma_umem_check(const struct frdma_umem *umem, const char *when)

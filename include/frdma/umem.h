@@ -51,8 +51,9 @@
  * checked from the outside after every pin and before every release when
  * frdma_umem's "check" parameter is on (the default on CONFIG_DEBUG_VM
  * kernels): the runs are well formed and maximal and cover exactly the
- * pages charged, the first and last page of every run are pinned, and
- * only the folio path counts folio pins.  It WARNs on the first one
+ * pages charged, the first and last page of every run are pinned (or are
+ * the zero page, whose pins GUP does not count), and only the folio path
+ * counts folio pins.  It WARNs on the first one
  * broken.  The host unit tests check the run array with frdma_runs_check().
  *
  * Intervals
@@ -70,9 +71,10 @@
  *   The run array is the only allocation proportional to the size of the
  *   range: 16 bytes per run, kvmalloc()ed, and copied to its exact size
  *   once pinning is complete (when that smaller copy can be allocated).
- *   Pages are pinned through a page-sized batch of page (or folio)
- *   pointers per pinning task or helper, each batch folded into the runs
- *   as it arrives.
+ *   Pages are pinned through a batch of page (or folio) pointers per
+ *   pinning task or helper, each batch folded into the runs as it
+ *   arrives: one page of pointers, except for a generic pin of at most 8
+ *   pages, whose batch is an 8-entry array on the pinning task's stack.
  *
  *   A umem may be walked concurrently by any number of iterators; pinning
  *   and releasing need process context (they sleep).  A large pin or
