@@ -435,7 +435,7 @@ bool frdma_umem_iter_peek(const struct frdma_umem_iter *iter,
 		return false;
 	pgidx = iter->pos >> PAGE_SHIFT;
 	chunk->page = pfn_to_page(run->pfn + (pgidx - run->pgoff));
-	chunk->offset = iter->pos & ~PAGE_MASK;
+	chunk->page_off = iter->pos & ~PAGE_MASK;
 	chunk->len = min(iter->end, frdma_run_end(run)) - iter->pos;
 	return true;
 }

@@ -1280,14 +1280,14 @@ static void frdma_umem_chunk_copy(const struct frdma_umem_chunk *chunk,
 				  void *buf, bool to_pages)
 {
 	size_t done = 0, n, in_page;
+	u64 from_page;	/* bytes from the start of chunk->page */
 	struct page *page;
-	u64 off;
 	void *va;
 
 	while (done < chunk->len) {
-		off = (u64)chunk->offset + done;
-		page = nth_page(chunk->page, off >> PAGE_SHIFT);
-		in_page = off & ~PAGE_MASK;
+		from_page = (u64)chunk->page_off + done;
+		page = nth_page(chunk->page, from_page >> PAGE_SHIFT);
+		in_page = from_page & ~PAGE_MASK;
 		n = min_t(size_t, chunk->len - done, PAGE_SIZE - in_page);
 		va = kmap_local_page(page);
 		if (to_pages) {

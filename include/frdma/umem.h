@@ -61,10 +61,12 @@
  *   Every interval is half-open, [start, end): a variable named end (or
  *   next) is exclusive.  Where an inclusive bound is needed (as
  *   memfd_pin_folios() takes one) it is named last.  Byte positions have
- *   two origins with two names: an offset counts from @start (the API's,
- *   and the iterator's arguments), a pos counts from the start of the page
- *   holding @start (the iterator's private fields): pos = first_off +
- *   offset.  A position in a file (the folio path) is a file_pos.
+ *   three origins with three names: an offset counts from @start (the
+ *   API's, and the iterator's arguments), a pos counts from the start of
+ *   the page holding @start (the iterator's private fields): pos =
+ *   first_off + offset; a page_off counts from the start of a chunk's
+ *   page (struct frdma_umem_chunk).  A position in a file (the folio
+ *   path) is a file_pos.
  *
  * Memory and concurrency
  *
@@ -158,13 +160,14 @@ struct frdma_umem_stats {
 /**
  * struct frdma_umem_chunk - a physically contiguous piece of a umem
  * @page: page holding the first byte of the chunk
- * @offset: offset of the first byte in @page, below PAGE_SIZE
+ * @page_off: position of the first byte in @page, in bytes from the start
+ *	      of @page, below PAGE_SIZE
  * @len: length of the chunk in bytes, at least 1; the chunk's bytes are
  *	 in @page and the pages that follow it physically (nth_page())
  */
 struct frdma_umem_chunk {
 	struct page *page;
-	unsigned int offset;
+	unsigned int page_off;
 	size_t len;
 };
 
