@@ -55,7 +55,8 @@
  * again from the runs (a folio never straddles two runs: its pages are
  * consecutive in both file order and PFN) and released with
  * unpin_folios(), FRDMA_UMEM_UNPIN_BATCH at a time, with a cond_resched()
- * after each call.
+ * after each full batch and after each run (none after the last call, for
+ * the folios left).
  *
  * Both paths charge the pages to mm->pinned_vm once, before pinning
  * anything, so a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned
