@@ -637,8 +637,8 @@ void frdma_mr_copy(struct frdma_mr *dst, u64 dst_addr,
 	while (frdma_umem_iter_peek(&di, &dc) &&
 	       frdma_umem_iter_peek(&si, &sc)) {
 		n = min(dc.len, sc.len);
-		frdma_copy_contig(dc.page, dc.offset, NULL,
-				  sc.page, sc.offset, NULL, n);
+		frdma_copy_contig(dc.page, dc.page_off, NULL,
+				  sc.page, sc.page_off, NULL, n);
 		frdma_umem_iter_advance(&di, n);
 		frdma_umem_iter_advance(&si, n);
 	}
@@ -666,7 +666,7 @@ void frdma_mr_write(struct frdma_mr *dst, u64 addr, const void *buf,
 	    !frdma_mr_iter(dst, &it, addr, len))
 		return;
 	while (frdma_umem_iter_next(&it, &c)) {
-		frdma_copy_contig(c.page, c.offset, NULL, NULL, 0, buf + done,
+		frdma_copy_contig(c.page, c.page_off, NULL, NULL, 0, buf + done,
 				  c.len);
 		done += c.len;
 	}
@@ -690,7 +690,7 @@ void frdma_mr_read(struct frdma_mr *src, u64 addr, void *buf, u64 len)
 	if (!frdma_mr_iter(src, &it, addr, len))
 		return;
 	while (frdma_umem_iter_next(&it, &c)) {
-		frdma_copy_contig(NULL, 0, buf + done, c.page, c.offset, NULL,
+		frdma_copy_contig(NULL, 0, buf + done, c.page, c.page_off, NULL,
 				  c.len);
 		done += c.len;
 	}
@@ -711,9 +711,9 @@ static int frdma_mr_store_u64(struct frdma_mr *mr, u64 addr, u64 val)
 	if (!frdma_mr_iter(mr, &it, addr, sizeof(val)) ||
 	    !frdma_umem_iter_peek(&it, &c))
 		return -ERANGE;
-	if (c.len < sizeof(val) || (c.offset & (sizeof(val) - 1)))
+	if (c.len < sizeof(val) || (c.page_off & (sizeof(val) - 1)))
 		return -EINVAL;
-	p = kmap_local_page(c.page) + c.offset;
+	p = kmap_local_page(c.page) + c.page_off;
 	/* Pairs with the reader's load: earlier writes are seen first. */
 	smp_store_release(p, val);
 	kunmap_local(p);

@@ -168,7 +168,7 @@ int frdma_runs_reserve(struct frdma_runs *runs, u32 extra)
  */
 int frdma_runs_add(struct frdma_runs *runs, u64 pfn, u64 npages)
 {
-	struct frdma_umem_run *last;
+	struct frdma_umem_run *tail;
 	int err;
 
 	if (!npages)
@@ -176,22 +176,22 @@ int frdma_runs_add(struct frdma_runs *runs, u64 pfn, u64 npages)
 	if (npages > FRDMA_RUNS_MAX_PAGES - runs->npages)
 		return -EINVAL;
 
-	last = runs->nr ? &runs->run[runs->nr - 1] : NULL;
-	if (last && last->pfn + last->npages == pfn) {
-		last->npages += npages;
+	tail = runs->nr ? &runs->run[runs->nr - 1] : NULL;
+	if (tail && tail->pfn + tail->npages == pfn) {
+		tail->npages += npages;
 	} else {
 		if (runs->nr == runs->cap) {
 			err = frdma_runs_grow(runs);
 			if (err)
 				return err;
 		}
-		last = &runs->run[runs->nr++];
-		last->pfn = pfn;
-		last->pgoff = runs->npages;
-		last->npages = npages;
+		tail = &runs->run[runs->nr++];
+		tail->pfn = pfn;
+		tail->pgoff = runs->npages;
+		tail->npages = npages;
 	}
 	runs->npages += npages;
-	runs->max_run = max(runs->max_run, last->npages);
+	runs->max_run = max(runs->max_run, tail->npages);
 	return 0;
 }
 
@@ -302,7 +302,7 @@ int frdma_runs_resize(struct frdma_runs *runs, u32 cap)
  */
 int frdma_runs_join(struct frdma_runs *dst, const struct frdma_runs *src)
 {
-	const struct frdma_umem_run *last, *first;
+	const struct frdma_umem_run *tail, *head;
 	struct frdma_umem_run *run;
 	u32 i, need;
 	int err;
@@ -311,9 +311,9 @@ int frdma_runs_join(struct frdma_runs *dst, const struct frdma_runs *src)
 		return 0;
 	if (src->npages > FRDMA_RUNS_MAX_PAGES - dst->npages)
 		return -EINVAL;
-	last = dst->nr ? &dst->run[dst->nr - 1] : NULL;
-	first = &src->run[0];
-	need = src->nr - (last && last->pfn + last->npages == first->pfn);
+	tail = dst->nr ? &dst->run[dst->nr - 1] : NULL;
+	head = &src->run[0];
+	need = src->nr - (tail && tail->pfn + tail->npages == head->pfn);
 	if (need > dst->cap - dst->nr) {
 		run = frdma_kvrealloc(dst->run,
 				      array_size(dst->cap, sizeof(*run)),
@@ -435,7 +435,7 @@ bool frdma_umem_iter_peek(const struct frdma_umem_iter *iter,
 		return false;
 	pgidx = iter->pos >> PAGE_SHIFT;
 	chunk->page = pfn_to_page(run->pfn + (pgidx - run->pgoff));
-	chunk->offset = iter->pos & ~PAGE_MASK;
+	chunk->page_off = iter->pos & ~PAGE_MASK;
 	chunk->len = min(iter->end, frdma_run_end(run)) - iter->pos;
 	return true;
 }

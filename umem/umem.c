@@ -5,8 +5,10 @@
  * The vocabulary and the invariants are stated in include/frdma/umem.h and
  * Documentation/umem.rst.  This file holds the two ways pages get pinned:
  *
- * Generic path: pages are pinned into one page of page pointers, at most
- * PAGE_SIZE / sizeof(void *) pages at a time: with pin_user_pages_fast()
+ * Generic path: pages are pinned into a batch of page pointers, one page
+ * of them (at most PAGE_SIZE / sizeof(void *) pages at a time), or for a
+ * pin of at most FRDMA_UMEM_SMALL (8) pages an array of that many on the
+ * stack, so that a small pin allocates no page: with pin_user_pages_fast()
  * when the mm is the caller's own (and always in helpers, below), with
  * pin_user_pages_remote() under the mmap lock when the pinning task pins
  * another mm.  Each batch is folded into the runs (one pass over its page
@@ -53,7 +55,8 @@
  * again from the runs (a folio never straddles two runs: its pages are
  * consecutive in both file order and PFN) and released with
  * unpin_folios(), FRDMA_UMEM_UNPIN_BATCH at a time, with a cond_resched()
- * after each call.
+ * after each full batch and after each run (none after the last call, for
+ * the folios left).
  *
  * Both paths charge the pages to mm->pinned_vm once, before pinning
  * anything, so a pin over RLIMIT_MEMLOCK fails with -ENOMEM having pinned
@@ -220,8 +223,8 @@ struct frdma_umem_unpin_part {
  * @task: pin: the pinning task (frdma_umem_pin()'s caller)
  * @memcg: pin: the memory cgroup the task's allocations are charged to
  *	   (a reference, or NULL): helpers charge their run arrays to it
- * @part: pin: the parts
- * @unpin_part: release: the parts
+ * @pin_parts: pin: the parts, an array of @nr
+ * @unpin_parts: release: the parts, an array of @nr
  * @nr: number of parts
  * @next: the next part to claim; every part is claimed once
  * @gup_flags: pin: FOLL_WRITE, FOLL_LONGTERM
@@ -233,8 +236,8 @@ struct frdma_umem_parts {
 	struct mm_struct *mm;
 	struct task_struct *task;
 	struct mem_cgroup *memcg;
-	struct frdma_umem_part *part;
-	struct frdma_umem_unpin_part *unpin_part;
+	struct frdma_umem_part *pin_parts;
+	struct frdma_umem_unpin_part *unpin_parts;
 	unsigned int nr;
 	atomic_t next;
 	unsigned int gup_flags;
@@ -311,7 +314,8 @@ static bool frdma_umem_pfn_pinned(u64 pfn)
  * The invariants of include/frdma/umem.h, when the check is on: the runs
  * (frdma_runs_check()) describe exactly the pages the range touches, which
  * are the pages charged to pinned_vm; the first and last page of every run
- * are pinned; only the folio path counts folio pins, at most one per page.
+ * are pinned (or are the zero page); only the folio path counts folio pins,
+ * at most one per page.
  * O(runs).  A broken invariant is a WARNING, which fails the test VM run.
  */
 static void frdma_umem_check(const struct frdma_umem *umem, const char *when)
@@ -483,8 +487,8 @@ static void frdma_umem_parts_unpin_claim(struct frdma_umem_parts *parts)
 	unsigned int i;
 
 	while ((i = atomic_fetch_inc(&parts->next)) < parts->nr)
-		frdma_umem_runs_unpin(parts->unpin_part[i].run, parts->unpin_part[i].nr,
-				      parts->dirty);
+		frdma_umem_runs_unpin(parts->unpin_parts[i].run,
+				      parts->unpin_parts[i].nr, parts->dirty);
 }
 
 static void frdma_umem_helper_unpin(struct work_struct *work)
@@ -509,9 +513,10 @@ static void frdma_umem_generic_unpin(const struct frdma_runs *runs, bool dirty)
 	u64 goal;
 
 	parts.nr = frdma_umem_parts_count(runs->npages, &nr_helpers);
-	parts.unpin_part = parts.nr > 1 ? kcalloc(parts.nr, sizeof(*parts.unpin_part),
-					  GFP_KERNEL) : NULL;
-	if (!parts.unpin_part) {
+	parts.unpin_parts = parts.nr > 1 ?
+			    kcalloc(parts.nr, sizeof(*parts.unpin_parts),
+				    GFP_KERNEL) : NULL;
+	if (!parts.unpin_parts) {
 		frdma_umem_runs_unpin(runs->run, runs->nr, dirty);
 		return;
 	}
@@ -522,14 +527,14 @@ static void frdma_umem_generic_unpin(const struct frdma_runs *runs, bool dirty)
 		first = r;
 		while (r < runs->nr && runs->run[r].pgoff < goal)
 			r++;
-		parts.unpin_part[i].run = runs->run + first;
-		parts.unpin_part[i].nr = r - first;
+		parts.unpin_parts[i].run = runs->run + first;
+		parts.unpin_parts[i].nr = r - first;
 	}
 	helper = frdma_umem_helpers_start(&parts, nr_helpers,
 					  frdma_umem_helper_unpin);
 	frdma_umem_parts_unpin_claim(&parts);
 	frdma_umem_helpers_wait(helper, nr_helpers);
-	kfree(parts.unpin_part);
+	kfree(parts.unpin_parts);
 }
 
 /*
@@ -557,7 +562,7 @@ static int frdma_umem_part_pin(struct frdma_umem_part *part,
 	struct frdma_runs *runs = &part->runs;
 	u64 before, folded;
 	unsigned int want;
-	u32 last;
+	u32 last_run;
 	long got;
 	int err;
 
@@ -580,7 +585,7 @@ static int frdma_umem_part_pin(struct frdma_umem_part *part,
 			return got == -EAGAIN ? -EINTR : got ? got : -EFAULT;
 		}
 		before = runs->npages;
-		last = runs->nr ? runs->nr - 1 : 0;
+		last_run = runs->nr ? runs->nr - 1 : 0;
 		err = frdma_runs_add_pages(runs, batch, got);
 		if (err) {
 			folded = runs->npages - before;
@@ -589,7 +594,7 @@ static int frdma_umem_part_pin(struct frdma_umem_part *part,
 		}
 		/* Folded: on failure the caller unpins them with the rest. */
 		if ((gup_flags & FOLL_LONGTERM) &&
-		    !frdma_umem_runs_pinnable(runs, last, before))
+		    !frdma_umem_runs_pinnable(runs, last_run, before))
 			return -EBUSY;
 		part->addr += (unsigned long)got << PAGE_SHIFT;
 		part->nr_left -= got;
@@ -607,7 +612,7 @@ static void frdma_umem_parts_pin_claim(struct frdma_umem_parts *parts,
 
 	while (!READ_ONCE(parts->stop) &&
 	       (i = atomic_fetch_inc(&parts->next)) < parts->nr) {
-		part = &parts->part[i];
+		part = &parts->pin_parts[i];
 		part->err = frdma_umem_part_pin(part, parts, batch, nofault);
 		if (part->err)
 			WRITE_ONCE(parts->stop, true);
@@ -636,20 +641,20 @@ static void frdma_umem_helper_pin(struct work_struct *work)
 }
 
 /* The runs of the parts once joined: runs that touch across parts merge. */
-static u32 frdma_umem_parts_joined_runs(const struct frdma_umem_part *part,
+static u32 frdma_umem_parts_joined_runs(const struct frdma_umem_part *parts,
 					unsigned int nr)
 {
-	const struct frdma_umem_run *last = NULL, *first;
+	const struct frdma_umem_run *tail = NULL, *head;
 	unsigned int i;
 	u32 total = 0;
 
 	for (i = 0; i < nr; i++) {
-		if (!part[i].runs.nr)
+		if (!parts[i].runs.nr)
 			continue;
-		first = &part[i].runs.run[0];
-		total += part[i].runs.nr -
-			 (last && last->pfn + last->npages == first->pfn);
-		last = &part[i].runs.run[part[i].runs.nr - 1];
+		head = &parts[i].runs.run[0];
+		total += parts[i].runs.nr -
+			 (tail && tail->pfn + tail->npages == head->pfn);
+		tail = &parts[i].runs.run[parts[i].runs.nr - 1];
 	}
 	return total;
 }
@@ -671,7 +676,7 @@ static void frdma_umem_parts_split(struct frdma_umem_parts *parts,
 	unsigned int i;
 
 	for (i = 0; i < parts->nr; i++) {
-		part = &parts->part[i];
+		part = &parts->pin_parts[i];
 		n = npages - done;
 		if (i + 1 < parts->nr) {
 			next = start + (div_u64(npages * (i + 1), parts->nr) <<
@@ -721,10 +726,10 @@ static int frdma_umem_parts_continue(struct frdma_umem_parts *parts,
 	int err = 0;
 
 	for (i = 0; i < parts->nr && !err; i++)
-		err = parts->part[i].err;
+		err = parts->pin_parts[i].err;
 	for (i = 0; i < parts->nr && !err; i++)
-		if (parts->part[i].nr_left)
-			err = frdma_umem_part_pin(&parts->part[i], parts, batch,
+		if (parts->pin_parts[i].nr_left)
+			err = frdma_umem_part_pin(&parts->pin_parts[i], parts, batch,
 						  false);
 	return err;
 }
@@ -735,17 +740,17 @@ static int frdma_umem_parts_continue(struct frdma_umem_parts *parts,
  * belong to its own runs until joined; *@joined counts the parts whose
  * runs are part 0's (at least part 0 itself), also on failure.
  */
-static int frdma_umem_parts_join(struct frdma_umem_part *part,
+static int frdma_umem_parts_join(struct frdma_umem_part *parts,
 				 unsigned int nr, unsigned int *joined)
 {
 	int err = 0;
 
 	*joined = 1;
 	if (nr > 1)
-		err = frdma_runs_resize(&part[0].runs,
-					frdma_umem_parts_joined_runs(part, nr));
+		err = frdma_runs_resize(&parts[0].runs,
+					frdma_umem_parts_joined_runs(parts, nr));
 	while (!err && *joined < nr) {
-		err = frdma_runs_join(&part[0].runs, &part[*joined].runs);
+		err = frdma_runs_join(&parts[0].runs, &parts[*joined].runs);
 		if (!err)
 			(*joined)++;
 	}
@@ -757,22 +762,22 @@ static int frdma_umem_parts_join(struct frdma_umem_part *part,
  * the first @joined parts') and the runs of the parts not joined, and free
  * part 0's runs.
  */
-static void frdma_umem_parts_unwind(struct frdma_umem_part *part,
+static void frdma_umem_parts_unwind(struct frdma_umem_part *parts,
 				    unsigned int nr, unsigned int joined)
 {
 	unsigned int i;
 
-	frdma_umem_runs_unpin(part[0].runs.run, part[0].runs.nr, false);
+	frdma_umem_runs_unpin(parts[0].runs.run, parts[0].runs.nr, false);
 	for (i = joined; i < nr; i++)
-		frdma_umem_runs_unpin(part[i].runs.run, part[i].runs.nr, false);
-	frdma_runs_destroy(&part[0].runs);
+		frdma_umem_runs_unpin(parts[i].runs.run, parts[i].runs.nr, false);
+	frdma_runs_destroy(&parts[0].runs);
 }
 
 /*
  * The generic path: count the parts (frdma_umem_parts_count()), split the
- * range into them, pin them in this task and in helpers, continue here what the helpers
- * left, join the parts' runs into the umem's; on any failure unwind, so
- * that nothing stays pinned.
+ * range into them, pin them in this task and in helpers, continue here
+ * what the helpers left, join the parts' runs into the umem's; on any
+ * failure unwind, so that nothing stays pinned.
  */
 static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
 				  u64 npages, unsigned int gup_flags)
@@ -782,8 +787,8 @@ static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
 		.task = current,
 		.gup_flags = gup_flags,
 	};
-	struct frdma_umem_part one, *part = &one;
 	unsigned int nr_helpers, i, joined = 1;
+	struct frdma_umem_part one;
 	struct page *small[FRDMA_UMEM_SMALL];
 	struct page **batch = small;
 	int err;
@@ -794,17 +799,18 @@ static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
 	if (!batch)
 		return -ENOMEM;
 	parts.nr = frdma_umem_parts_count(npages, &nr_helpers);
+	/* this task pins alone, see frdma_umem_task_mems_restricted() */
 	if (parts.nr > 1 && (gup_flags & FOLL_LONGTERM) &&
 	    frdma_umem_task_mems_restricted())
-		part = NULL;	/* this task pins alone, see the function */
+		parts.pin_parts = NULL;
 	else if (parts.nr > 1)
-		part = kcalloc(parts.nr, sizeof(*part), GFP_KERNEL);
-	if (!part) {
-		part = &one;
+		parts.pin_parts = kcalloc(parts.nr, sizeof(*parts.pin_parts),
+					  GFP_KERNEL);
+	if (!parts.pin_parts) {
+		parts.pin_parts = &one;
 		parts.nr = 1;
 		nr_helpers = 0;
 	}
-	parts.part = part;
 
 	frdma_umem_parts_split(&parts, addr, npages);
 	frdma_umem_parts_pin(&parts, nr_helpers, batch);
@@ -812,16 +818,16 @@ static int frdma_umem_generic_pin(struct frdma_umem *umem, unsigned long addr,
 	if (batch != small)
 		free_page((unsigned long)batch);
 	if (!err)
-		err = frdma_umem_parts_join(part, parts.nr, &joined);
+		err = frdma_umem_parts_join(parts.pin_parts, parts.nr, &joined);
 	if (err)
-		frdma_umem_parts_unwind(part, parts.nr, joined);
+		frdma_umem_parts_unwind(parts.pin_parts, parts.nr, joined);
 
-	umem->runs = part[0].runs;
+	umem->runs = parts.pin_parts[0].runs;
 	umem->nr_parts = parts.nr;
 	for (i = 1; i < parts.nr; i++)
-		frdma_runs_destroy(&part[i].runs);
-	if (part != &one)
-		kfree(part);
+		frdma_runs_destroy(&parts.pin_parts[i].runs);
+	if (parts.pin_parts != &one)
+		kfree(parts.pin_parts);
 	return err;
 }
 
@@ -954,6 +960,7 @@ static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 {
 	loff_t last = file_pos + (loff_t)(npages << PAGE_SHIFT) - 1;
 	struct frdma_runs *runs = &umem->runs;
+	u64 left = npages;	/* pages not pinned yet */
 	struct folio **batch;
 	pgoff_t folio_off;
 	long got, done;
@@ -963,7 +970,7 @@ static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 	if (!batch)
 		return -ENOMEM;
 
-	while (npages) {
+	while (left) {
 		err = frdma_runs_reserve(runs, FRDMA_UMEM_BATCH);
 		if (err)
 			break;
@@ -985,7 +992,7 @@ static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 		}
 		/* Cannot fail: room for a whole batch of runs is reserved. */
 		done = frdma_runs_add_folios(runs, batch, got,
-					     folio_off >> PAGE_SHIFT, npages);
+					     folio_off >> PAGE_SHIFT, left);
 		if (WARN_ON_ONCE(done <= 0)) {
 			unpin_folios(batch, got);
 			err = -EFAULT;
@@ -993,7 +1000,7 @@ static int frdma_umem_folios_pin(struct frdma_umem *umem, struct file *file,
 		}
 		umem->nr_folio_pins += got;
 		file_pos += (loff_t)done << PAGE_SHIFT;
-		npages -= done;
+		left -= done;
 		cond_resched();
 	}
 
@@ -1277,14 +1284,14 @@ static void frdma_umem_chunk_copy(const struct frdma_umem_chunk *chunk,
 				  void *buf, bool to_pages)
 {
 	size_t done = 0, n, in_page;
+	u64 from_page;	/* bytes from the start of chunk->page */
 	struct page *page;
-	u64 off;
 	void *va;
 
 	while (done < chunk->len) {
-		off = (u64)chunk->offset + done;
-		page = nth_page(chunk->page, off >> PAGE_SHIFT);
-		in_page = off & ~PAGE_MASK;
+		from_page = (u64)chunk->page_off + done;
+		page = nth_page(chunk->page, from_page >> PAGE_SHIFT);
+		in_page = from_page & ~PAGE_MASK;
 		n = min_t(size_t, chunk->len - done, PAGE_SIZE - in_page);
 		va = kmap_local_page(page);
 		if (to_pages) {

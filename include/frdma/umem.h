@@ -51,8 +51,9 @@
  * checked from the outside after every pin and before every release when
  * frdma_umem's "check" parameter is on (the default on CONFIG_DEBUG_VM
  * kernels): the runs are well formed and maximal and cover exactly the
- * pages charged, the first and last page of every run are pinned, and
- * only the folio path counts folio pins.  It WARNs on the first one
+ * pages charged, the first and last page of every run are pinned (or are
+ * the zero page, whose pins GUP does not count), and only the folio path
+ * counts folio pins.  It WARNs on the first one
  * broken.  The host unit tests check the run array with frdma_runs_check().
  *
  * Intervals
@@ -60,19 +61,22 @@
  *   Every interval is half-open, [start, end): a variable named end (or
  *   next) is exclusive.  Where an inclusive bound is needed (as
  *   memfd_pin_folios() takes one) it is named last.  Byte positions have
- *   two origins with two names: an offset counts from @start (the API's,
- *   and the iterator's arguments), a pos counts from the start of the page
- *   holding @start (the iterator's private fields): pos = first_off +
- *   offset.  A position in a file (the folio path) is a file_pos.
+ *   three origins with three names: an offset counts from @start (the
+ *   API's, and the iterator's arguments), a pos counts from the start of
+ *   the page holding @start (the iterator's private fields): pos =
+ *   first_off + offset; a page_off counts from the start of a chunk's
+ *   page (struct frdma_umem_chunk).  A position in a file (the folio
+ *   path) is a file_pos.
  *
  * Memory and concurrency
  *
  *   The run array is the only allocation proportional to the size of the
  *   range: 16 bytes per run, kvmalloc()ed, and copied to its exact size
  *   once pinning is complete (when that smaller copy can be allocated).
- *   Pages are pinned through a page-sized batch of page (or folio)
- *   pointers per pinning task or helper, each batch folded into the runs
- *   as it arrives.
+ *   Pages are pinned through a batch of page (or folio) pointers per
+ *   pinning task or helper, each batch folded into the runs as it
+ *   arrives: one page of pointers, except for a generic pin of at most 8
+ *   pages, whose batch is an 8-entry array on the pinning task's stack.
  *
  *   A umem may be walked concurrently by any number of iterators; pinning
  *   and releasing need process context (they sleep).  A large pin or
@@ -156,13 +160,14 @@ struct frdma_umem_stats {
 /**
  * struct frdma_umem_chunk - a physically contiguous piece of a umem
  * @page: page holding the first byte of the chunk
- * @offset: offset of the first byte in @page, below PAGE_SIZE
+ * @page_off: position of the first byte in @page, in bytes from the start
+ *	      of @page, below PAGE_SIZE
  * @len: length of the chunk in bytes, at least 1; the chunk's bytes are
  *	 in @page and the pages that follow it physically (nth_page())
  */
 struct frdma_umem_chunk {
 	struct page *page;
-	unsigned int offset;
+	unsigned int page_off;
 	size_t len;
 };
 

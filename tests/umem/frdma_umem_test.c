@@ -366,8 +366,8 @@ static long fut_ioc_read(struct fut_file *ff, void __user *argp)
 	struct fut_rw arg;
 	struct page *page;
 	long ret;
+	u64 from_page;	/* bytes from the start of chunk.page */
 	void *va;
-	u64 off;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
@@ -378,9 +378,9 @@ static long fut_ioc_read(struct fut_file *ff, void __user *argp)
 	ret = frdma_umem_iter_init(&iter, umem, arg.offset, arg.len);
 	while (!ret && frdma_umem_iter_next(&iter, &chunk)) {
 		for (done = 0; done < chunk.len; done += n) {
-			off = chunk.offset + done;
-			page = nth_page(chunk.page, off >> PAGE_SHIFT);
-			in_page = off & ~PAGE_MASK;
+			from_page = chunk.page_off + done;
+			page = nth_page(chunk.page, from_page >> PAGE_SHIFT);
+			in_page = from_page & ~PAGE_MASK;
 			n = min_t(size_t, chunk.len - done, PAGE_SIZE - in_page);
 			va = kmap_local_page(page);
 			if (copy_to_user(dst, va + in_page, n))

@@ -212,8 +212,8 @@ static void check_walk(const struct frdma_runs *r, const struct layout *l,
 	while (frdma_umem_iter_peek(&it, &c)) {
 		pg = pos >> PAGE_SHIFT;
 		CHECK(c.len > 0, "empty chunk at %llu", (unsigned long long)pos);
-		CHECK(c.offset == (pos & ~PAGE_MASK), "chunk offset %u at %llu",
-		      c.offset, (unsigned long long)pos);
+		CHECK(c.page_off == (pos & ~PAGE_MASK), "chunk page_off %u at %llu",
+		      c.page_off, (unsigned long long)pos);
 		CHECK(pos + c.len <= end, "chunk past the end at %llu",
 		      (unsigned long long)pos);
 		last = (pos + c.len - 1) >> PAGE_SHIFT;
@@ -561,7 +561,7 @@ static void test_seek_many_runs(void)
 		frdma_runs_iter_init(&it, &r, off, 1);
 		CHECK(frdma_umem_iter_next(&it, &c) && c.len == 1 &&
 		      page_to_pfn(c.page) == l.pfn[off >> PAGE_SHIFT] &&
-		      c.offset == (off & ~PAGE_MASK),
+		      c.page_off == (off & ~PAGE_MASK),
 		      "seek to %llu", (unsigned long long)off);
 		CHECK(!frdma_umem_iter_next(&it, &c), "walk of 1 byte went on");
 	}
