@@ -100,6 +100,26 @@ struct lb_conn {
 	uint8_t hop_limit;
 };
 
+/*
+ * RESET -> INIT -> RTR -> RTS for UD QP @qp with Q_Key @qkey, P_Key index
+ * 0 on LB_PORT, SQ PSN 0.  Returns 0 or an errno.
+ */
+static inline int lb_ud_rts(struct ibv_qp *qp, uint32_t qkey)
+{
+	struct ibv_qp_attr a = {
+		.qp_state = IBV_QPS_INIT, .port_num = LB_PORT, .qkey = qkey,
+	};
+	int ret;
+
+	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+			    IBV_QP_PORT | IBV_QP_QKEY);
+	a.qp_state = IBV_QPS_RTR;
+	ret = ret ? ret : ibv_modify_qp(qp, &a, IBV_QP_STATE);
+	a.qp_state = IBV_QPS_RTS;
+	a.sq_psn = 0;
+	return ret ? ret : ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
+}
+
 #define LB_CONN(rd)	((struct lb_conn){ .rd_atomic = (rd), .timeout = 14, \
 				.retry_cnt = 7, .rnr_retry = 7, .hop_limit = 1 })
 

@@ -29,6 +29,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "../lib/procfs.h"
 #include "device.h"
 #include "loopback.h"
 #include "tap.h"
@@ -57,18 +58,10 @@ static const union ibv_gid mgid4 = { .raw = {
 static const union ibv_gid mgid6 = { .raw = {
 	0xff, 0x0e, [13] = 0x12, 0x34, 0x56 } };
 
-/* frdma's debugfs count of multicast memberships, or -1. */
+/* frdma's debugfs count of multicast memberships, or -1 (read_long()). */
 static long mcast_count(void)
 {
-	FILE *f = fopen("/sys/kernel/debug/frdma/mcast", "r");
-	long n = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &n) != 1)
-			n = -1;
-		fclose(f);
-	}
-	return n;
+	return read_long("/sys/kernel/debug/frdma/mcast");
 }
 
 static struct ibv_qp *make_ud(struct ibv_pd *pd, struct ibv_cq *scq,
@@ -79,27 +72,18 @@ static struct ibv_qp *make_ud(struct ibv_pd *pd, struct ibv_cq *scq,
 		.cap = { .max_send_wr = 8, .max_recv_wr = 8,
 			 .max_send_sge = 1, .max_recv_sge = 1 },
 	};
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT, .port_num = LB_PORT, .qkey = QKEY,
-	};
 	struct ibv_qp *qp = ibv_create_qp(pd, &ia);
+	int ret;
 
 	if (!qp)
 		return NULL;
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			  IBV_QP_PORT | IBV_QP_QKEY))
-		goto err;
-	a.qp_state = IBV_QPS_RTR;
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE))
-		goto err;
-	a.qp_state = IBV_QPS_RTS;
-	a.sq_psn = 0;
-	if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN))
-		goto err;
+	ret = lb_ud_rts(qp, QKEY);
+	if (ret) {
+		ibv_destroy_qp(qp);
+		errno = ret;
+		return NULL;
+	}
 	return qp;
-err:
-	ibv_destroy_qp(qp);
-	return NULL;
 }
 
 static int post_recv(struct env *e, int i)

@@ -1082,7 +1082,6 @@ static void test_ud(struct env *e)
 	const uint32_t qkey = 0x11111111;
 	struct ibv_qp *qp[2] = {};
 	struct ibv_send_wr wr, *bad;
-	struct ibv_qp_attr a;
 	struct ibv_sge sge;
 	struct ibv_ah *ah = NULL;
 	struct ibv_qp_ex *qpx;
@@ -1108,19 +1107,7 @@ static void test_ud(struct env *e)
 		qp[0] && qp[1] ? "ok" : strerror(errno)))
 		goto out;
 	for (i = 0; i < 2; i++) {
-		a = (struct ibv_qp_attr){
-			.qp_state = IBV_QPS_INIT, .port_num = PORT,
-			.qkey = qkey,
-		};
-		ret = ibv_modify_qp(qp[i], &a, IBV_QP_STATE |
-				    IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-				    IBV_QP_QKEY);
-		a.qp_state = IBV_QPS_RTR;
-		ret = ret ? ret : ibv_modify_qp(qp[i], &a, IBV_QP_STATE);
-		a.qp_state = IBV_QPS_RTS;
-		a.sq_psn = 0;
-		ret = ret ? ret : ibv_modify_qp(qp[i], &a, IBV_QP_STATE |
-						IBV_QP_SQ_PSN);
+		ret = lb_ud_rts(qp[i], qkey);
 		if (!ok(!ret, "UD QP %u to RTS (%s)", qp[i]->qp_num,
 			strerror(ret)))
 			goto out;

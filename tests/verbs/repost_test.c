@@ -73,22 +73,6 @@ struct run {
 
 /* ---- setup ---- */
 
-static int ud_to_rts(struct ibv_qp *qp)
-{
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT, .port_num = LB_PORT, .qkey = QKEY,
-	};
-	int ret;
-
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			    IBV_QP_PORT | IBV_QP_QKEY);
-	a.qp_state = IBV_QPS_RTR;
-	ret = ret ? ret : ibv_modify_qp(qp, &a, IBV_QP_STATE);
-	a.qp_state = IBV_QPS_RTS;
-	a.sq_psn = 0;
-	return ret ? ret : ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
-}
-
 static void run_close(struct run *r)
 {
 	if (r->ah)
@@ -160,8 +144,8 @@ static int run_open(struct run *r, bool ud, bool srq)
 		return errno;
 	if (!ud)
 		return lb_connect_pair(r->sqp, r->rqp, &r->gid, r->gid_index, 1);
-	ret = ud_to_rts(r->sqp);
-	ret = ret ? ret : ud_to_rts(r->rqp);
+	ret = lb_ud_rts(r->sqp, QKEY);
+	ret = ret ? ret : lb_ud_rts(r->rqp, QKEY);
 	if (ret)
 		return ret;
 	aha.grh.dgid = r->gid;

@@ -22,6 +22,7 @@
 #include <infiniband/verbs.h>
 #include "../../include/uapi/rdma/frdma-abi.h"
 
+#include "../lib/procfs.h"
 #include "device.h"
 #include "loopback.h"
 #include "tap.h"
@@ -81,22 +82,6 @@ static struct ibv_qp *make_qp(struct env *e, enum ibv_qp_type type,
 	};
 
 	return ibv_create_qp(e->pd, &ia);
-}
-
-static int ud_to_rts(struct ibv_qp *qp)
-{
-	struct ibv_qp_attr a = {
-		.qp_state = IBV_QPS_INIT, .port_num = LB_PORT, .qkey = QKEY,
-	};
-	int ret;
-
-	ret = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-			    IBV_QP_PORT | IBV_QP_QKEY);
-	a.qp_state = IBV_QPS_RTR;
-	ret = ret ? ret : ibv_modify_qp(qp, &a, IBV_QP_STATE);
-	a.qp_state = IBV_QPS_RTS;
-	a.sq_psn = 0;
-	return ret ? ret : ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN);
 }
 
 /* Poll @n completions; how many came with status success. */
@@ -202,7 +187,7 @@ static void test_ud(struct env *e)
 
 	snd = make_qp(e, IBV_QPT_UD, false);
 	rcv = make_qp(e, IBV_QPT_UD, true);
-	if (!ok(snd && rcv && !ud_to_rts(snd) && !ud_to_rts(rcv),
+	if (!ok(snd && rcv && !lb_ud_rts(snd, QKEY) && !lb_ud_rts(rcv, QKEY),
 		"a UD QP on the SRQ and another, in RTS"))
 		goto out;
 	ah = ibv_create_ah(e->pd, &aha);
@@ -423,18 +408,10 @@ static void test_full(struct env *e, uint32_t max_wr)
 		ibv_destroy_srq(srq);
 }
 
-/* frdma's debugfs count of live SRQs, or -1 when it cannot be read. */
+/* frdma's debugfs count of live SRQs, or -1 when it cannot be opened. */
 static long srq_count(void)
 {
-	FILE *f = fopen("/sys/kernel/debug/frdma/srq", "r");
-	long n = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &n) != 1)
-			n = -1;
-		fclose(f);
-	}
-	return n;
+	return read_long("/sys/kernel/debug/frdma/srq");
 }
 
 int main(int argc, char **argv)
