@@ -105,6 +105,7 @@ struct side {
 	bool server;
 	int rd_atomic;
 	bool awrite;		/* atomic writes can be posted (client) */
+	const char *skip_why[OP_NR];	/* -x: the client skips these ops */
 	uint8_t retry_cnt;	/* the next QP's; 0: LB_CONN's */
 	uint32_t max_msg;
 	enum ibv_mtu active_mtu;
@@ -899,15 +900,19 @@ static int client(struct side *s, const uint32_t *mtus, int nmtu, bool quick,
 		for (op = 0; op < OP_NR && !ret; op++) {
 			if (!(opmask & (1u << op)))
 				continue;
-			if (op == OP_ATOMIC_WRITE && !s->awrite) {
+			if ((op == OP_ATOMIC_WRITE && !s->awrite) || s->skip_why[op]) {
 				/* the server prints the same line */
 				memset(&m, 0, sizeof(m));
 				m.cmd = CMD_RESULT;
 				m.op = op;
 				m.size = 8;
-				snprintf(m.text, sizeof(m.text),
-					 " # SKIP %s cannot post atomic writes",
-					 ibv_get_device_name(s->ctx->device));
+				if (s->skip_why[op])
+					snprintf(m.text, sizeof(m.text), " # SKIP %s",
+						 s->skip_why[op]);
+				else
+					snprintf(m.text, sizeof(m.text),
+						 " # SKIP %s cannot post atomic writes",
+						 ibv_get_device_name(s->ctx->device));
 				put(s, &m);
 				report(&m, mtus[mi]);
 				continue;
@@ -1063,9 +1068,10 @@ static int tcp_accept(const char *port)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: integrity -d DEVICE [-p PORT] [-m MTU,...] [-q] [-o OP,...] [-e] [HOST]\n"
+		"usage: integrity -d DEVICE [-p PORT] [-m MTU,...] [-q] [-o OP,...] [-x OP:WHY]... [-e] [HOST]\n"
 		"  without HOST: the server; with HOST: the client, which drives\n"
 		"  -q: sizes up to 256 KiB only; OPs: send,send_imm,write,write_imm,read,cas,fadd,awrite\n"
+		"  -x: the client reports OP as skipped, for the reason WHY, instead of running it\n"
 		"  -e: then remote access errors (bad rkey, read-only MR, past the MR's end)\n"
 		"      and a peer whose QP vanishes (the requester's retries run out)\n");
 	exit(2);
@@ -1085,7 +1091,7 @@ int main(int argc, char **argv)
 	bool quick = false, errors = false;
 	char *tok, *save;
 
-	while ((c = getopt(argc, argv, "d:p:m:qo:e")) != -1) {
+	while ((c = getopt(argc, argv, "d:p:m:qo:x:e")) != -1) {
 		switch (c) {
 		case 'd':
 			dev = optarg;
@@ -1108,6 +1114,18 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			errors = true;
+			break;
+		case 'x':
+			tok = strchr(optarg, ':');
+			if (!tok || !tok[1])
+				usage();
+			*tok = 0;
+			for (i = 0; i < OP_NR; i++)
+				if (!strcmp(optarg, opt_ops[i]))
+					break;
+			if (i == OP_NR)
+				usage();
+			s.skip_why[i] = tok + 1;
 			break;
 		case 'o':
 			opmask = 0;
