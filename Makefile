@@ -95,12 +95,14 @@ demo: all
 # then VFIO map/unmap, frdma_vfio beside vfio_iommu_type1, in a second
 # boot (tests/bench/vfio: --iommu, results/bench/vfio.txt); then the wire,
 # frdma against frdma, rdma_rxe against rdma_rxe and TCP between two VMs,
-# one pair boot (tests/bench/wire, results/bench/wire.txt).
+# one pair boot with 1500-byte links and one with jumbo frames
+# (tests/bench/wire, results/bench/wire.txt and wire-mtu9000.txt).
 bench: all
 	scripts/deps vm bench
 	tests/bench/run $(BENCH_ARGS)
 	tests/bench/vfio $(BENCH_VFIO_ARGS)
 	tests/bench/wire $(BENCH_WIRE_ARGS)
+	tests/bench/wire --mtu 9000 $(BENCH_WIRE_ARGS)
 
 # A long memory-registration stress pass and its oracle, one VM boot.
 # STRESS_DEVICE=rxe0 runs the same load on rdma_rxe (the reference);
