@@ -1107,7 +1107,8 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 		cqe->status = IB_WC_LOC_QP_OP_ERR;
 		return;
 	}
-	if (len > FRDMA_UD_MAX_MSG) {
+	/* One packet: at most the port's MTU, nothing sent otherwise. */
+	if (len > frdma_ud_max_msg(qp->fdev)) {
 		cqe->status = IB_WC_LOC_LEN_ERR;
 		return;
 	}

@@ -224,6 +224,8 @@ static inline void *frdma_queue_entry(struct frdma_queue *q, u32 idx)
 
 /* main.c */
 bool frdma_port_is_active(struct net_device *ndev);
+enum ib_mtu frdma_port_mtu(struct net_device *ndev);
+u32 frdma_ud_max_msg(struct frdma_dev *fdev);
 struct frdma_dev *frdma_dev_get_by_gid(struct frdma_dev *from,
 				       const union ib_gid *gid);
 struct frdma_dev *frdma_dev_get_by_gid_net(struct net *net,

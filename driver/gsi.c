@@ -466,6 +466,8 @@ static enum ib_wc_status frdma_gsi_send_one(struct frdma_qp *qp,
 		       sge->length);
 		m.len += sge->length;
 	}
+	if (m.len > frdma_ud_max_msg(qp->fdev))
+		return IB_WC_LOC_LEN_ERR;	/* one packet: at most the MTU */
 	/* IBTA: a Q_Key with the high bit set means the QP's own. */
 	if (m.qkey & IB_QP_SET_QKEY)
 		m.qkey = READ_ONCE(qp->attr.qkey);

@@ -11,6 +11,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/wait.h>
 #include <net/addrconf.h>
+#include <rdma/ib_addr.h>
 #include <rdma/ib_cache.h>
 #include <rdma/rdma_netlink.h>
 
@@ -39,6 +40,42 @@ static DECLARE_WAIT_QUEUE_HEAD(frdma_ndevs_wait);
 bool frdma_port_is_active(struct net_device *ndev)
 {
 	return netif_running(ndev) && netif_oper_up(ndev);
+}
+
+/**
+ * frdma_port_mtu - the active MTU of a port on @ndev (query_port)
+ * @ndev: the port's netdev
+ *
+ * Return: the largest IB MTU whose RoCE v2 packet fits @ndev's MTU, at
+ * most IB_MTU_4096.
+ */
+enum ib_mtu frdma_port_mtu(struct net_device *ndev)
+{
+	return min(iboe_get_mtu(READ_ONCE(ndev->mtu)), IB_MTU_4096);
+}
+
+/**
+ * frdma_ud_max_msg - the longest UD message of @fdev's port
+ * @fdev: the device
+ *
+ * A UD message is one packet (IBTA), so it is at most the port's active
+ * MTU: a longer send completes with IB_WC_LOC_LEN_ERR and sends nothing,
+ * on the local fabric and on the wire alike (exec.c, gsi.c), and a longer
+ * datagram from the wire is dropped (wire_ud.c).  The MTU is read live.
+ *
+ * Return: that MTU in bytes, or 0 when the device has no netdev now.
+ */
+u32 frdma_ud_max_msg(struct frdma_dev *fdev)
+{
+	struct net_device *ndev;
+	int mtu;
+
+	ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1, fdev->ndev);
+	if (!ndev)
+		return 0;
+	mtu = ib_mtu_enum_to_int(frdma_port_mtu(ndev));
+	dev_put(ndev);
+	return mtu > 0 ? mtu : 0;
 }
 
 static void frdma_port_event(struct frdma_dev *fdev, bool active)

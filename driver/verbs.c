@@ -183,7 +183,7 @@ static int frdma_query_port(struct ib_device *ibdev, u32 port,
 	else
 		attr->phys_state = IB_PORT_PHYS_STATE_DISABLED;
 	attr->max_mtu = IB_MTU_4096;
-	attr->active_mtu = min(iboe_get_mtu(READ_ONCE(ndev->mtu)), IB_MTU_4096);
+	attr->active_mtu = frdma_port_mtu(ndev);
 	attr->gid_tbl_len = FRDMA_GID_TBL_LEN;
 	attr->port_cap_flags = IB_PORT_CM_SUP;
 	attr->max_msg_sz = FRDMA_MAX_MSG_SIZE;

@@ -107,25 +107,6 @@ static bool frdma_wire_pkey_ok(const struct frdma_pkt *pkt)
 	return (ntohs(pkt->bth->pkey) & 0x7fff) == 0x7fff;
 }
 
-/*
- * The most payload a UD packet for @fdev may carry: its port's active MTU
- * (query_port), the most a datagram sent on its link can carry.  0 when
- * the device has no netdev now.
- */
-static u32 frdma_wire_ud_mtu(struct frdma_dev *fdev)
-{
-	struct net_device *ndev;
-	int mtu;
-
-	ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1, fdev->ndev);
-	if (!ndev)
-		return 0;
-	mtu = ib_mtu_enum_to_int(min(iboe_get_mtu(READ_ONCE(ndev->mtu)),
-				     IB_MTU_4096));
-	dev_put(ndev);
-	return mtu > 0 ? mtu : 0;
-}
-
 /* A UD packet for @qp, a UD or GSI QP. */
 static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 {
@@ -148,7 +129,7 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 	 * for the MTU, as applications post them, and move the QP to the
 	 * error state.
 	 */
-	if (pkt->paylen > frdma_wire_ud_mtu(qp->fdev) || iph->version != 4)
+	if (pkt->paylen > frdma_ud_max_msg(qp->fdev) || iph->version != 4)
 		return false;
 
 	m.qkey = frdma_get_be32(pkt->hdr);

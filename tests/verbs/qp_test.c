@@ -1085,8 +1085,10 @@ static void test_ud(struct env *e)
 	struct ibv_sge sge;
 	struct ibv_ah *ah = NULL;
 	struct ibv_qp_ex *qpx;
+	struct ibv_port_attr pa;
 	struct ibv_wc wc;
 	uint8_t *a0 = e->buf[0], *b1 = e->buf[1];
+	uint32_t mtu;
 	bool good;
 	int i, ret;
 
@@ -1163,6 +1165,26 @@ static void test_ud(struct env *e)
 	wr.opcode = IBV_WR_RDMA_WRITE;
 	ret = ibv_post_send(qp[0], &wr, &bad);
 	ok(ret == EINVAL && bad == &wr, "UD refuses RDMA WRITE: EINVAL");
+
+	/*
+	 * A UD message is one packet (IBTA): a SEND longer than the port's
+	 * active MTU is a local length error at the sender, and nothing
+	 * arrives.  Last: the error moves the sender to ERR.
+	 */
+	ret = ibv_query_port(e->ctx, PORT, &pa);
+	if (!ok(!ret, "ibv_query_port (%s)", strerror(ret)))
+		goto out;
+	mtu = 128 << pa.active_mtu;
+	good = !post_recv(e, qp[1], 1, 35, 0, 40 + 4096);
+	sge = (struct ibv_sge){ (uintptr_t)a0, mtu + 1, e->mr[0]->lkey };
+	wr.opcode = IBV_WR_SEND;
+	wr.wr_id = 34;
+	ret = ibv_post_send(qp[0], &wr, &bad);
+	good = good && !ret && poll_n(e->cq[0], &wc, 1) == 1 &&
+	       wc.wr_id == 34 && wc.status == IBV_WC_LOC_LEN_ERR;
+	ok(good, "a UD SEND of the port MTU + 1 (%u B) completes with IBV_WC_LOC_LEN_ERR (%s, %s)",
+	   mtu + 1, strerror(ret), ibv_wc_status_str(wc.status));
+	ok(cq_empty(e->cq[1]), "  and nothing is received");
 out:
 	if (ah)
 		ibv_destroy_ah(ah);

@@ -610,6 +610,93 @@ static void check(const char *name, uint32_t imm, char *exp, FILE *ctl)
 	fflush(ctl);
 }
 
+/*
+ * Not a forged packet: a UD SEND of ours to the forger's host.  A UD
+ * message is one packet (IBTA), so a SEND of the port's active MTU + 1
+ * bytes completes with IBV_WC_LOC_LEN_ERR and puts nothing on the wire
+ * (sent_pkts stays), and one of exactly the MTU goes as one packet.
+ */
+static void ud_send_mtu(void)
+{
+	struct ibv_ah_attr aha = {
+		.is_global = 1, .port_num = 1,
+		.grh = { .dgid = peer_gid, .sgid_index = gid_index,
+			 .hop_limit = 64 },
+	};
+	struct ibv_qp_init_attr ia = {
+		.qp_type = IBV_QPT_UD,
+		.cap = { .max_send_wr = 2, .max_recv_wr = 1,
+			 .max_send_sge = 1, .max_recv_sge = 1 },
+	};
+	static const struct {
+		int extra;
+		enum ibv_wc_status status;
+		long long sent;
+	} c[] = {
+		{ 1, IBV_WC_LOC_LEN_ERR, 0 },
+		{ 0, IBV_WC_SUCCESS, 1 },
+	};
+	struct ibv_send_wr wr, *bad;
+	struct ibv_port_attr pa;
+	struct ibv_ah *ah;
+	struct ibv_sge sge;
+	struct ibv_wc wc;
+	long long before, after;
+	uint32_t len;
+	size_t i;
+	int got;
+
+	target_down();
+	if (ibv_query_port(ctx, 1, &pa))
+		die("ibv_query_port");
+	ah = ibv_create_ah(pd, &aha);
+	if (!ah)
+		die("ibv_create_ah (to the forger's host)");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		len = (128u << pa.active_mtu) + c[i].extra;
+		tcq = ibv_create_cq(ctx, 4, NULL, NULL, 0);
+		if (!tcq)
+			die("ibv_create_cq");
+		ia.send_cq = tcq;
+		ia.recv_cq = tcq;
+		tqp = ibv_create_qp(pd, &ia);
+		if (!tqp)
+			die("ibv_create_qp (UD)");
+		errno = ud_up(tqp, IBV_QPS_RTS);
+		if (errno)
+			die("UD QP to RTS");
+		sge.addr = (uintptr_t)buf + MR_OFF;
+		sge.length = len;
+		sge.lkey = mr->lkey;
+		memset(&wr, 0, sizeof(wr));
+		wr.wr_id = 40 + i;
+		wr.sg_list = &sge;
+		wr.num_sge = 1;
+		wr.opcode = IBV_WR_SEND;
+		wr.send_flags = IBV_SEND_SIGNALED;
+		wr.wr.ud.ah = ah;
+		wr.wr.ud.remote_qpn = FAKE_PEER_QPN;
+		wr.wr.ud.remote_qkey = UD_QKEY;
+		usleep(50000);	/* the counters' 10 ms cache, as above */
+		before = counter("sent_pkts");
+		errno = ibv_post_send(tqp, &wr, &bad);
+		if (errno)
+			die("ibv_post_send (UD)");
+		got = lb_poll_ms(tcq, &wc, 1, 60000);
+		usleep(50000);
+		after = counter("sent_pkts");
+		ok(got == 1 && wc.wr_id == wr.wr_id &&
+		   wc.status == c[i].status && before >= 0 &&
+		   after - before == c[i].sent,
+		   "a UD SEND of %u bytes (the port MTU%s) to the other host completes with %s, %lld packet(s) sent (got %d: %s, sent_pkts %lld -> %lld)",
+		   len, c[i].extra ? " + 1" : "", ibv_wc_status_str(c[i].status),
+		   c[i].sent, got, got == 1 ? ibv_wc_status_str(wc.status) : "-",
+		   before, after);
+		target_down();
+	}
+	ibv_destroy_ah(ah);
+}
+
 static FILE *accept_forger(int port)
 {
 	struct sockaddr_in a = {
@@ -704,6 +791,7 @@ int main(int argc, char **argv)
 		   "the synchronising QP is still in RTS after every case");
 	else
 		ok(false, "the forger ended without \"end\"");
+	ud_send_mtu();
 	target_down();
 	return tap_done();
 }
