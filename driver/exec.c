@@ -1154,7 +1154,8 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 			m.buf = (const u8 *)(sqe + 1);
 		else
 			m.sgl = &qp->lsgl;
-		frdma_wire_ud_send(&sgid, &ah, sqe->ud.remote_qpn, &m);
+		frdma_wire_ud_send(qp->fdev, &sgid, &ah, sqe->ud.remote_qpn,
+				   &m);
 		return;
 	}
 	t = d->qp;

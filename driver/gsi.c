@@ -484,7 +484,8 @@ static enum ib_wc_status frdma_gsi_send_one(struct frdma_qp *qp,
 			.buf = m.buf,
 		};
 
-		frdma_wire_ud_send(&e->sgid, &e->ah, e->remote_qpn, &d);
+		frdma_wire_ud_send(qp->fdev, &e->sgid, &e->ah, e->remote_qpn,
+				   &d);
 		return IB_WC_SUCCESS;
 	}
 	if (!tdev)

@@ -5,8 +5,9 @@
  * The wire is off unless frdma is loaded with wire=1 (or
  * /sys/module/frdma/parameters/wire is set to 1 before a device is
  * created: the setting applies to devices created afterwards).  Then the
- * first frdma device opens a UDP socket on port 4791 (IPv4, every address) and
- * the last one closes it.  rdma_rxe opens the same port when it is
+ * first frdma device opens UDP port 4791 (two sockets: every IPv4 address
+ * and, unless IPv6 is disabled, every IPv6 one) and the last one closes
+ * it.  rdma_rxe opens the same port when it is
  * loaded, and a port has one owner: with rdma_rxe loaded first, "rdma
  * link add ... type frdma" fails with EADDRINUSE and says why in dmesg;
  * with frdma's socket open, rdma_rxe fails to load.  Without wire=1,
@@ -24,11 +25,18 @@
  * handed to that QP's responder (requests) or completer (responses).
  * Everything else is dropped and counted.
  *
- * The ICRC covers the IP and UDP headers with their variant fields (TOS,
- * TTL, IP checksum, UDP checksum) and the BTH's reserved byte masked to
- * ones, then the rest of the headers, the payload and the padding: a CRC-32
- * seeded as if eight bytes of ones (the masked local route header of
- * InfiniBand) had come first, complemented, little-endian on the wire.
+ * The ICRC covers the IP and UDP headers with their variant fields (IPv4:
+ * TOS, TTL, header checksum; IPv6: traffic class, flow label, hop limit;
+ * the UDP checksum) and the BTH's reserved byte masked to ones, then the
+ * rest of the headers, the payload and the padding: a CRC-32 seeded as if
+ * eight bytes of ones (the masked local route header of InfiniBand) had
+ * come first, complemented, little-endian on the wire.
+ *
+ * A QP whose GIDs are IPv4-mapped sends IPv4 (UDP checksum 0, DF set), one
+ * whose GIDs are IPv6 addresses sends IPv6 (routed out of its device's
+ * netdev, so that link-local GIDs work too, with a UDP checksum, which
+ * IPv6 wants; a zero one, as rdma_rxe sends, is accepted).  Both are
+ * ECN-capable.
  */
 
 #include <linux/crc32.h>
@@ -39,6 +47,9 @@
 #include <net/checksum.h>
 #include <net/inet_ecn.h>
 #include <net/ip.h>
+#include <net/ip6_checksum.h>
+#include <net/ipv6.h>
+#include <net/ipv6_stubs.h>
 #include <net/route.h>
 #include <net/udp_tunnel.h>
 #include <rdma/ib_verbs.h>
@@ -59,6 +70,7 @@ MODULE_PARM_DESC(wire, "Devices created from now on reach peers outside this ker
 
 static DEFINE_MUTEX(frdma_wire_mutex);	/* the socket and its users */
 static struct socket *frdma_wire_sock;
+static struct socket *frdma_wire_sock6;	/* NULL: IPv6 is disabled */
 static unsigned int frdma_wire_users;
 static struct sk_buff_head frdma_wire_rxq;
 static struct kthread_worker *frdma_wire_rx_worker;
@@ -179,29 +191,46 @@ u32 frdma_wire_mtu(struct frdma_qp *qp)
 }
 
 /*
- * The ICRC of a packet whose IPv4 header is @iph, UDP header @udph and
- * BTH @bth, followed by @len more bytes (extension headers, payload,
- * padding), contiguous after the BTH.
+ * The ICRC of a packet whose IP header (IPv4, or IPv6 if @v6) is @nh, UDP
+ * header @udph and BTH @bth, followed by @len more bytes (extension
+ * headers, payload, padding), contiguous after the BTH.
  */
-static u32 frdma_icrc(const struct iphdr *iph, const struct udphdr *udph,
+static u32 frdma_icrc(const void *nh, bool v6, const struct udphdr *udph,
 		      const struct frdma_bth *bth, u32 len)
 {
-	struct {
+	union {
 		struct iphdr ip;
-		struct udphdr udp;
-		struct frdma_bth bth;
-	} __packed ph;
+		struct ipv6hdr ip6;
+		u8 b[sizeof(struct ipv6hdr) + sizeof(struct udphdr) +
+		     sizeof(struct frdma_bth)];
+	} ph;
+	struct frdma_bth *b;
+	struct udphdr *u;
+	unsigned int n;
 	u32 crc;
 
-	ph.ip = *iph;
-	ph.ip.tos = 0xff;
-	ph.ip.ttl = 0xff;
-	ph.ip.check = CSUM_MANGLED_0;
-	ph.udp = *udph;
-	ph.udp.check = CSUM_MANGLED_0;
-	ph.bth = *bth;
-	ph.bth.qpn |= htonl(~FRDMA_QPN_MASK);
-	crc = crc32_le(FRDMA_ICRC_SEED, (const u8 *)&ph, sizeof(ph));
+	if (v6) {
+		n = sizeof(ph.ip6);
+		memcpy(&ph.ip6, nh, n);
+		/* traffic class and flow label: all but the version */
+		ph.ip6.priority = 0xf;
+		memset(ph.ip6.flow_lbl, 0xff, sizeof(ph.ip6.flow_lbl));
+		ph.ip6.hop_limit = 0xff;
+	} else {
+		n = sizeof(ph.ip);
+		memcpy(&ph.ip, nh, n);
+		ph.ip.tos = 0xff;
+		ph.ip.ttl = 0xff;
+		ph.ip.check = CSUM_MANGLED_0;
+	}
+	u = (struct udphdr *)(ph.b + n);
+	*u = *udph;
+	u->check = CSUM_MANGLED_0;
+	b = (struct frdma_bth *)(u + 1);
+	*b = *bth;
+	b->qpn |= htonl(~FRDMA_QPN_MASK);
+	n += sizeof(*u) + sizeof(*b);
+	crc = crc32_le(FRDMA_ICRC_SEED, ph.b, n);
 	crc = crc32_le(crc, (const u8 *)(bth + 1), len);
 	return ~crc;
 }
@@ -242,50 +271,165 @@ int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
 	spin_lock(&qp->lock);
 	dgid = qp->attr.ah_attr.grh.dgid;
 	spin_unlock(&qp->lock);
-	return frdma_wire_xmit_to(&qp->sgid, &dgid, w->sport, x);
+	return frdma_wire_xmit_to(qp->fdev, &qp->sgid, &dgid, w->sport, x);
+}
+
+/*
+ * The route of an IPv6 packet from @sgid to @dgid, out of @fdev's netdev
+ * (a link-local address means nothing elsewhere): a dst reference, or an
+ * ERR_PTR.
+ */
+static struct dst_entry *frdma_wire_route6(struct frdma_dev *fdev,
+					   const union ib_gid *sgid,
+					   const union ib_gid *dgid, u16 sport)
+{
+	struct flowi6 fl6 = {};
+	struct net_device *ndev;
+
+	if (!IS_ENABLED(CONFIG_IPV6) || !READ_ONCE(frdma_wire_sock6))
+		return ERR_PTR(-EAFNOSUPPORT);
+	ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1, fdev->ndev);
+	if (!ndev)
+		return ERR_PTR(-ENODEV);
+	fl6.flowi6_oif = ndev->ifindex;
+	dev_put(ndev);
+	memcpy(&fl6.saddr, sgid->raw, sizeof(fl6.saddr));
+	memcpy(&fl6.daddr, dgid->raw, sizeof(fl6.daddr));
+	fl6.flowi6_proto = IPPROTO_UDP;
+	fl6.fl6_sport = htons(sport);
+	fl6.fl6_dport = htons(FRDMA_ROCE_PORT);
+	return ipv6_stub->ipv6_dst_lookup_flow(&init_net, NULL, &fl6, NULL);
+}
+
+/* Push the IPv4 header of @skb (UDP header and on in place) and send it. */
+static void frdma_wire_out4(struct sk_buff *skb, struct rtable *rt,
+			    const struct flowi4 *fl, const struct frdma_bth *bth)
+{
+	struct udphdr *udph = udp_hdr(skb);
+	struct iphdr *iph;
+	u32 icrc;
+
+	iph = skb_push(skb, sizeof(*iph));
+	skb_reset_network_header(skb);
+	iph->version = 4;
+	iph->ihl = sizeof(*iph) >> 2;
+	/*
+	 * ECN-capable: a queue that runs long (fq_codel, the default
+	 * qdisc, after 5 ms) marks the packet instead of dropping it.  A
+	 * requester hands a window of packets to the device at once, and
+	 * on a slow link every burst would otherwise lose its tail to the
+	 * qdisc and wait for a retransmission.
+	 */
+	iph->tos = INET_ECN_ECT_0;
+	iph->tot_len = htons(skb->len);
+	iph->id = 0;
+	iph->frag_off = htons(IP_DF);
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_UDP;
+	iph->saddr = fl->saddr;
+	iph->daddr = fl->daddr;
+	iph->check = 0;
+
+	icrc = frdma_icrc(iph, false, udph, bth,
+			  ntohs(udph->len) - sizeof(*udph) - sizeof(*bth) - 4);
+	frdma_put_le32(icrc, skb_tail_pointer(skb) - 4);
+
+	skb->protocol = htons(ETH_P_IP);
+	skb->ip_summed = CHECKSUM_NONE;
+	skb_dst_set(skb, &rt->dst);
+	memset(IPCB(skb), 0, sizeof(*IPCB(skb)));
+	atomic64_inc(&frdma_wire_stat[FRDMA_WS_TX]);
+	ip_local_out(&init_net, NULL, skb);
+}
+
+/* Push the IPv6 header of @skb (UDP header and on in place) and send it. */
+static void frdma_wire_out6(struct sk_buff *skb, struct dst_entry *dst,
+			    const union ib_gid *sgid, const union ib_gid *dgid,
+			    const struct frdma_bth *bth)
+{
+	struct udphdr *udph = udp_hdr(skb);
+	u32 ulen = ntohs(udph->len);
+	struct ipv6hdr *ip6h;
+	u32 icrc;
+
+	ip6h = skb_push(skb, sizeof(*ip6h));
+	skb_reset_network_header(skb);
+	/* ECN-capable, as IPv4 (frdma_wire_out4()); flow label 0 */
+	ip6_flow_hdr(ip6h, INET_ECN_ECT_0, 0);
+	ip6h->payload_len = htons(ulen);
+	ip6h->nexthdr = IPPROTO_UDP;
+	ip6h->hop_limit = 64;
+	memcpy(&ip6h->saddr, sgid->raw, sizeof(ip6h->saddr));
+	memcpy(&ip6h->daddr, dgid->raw, sizeof(ip6h->daddr));
+
+	icrc = frdma_icrc(ip6h, true, udph, bth,
+			  ulen - sizeof(*udph) - sizeof(*bth) - 4);
+	frdma_put_le32(icrc, skb_tail_pointer(skb) - 4);
+	/* After the ICRC, which masks it: the checksum covers the ICRC. */
+	udph->check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr, ulen,
+				      IPPROTO_UDP, csum_partial(udph, ulen, 0));
+	if (!udph->check)
+		udph->check = CSUM_MANGLED_0;
+
+	skb->protocol = htons(ETH_P_IPV6);
+	skb->ip_summed = CHECKSUM_NONE;
+	skb_dst_set(skb, dst);
+	memset(IP6CB(skb), 0, sizeof(*IP6CB(skb)));
+	atomic64_inc(&frdma_wire_stat[FRDMA_WS_TX]);
+	ip6_local_out(&init_net, NULL, skb);
 }
 
 /**
  * frdma_wire_xmit_to - send one packet from one GID to another
- * @sgid: the source GID, one of the device's
+ * @fdev: the sending device
+ * @sgid: the source GID, one of @fdev's
  * @dgid: the destination GID
  * @sport: the UDP source port
  * @x: the packet
  *
+ * Both GIDs IPv4-mapped: an IPv4 packet; both IPv6 addresses: IPv6.
+ *
  * Context: process.
  * Return: as frdma_wire_xmit().
  */
-int frdma_wire_xmit_to(const union ib_gid *sgid, const union ib_gid *dgid,
-		       u16 sport, const struct frdma_xpkt *x)
+int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
+		       const union ib_gid *dgid, u16 sport,
+		       const struct frdma_xpkt *x)
 {
+	bool v4 = ipv6_addr_v4mapped((const struct in6_addr *)dgid->raw);
+	struct rtable *rt = NULL;
 	struct flowi4 fl = {};
-	struct rtable *rt;
+	struct dst_entry *dst;
 	struct sk_buff *skb;
 	struct frdma_bth *bth;
 	struct udphdr *udph;
-	struct iphdr *iph;
 	unsigned int pad, total, room;
 	u8 *p;
-	u32 icrc;
 
-	if (!ipv6_addr_v4mapped((const struct in6_addr *)dgid->raw) ||
-	    !ipv6_addr_v4mapped((const struct in6_addr *)sgid->raw))
+	if (v4 != ipv6_addr_v4mapped((const struct in6_addr *)sgid->raw))
 		return -EAFNOSUPPORT;
-
-	fl.daddr = *(const __be32 *)&dgid->raw[12];
-	fl.saddr = *(const __be32 *)&sgid->raw[12];
-	fl.flowi4_proto = IPPROTO_UDP;
-	rt = ip_route_output_key(&init_net, &fl);
-	if (IS_ERR(rt))
-		return PTR_ERR(rt);
+	if (v4) {
+		fl.daddr = *(const __be32 *)&dgid->raw[12];
+		fl.saddr = *(const __be32 *)&sgid->raw[12];
+		fl.flowi4_proto = IPPROTO_UDP;
+		rt = ip_route_output_key(&init_net, &fl);
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		dst = &rt->dst;
+		room = sizeof(struct iphdr);
+	} else {
+		dst = frdma_wire_route6(fdev, sgid, dgid, sport);
+		if (IS_ERR(dst))
+			return PTR_ERR(dst);
+		room = sizeof(struct ipv6hdr);
+	}
 
 	pad = (4 - (x->len & 3)) & 3;
 	total = sizeof(*bth) + x->ext_len + x->len + pad + 4;
-	room = LL_RESERVED_SPACE(rt->dst.dev) + sizeof(*iph) + sizeof(*udph);
-	skb = alloc_skb(room + total + rt->dst.dev->needed_tailroom,
-			GFP_KERNEL);
+	room += LL_RESERVED_SPACE(dst->dev) + sizeof(*udph);
+	skb = alloc_skb(room + total + dst->dev->needed_tailroom, GFP_KERNEL);
 	if (!skb) {
-		ip_rt_put(rt);
+		dst_release(dst);
 		return -ENOMEM;
 	}
 	skb_reserve(skb, room);
@@ -313,43 +457,17 @@ int frdma_wire_xmit_to(const union ib_gid *sgid, const union ib_gid *dgid,
 	udph->len = htons(sizeof(*udph) + total);
 	udph->check = 0;
 
-	iph = skb_push(skb, sizeof(*iph));
-	skb_reset_network_header(skb);
-	iph->version = 4;
-	iph->ihl = sizeof(*iph) >> 2;
-	/*
-	 * ECN-capable: a queue that runs long (fq_codel, the default
-	 * qdisc, after 5 ms) marks the packet instead of dropping it.  A
-	 * requester hands a window of packets to the device at once, and
-	 * on a slow link every burst would otherwise lose its tail to the
-	 * qdisc and wait for a retransmission.
-	 */
-	iph->tos = INET_ECN_ECT_0;
-	iph->tot_len = htons(skb->len);
-	iph->id = 0;
-	iph->frag_off = htons(IP_DF);
-	iph->ttl = 64;
-	iph->protocol = IPPROTO_UDP;
-	iph->saddr = fl.saddr;
-	iph->daddr = fl.daddr;
-	iph->check = 0;
-
-	icrc = frdma_icrc(iph, udph, bth, total - sizeof(*bth) - 4);
-	frdma_put_le32(icrc, skb_tail_pointer(skb) - 4);
-
-	skb->protocol = htons(ETH_P_IP);
-	skb->ip_summed = CHECKSUM_NONE;
-	skb_dst_set(skb, &rt->dst);
-	memset(IPCB(skb), 0, sizeof(*IPCB(skb)));
-	atomic64_inc(&frdma_wire_stat[FRDMA_WS_TX]);
-	ip_local_out(&init_net, NULL, skb);
+	if (v4)
+		frdma_wire_out4(skb, rt, &fl, bth);
+	else
+		frdma_wire_out6(skb, dst, sgid, dgid, bth);
 	return 0;
 }
 
 /* Check one received datagram (skb->data at its BTH) and dispatch it. */
 static void frdma_wire_rx_one(struct sk_buff *skb)
 {
-	const struct iphdr *iph = ip_hdr(skb);
+	bool v6 = skb->protocol == htons(ETH_P_IPV6);
 	const struct udphdr *udph = udp_hdr(skb);
 	struct frdma_pkt pkt = { .skb = skb };
 	struct frdma_dev *fdev;
@@ -373,7 +491,8 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 	pad = (pkt.bth->flags >> FRDMA_BTH_PAD_SHIFT) & 3;
 	if (len < hlen + pad + 4)
 		goto drop;
-	if (frdma_icrc(iph, udph, pkt.bth, len - sizeof(*pkt.bth) - 4) !=
+	if (frdma_icrc(skb_network_header(skb), v6, udph, pkt.bth,
+		       len - sizeof(*pkt.bth) - 4) !=
 	    frdma_get_le32(skb->data + len - 4)) {
 		atomic64_inc(&frdma_wire_stat[FRDMA_WS_ICRC]);
 		goto free;
@@ -387,7 +506,11 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 	pkt.ackreq = ntohl(pkt.bth->apsn) & FRDMA_BTH_ACKREQ;
 	pkt.se = pkt.bth->flags & FRDMA_BTH_SE;
 
-	ipv6_addr_set_v4mapped(iph->daddr, (struct in6_addr *)dgid.raw);
+	if (v6)
+		memcpy(dgid.raw, &ipv6_hdr(skb)->daddr, sizeof(dgid.raw));
+	else
+		ipv6_addr_set_v4mapped(ip_hdr(skb)->daddr,
+				       (struct in6_addr *)dgid.raw);
 	/*
 	 * The socket is init_net's, so is every packet it got; skb->dev
 	 * is not looked at: nothing held the device while it was queued.
@@ -470,6 +593,46 @@ drop:
 	return 0;
 }
 
+/*
+ * The IPv6 socket of port 4791, beside the IPv4 one: v6only, so that each
+ * family has its own (as rdma_rxe has it).  Built by hand, not with
+ * udp_sock_create6(): that would make frdma.ko need ip6_udp_tunnel, which
+ * nothing loads before an insmod.  0 and *@sockp NULL when IPv6 is
+ * disabled.
+ */
+static int frdma_wire_open6(struct udp_tunnel_sock_cfg *tcfg,
+			    struct socket **sockp)
+{
+	struct sockaddr_in6 a = {
+		.sin6_family = AF_INET6,
+		.sin6_port = htons(FRDMA_ROCE_PORT),
+	};
+	struct socket *sock;
+	int err;
+
+	*sockp = NULL;
+	if (!IS_ENABLED(CONFIG_IPV6))
+		return 0;
+	err = sock_create_kern(&init_net, AF_INET6, SOCK_DGRAM, IPPROTO_UDP,
+			       &sock);
+	if (err == -EAFNOSUPPORT)
+		return 0;
+	if (err)
+		return err;
+	err = ip6_sock_set_v6only(sock->sk);
+	if (!err)
+		err = kernel_bind(sock, (struct sockaddr *)&a, sizeof(a));
+	if (err) {
+		sock_release(sock);
+		return err;
+	}
+	/* rdma_rxe sends UDP checksums of 0; RFC 6935 allows it */
+	udp_set_no_check6_rx(sock->sk, true);
+	setup_udp_tunnel_sock(&init_net, sock, tcfg);
+	*sockp = sock;
+	return 0;
+}
+
 static int frdma_wire_open(void)
 {
 	struct udp_port_cfg cfg = {
@@ -481,7 +644,7 @@ static int frdma_wire_open(void)
 		.encap_rcv = frdma_wire_encap_rcv,
 	};
 	struct kthread_worker *kw;
-	struct socket *sock;
+	struct socket *sock, *sock6;
 	int err;
 
 	skb_queue_head_init(&frdma_wire_rxq);
@@ -496,22 +659,33 @@ static int frdma_wire_open(void)
 	 */
 	sched_set_fifo_low(kw->task);
 	frdma_wire_rx_worker = kw;
-	/* IPv4 only: no call that would need ip6_udp_tunnel loaded */
+	/* IPv4: no call that would need ip6_udp_tunnel loaded */
 	err = udp_sock_create4(&init_net, &cfg, &sock);
 	if (err) {
 		kthread_destroy_worker(kw);
 		frdma_wire_rx_worker = NULL;
 		return err;
 	}
+	err = frdma_wire_open6(&tcfg, &sock6);
+	if (err) {
+		sock_release(sock);
+		kthread_destroy_worker(kw);
+		frdma_wire_rx_worker = NULL;
+		return err;
+	}
 	setup_udp_tunnel_sock(&init_net, sock, &tcfg);
 	frdma_wire_sock = sock;
-	pr_info("frdma: RoCE v2 on the wire: UDP port %d open\n",
-		FRDMA_ROCE_PORT);
+	WRITE_ONCE(frdma_wire_sock6, sock6);
+	pr_info("frdma: RoCE v2 on the wire: UDP port %d open (%s)\n",
+		FRDMA_ROCE_PORT, sock6 ? "IPv4 and IPv6" : "IPv4 only");
 	return 0;
 }
 
 static void frdma_wire_close(void)
 {
+	if (frdma_wire_sock6)
+		udp_tunnel_sock_release(frdma_wire_sock6);
+	WRITE_ONCE(frdma_wire_sock6, NULL);
 	udp_tunnel_sock_release(frdma_wire_sock);
 	frdma_wire_sock = NULL;
 	/* No callback runs any more; finish what was queued. */

@@ -3,7 +3,7 @@
  * frdma on the wire: RoCE v2 (IBTA annex A17) for QPs whose peer is not an
  * frdma device in this kernel.
  *
- * Packets are IPv4/UDP datagrams to port 4791: a base transport header
+ * Packets are IPv4/UDP or IPv6/UDP datagrams to port 4791: a base transport header
  * (BTH), the extension headers of the opcode, the payload padded to four
  * bytes, and the invariant CRC (ICRC).  net.c owns the UDP socket, builds
  * and sends packets and hands received ones, checked, to the QP they name;
@@ -371,8 +371,9 @@ int frdma_wire_dev_add(struct frdma_dev *fdev);
 void frdma_wire_dev_del(struct frdma_dev *fdev);
 int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x);
 void frdma_wire_rx_flush(void);
-int frdma_wire_xmit_to(const union ib_gid *sgid, const union ib_gid *dgid,
-		       u16 sport, const struct frdma_xpkt *x);
+int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
+		       const union ib_gid *dgid, u16 sport,
+		       const struct frdma_xpkt *x);
 u32 frdma_wire_mtu(struct frdma_qp *qp);
 
 /* wire_req.c */

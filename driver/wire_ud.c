@@ -18,8 +18,9 @@
  * in a state that receives, and its Q_Key is the QP's (QP1's:
  * IB_QP1_QKEY).  It then takes the next receive of the
  * QP's RQ or SRQ, which gets the 40-byte GRH area first (for IPv4, the
- * IPv4 header of the packet in its last 20 bytes, as RoCE v2 devices
- * write it) and then the payload; the work completion has the source QP
+ * IPv4 header of the packet in its last 20 bytes; for IPv6, its IPv6
+ * header: as RoCE v2 devices write them) and then the payload; the work
+ * completion has the source QP
  * and IB_WC_GRH.  Anything else, and a datagram that finds no receive, is
  * dropped and counted.
  */
@@ -63,7 +64,8 @@ u32 frdma_wire_dgram_ops(u8 opcode)
 
 /**
  * frdma_wire_ud_send - send a datagram to another host
- * @sgid: the source GID
+ * @fdev: the sending device
+ * @sgid: the source GID, one of @fdev's
  * @ah: the address vector (destination GID)
  * @dqpn: the destination QP
  * @m: the datagram (@m->src_qp, @m->qkey resolved)
@@ -73,7 +75,7 @@ u32 frdma_wire_dgram_ops(u8 opcode)
  * larger than a packet can carry, or another negative errno when it could
  * not be sent (no route, no memory); the datagram is lost either way.
  */
-int frdma_wire_ud_send(const union ib_gid *sgid,
+int frdma_wire_ud_send(struct frdma_dev *fdev, const union ib_gid *sgid,
 		       const struct rdma_ah_attr *ah, u32 dqpn,
 		       const struct frdma_dgram *m)
 {
@@ -97,7 +99,7 @@ int frdma_wire_ud_send(const union ib_gid *sgid,
 		memcpy(x.ext + x.ext_len, &m->imm_data, sizeof(m->imm_data));
 		x.ext_len += sizeof(m->imm_data);
 	}
-	return frdma_wire_xmit_to(sgid, &ah->grh.dgid,
+	return frdma_wire_xmit_to(fdev, sgid, &ah->grh.dgid,
 				  0xc000 | hash_32(m->src_qp, 14), &x);
 }
 
@@ -110,7 +112,6 @@ static bool frdma_wire_pkey_ok(const struct frdma_pkt *pkt)
 /* A UD packet for @qp, a UD or GSI QP. */
 static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 {
-	const struct iphdr *iph = ip_hdr(pkt->skb);
 	struct rdma_ah_attr ah = {};
 	struct frdma_sgl rsgl;
 	union ib_gid sgid;
@@ -129,7 +130,7 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 	 * for the MTU, as applications post them, and move the QP to the
 	 * error state.
 	 */
-	if (pkt->paylen > frdma_ud_max_msg(qp->fdev) || iph->version != 4)
+	if (pkt->paylen > frdma_ud_max_msg(qp->fdev))
 		return false;
 
 	m.qkey = frdma_get_be32(pkt->hdr);
@@ -146,10 +147,23 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 	/* As the sender saw it: from its address to ours. */
 	ah.type = RDMA_AH_ATTR_TYPE_ROCE;
 	ah.ah_flags = IB_AH_GRH;
-	ipv6_addr_set_v4mapped(iph->daddr, (struct in6_addr *)ah.grh.dgid.raw);
-	ipv6_addr_set_v4mapped(iph->saddr, (struct in6_addr *)sgid.raw);
-	ah.grh.traffic_class = iph->tos;
-	ah.grh.hop_limit = iph->ttl;
+	if (pkt->skb->protocol == htons(ETH_P_IPV6)) {
+		const struct ipv6hdr *ip6h = ipv6_hdr(pkt->skb);
+
+		memcpy(ah.grh.dgid.raw, &ip6h->daddr, sizeof(ah.grh.dgid.raw));
+		memcpy(sgid.raw, &ip6h->saddr, sizeof(sgid.raw));
+		ah.grh.traffic_class = ip6_tclass(ip6_flowinfo(ip6h));
+		ah.grh.flow_label = be32_to_cpu(ip6_flowlabel(ip6h));
+		ah.grh.hop_limit = ip6h->hop_limit;
+	} else {
+		const struct iphdr *iph = ip_hdr(pkt->skb);
+
+		ipv6_addr_set_v4mapped(iph->daddr,
+				       (struct in6_addr *)ah.grh.dgid.raw);
+		ipv6_addr_set_v4mapped(iph->saddr, (struct in6_addr *)sgid.raw);
+		ah.grh.traffic_class = iph->tos;
+		ah.grh.hop_limit = iph->ttl;
+	}
 
 	if (qp->gsi)
 		return frdma_gsi_recv_wire(qp, &ah, &sgid, &m);

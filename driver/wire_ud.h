@@ -40,7 +40,7 @@ struct frdma_dgram {
 /* wire_ud.c */
 u32 frdma_wire_dgram_ops(u8 opcode);
 void frdma_wire_recv_dgram(struct frdma_qp *qp, struct frdma_pkt *pkt);
-int frdma_wire_ud_send(const union ib_gid *sgid,
+int frdma_wire_ud_send(struct frdma_dev *fdev, const union ib_gid *sgid,
 		       const struct rdma_ah_attr *ah, u32 dqpn,
 		       const struct frdma_dgram *m);
 
