@@ -500,8 +500,15 @@ int frdma_modify_qp(struct ib_qp *ibqp, struct ib_qp_attr *attr, int mask,
 			frdma_qp_event(qp, IB_EVENT_QP_LAST_WQE_REACHED);
 		break;
 	case IB_QPS_RTS:
-		/* Work posted before RTS, or held in SQD, runs now. */
-		kick = cur != IB_QPS_RTS;
+		/*
+		 * Work posted before RTS, or held in SQD, runs now.  Only if
+		 * there is some: a doorbell rung from now on waits for
+		 * sq_mutex and finds RTS, and a pass queued for nothing
+		 * would run, late, whatever is posted next without one.
+		 */
+		kick = cur != IB_QPS_RTS &&
+		       (qp->sqe_held ||
+			READ_ONCE(qp->sq.hdr->prod) != qp->sq.kidx);
 		break;
 	case IB_QPS_SQD:
 		/*
