@@ -196,6 +196,7 @@ struct frdma_wwqe {
 
 #define FRDMA_WIRE_WQES		64	/* work requests in flight per QP */
 #define FRDMA_WIRE_WINDOW	128	/* unacknowledged PSNs per QP */
+#define FRDMA_WIRE_CWND_MIN	8	/* the least the window shrinks to */
 #define FRDMA_WIRE_ACK_EVERY	16	/* AckReq at least this often */
 #define FRDMA_WIRE_READS	FRDMA_MAX_RD_ATOM /* READ, atomic requests kept */
 
@@ -235,6 +236,10 @@ struct frdma_wread {
  * @rto_work: the retransmission (and RNR wait) timer
  * @rto_start: when the local ACK timer last started (jiffies): the timeout
  *	is due a local ACK timeout after it
+ * @cwnd: the window: unacknowledged PSNs allowed now (FRDMA_WIRE_CWND_MIN
+ *	to FRDMA_WIRE_WINDOW)
+ * @cwnd_acc: PSNs acknowledged towards the window's next increase
+ * @recover: the window shrinks again only once @una has reached this
  * @epsn: the responder's expected PSN
  * @msn: the responder's message sequence number
  * @nak_sent: a sequence NAK was sent for @epsn
@@ -269,6 +274,9 @@ struct frdma_wqp {
 	bool rnr_wait;
 	struct delayed_work rto_work;
 	unsigned long rto_start;
+	u32 cwnd;
+	u32 cwnd_acc;
+	u32 recover;
 
 	u32 epsn;
 	u32 msn;

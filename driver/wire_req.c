@@ -6,7 +6,9 @@
  * not an frdma device in this kernel to frdma_wire_post(), which keeps a
  * copy of it (and the references on its local MRs) in the QP's ring of
  * FRDMA_WIRE_WQES requests in flight, gives it its PSNs and transmits
- * as much as the window of FRDMA_WIRE_WINDOW unacknowledged PSNs allows.
+ * as much as the window of unacknowledged PSNs allows: FRDMA_WIRE_WINDOW,
+ * halved (down to FRDMA_WIRE_CWND_MIN) when a loss shows, once per window,
+ * and grown by one PSN per window acknowledged.
  * A message of N bytes is ceil(N / path MTU) packets (at least one),
  * FIRST/MIDDLE/LAST or ONLY; a READ is one request packet but uses one PSN
  * per response packet; an atomic is one packet.  AckReq is set on the last
@@ -92,6 +94,34 @@ static unsigned long frdma_wire_rto(struct frdma_qp *qp)
 	if (!t || t > 20)
 		t = 20;
 	return max(nsecs_to_jiffies(4096ULL << t), (unsigned long)HZ / 2);
+}
+
+/*
+ * A loss showed (a sequence NAK): halve the window, once per
+ * window of packets.  After a loss the requester sends again everything
+ * from the lost packet on (go-back-N), so the packets in flight are what
+ * each loss costs: at 1% loss a full window of 128 sends most packets
+ * twice.  The window grows back by one PSN per window acknowledged
+ * (frdma_wire_cwnd_grow()).
+ */
+static void frdma_wire_cwnd_cut(struct frdma_wqp *w)
+{
+	if (frdma_psn_diff(w->una, w->recover) < 0)
+		return;		/* cut already for a loss in this window */
+	w->cwnd = max_t(u32, w->cwnd / 2, FRDMA_WIRE_CWND_MIN);
+	w->cwnd_acc = 0;
+	w->recover = w->psn;
+}
+
+static void frdma_wire_cwnd_grow(struct frdma_wqp *w, u32 acked)
+{
+	if (w->cwnd >= FRDMA_WIRE_WINDOW)
+		return;
+	w->cwnd_acc += acked;
+	if (w->cwnd_acc >= w->cwnd) {
+		w->cwnd_acc -= w->cwnd;
+		w->cwnd++;
+	}
 }
 
 /* Complete the oldest request with @status, unsignalled or not. */
@@ -237,7 +267,9 @@ static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
 	else
 		x.sgl = &e->sgl;
 	x.se = last && (sqe->flags & FRDMA_WQE_SOLICITED);
-	x.ackreq = last || w->noack + 1 >= FRDMA_WIRE_ACK_EVERY;
+	/* Twice per window at least, so that an ACK opens it in time. */
+	x.ackreq = last || w->noack + 1 >= min_t(u32, FRDMA_WIRE_ACK_EVERY,
+						 w->cwnd / 2);
 send:
 	w->noack = x.ackreq ? 0 : w->noack + 1;
 	frdma_wire_xmit(w, &x);
@@ -320,7 +352,7 @@ static void frdma_wire_push(struct frdma_wqp *w)
 		/* A READ's request is in the window when its first PSN is. */
 		if (frdma_psn_diff(frdma_psn_add(e->first_psn,
 						 resp ? 0 : w->send_pkt),
-				   w->una) >= FRDMA_WIRE_WINDOW)
+				   w->una) >= w->cwnd)
 			break;
 		frdma_wire_send_pkt(w, e, w->send_pkt);
 		sent = true;
@@ -423,6 +455,7 @@ static void frdma_wire_ack(struct frdma_wqp *w, u32 psn)
 	if (frdma_psn_diff(next, w->una) <= 0 ||
 	    frdma_psn_diff(next, w->psn) > 0)
 		return;		/* old, or beyond what was sent */
+	frdma_wire_cwnd_grow(w, frdma_psn_diff(next, w->una));
 	w->una = next;
 	w->retry_left = READ_ONCE(w->qp->attr.retry_cnt);
 	while (w->tail != w->head) {
@@ -616,6 +649,7 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		switch (syn) {
 		case FRDMA_NAK_PSN_SEQ:
 			frdma_wire_count(FRDMA_WS_SEQ_NAK_RX);
+			frdma_wire_cwnd_cut(w);
 			frdma_wire_go_back(w, pkt->psn);
 			return;
 		case FRDMA_NAK_INV_REQ:
@@ -839,6 +873,8 @@ void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
 		w->epsn = qp->attr.rq_psn & FRDMA_PSN_MASK;
 		w->psn = qp->attr.sq_psn & FRDMA_PSN_MASK;
 		w->una = w->psn;
+		w->recover = w->psn;
+		w->cwnd = FRDMA_WIRE_WINDOW;
 		/* Published after it is whole: the receive worker reads it. */
 		smp_store_release(&qp->wire, w);
 	}
@@ -852,6 +888,7 @@ void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
 	if (mask & IB_QP_SQ_PSN && w->tail == w->head) {
 		w->psn = attr->sq_psn & FRDMA_PSN_MASK;
 		w->una = w->psn;
+		w->recover = w->psn;
 	}
 	if (mask & IB_QP_STATE) {
 		if (attr->qp_state == IB_QPS_RESET)
