@@ -464,6 +464,34 @@ int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
 	return 0;
 }
 
+/**
+ * frdma_wire_pkt_gids - the GIDs of a received packet, from its IP header
+ * @skb: the packet, its network header an IPv4 or IPv6 one
+ * @sgid: its source address as a GID, or NULL
+ * @dgid: its destination address as a GID
+ *
+ * IPv4 addresses become IPv4-mapped GIDs, as RoCE v2 has them.
+ */
+void frdma_wire_pkt_gids(const struct sk_buff *skb, union ib_gid *sgid,
+			 union ib_gid *dgid)
+{
+	if (skb->protocol == htons(ETH_P_IPV6)) {
+		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+
+		memcpy(dgid->raw, &ip6h->daddr, sizeof(dgid->raw));
+		if (sgid)
+			memcpy(sgid->raw, &ip6h->saddr, sizeof(sgid->raw));
+	} else {
+		const struct iphdr *iph = ip_hdr(skb);
+
+		ipv6_addr_set_v4mapped(iph->daddr,
+				       (struct in6_addr *)dgid->raw);
+		if (sgid)
+			ipv6_addr_set_v4mapped(iph->saddr,
+					       (struct in6_addr *)sgid->raw);
+	}
+}
+
 /* Check one received datagram (skb->data at its BTH) and dispatch it. */
 static void frdma_wire_rx_one(struct sk_buff *skb)
 {
@@ -506,11 +534,7 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 	pkt.ackreq = ntohl(pkt.bth->apsn) & FRDMA_BTH_ACKREQ;
 	pkt.se = pkt.bth->flags & FRDMA_BTH_SE;
 
-	if (v6)
-		memcpy(dgid.raw, &ipv6_hdr(skb)->daddr, sizeof(dgid.raw));
-	else
-		ipv6_addr_set_v4mapped(ip_hdr(skb)->daddr,
-				       (struct in6_addr *)dgid.raw);
+	frdma_wire_pkt_gids(skb, NULL, &dgid);
 	/*
 	 * The socket is init_net's, so is every packet it got; skb->dev
 	 * is not looked at: nothing held the device while it was queued.
@@ -661,24 +685,24 @@ static int frdma_wire_open(void)
 	frdma_wire_rx_worker = kw;
 	/* IPv4: no call that would need ip6_udp_tunnel loaded */
 	err = udp_sock_create4(&init_net, &cfg, &sock);
-	if (err) {
-		kthread_destroy_worker(kw);
-		frdma_wire_rx_worker = NULL;
-		return err;
-	}
+	if (err)
+		goto out_worker;
 	err = frdma_wire_open6(&tcfg, &sock6);
-	if (err) {
-		sock_release(sock);
-		kthread_destroy_worker(kw);
-		frdma_wire_rx_worker = NULL;
-		return err;
-	}
+	if (err)
+		goto out_sock;
 	setup_udp_tunnel_sock(&init_net, sock, &tcfg);
 	frdma_wire_sock = sock;
 	WRITE_ONCE(frdma_wire_sock6, sock6);
 	pr_info("frdma: RoCE v2 on the wire: UDP port %d open (%s)\n",
 		FRDMA_ROCE_PORT, sock6 ? "IPv4 and IPv6" : "IPv4 only");
 	return 0;
+
+out_sock:
+	sock_release(sock);
+out_worker:
+	kthread_destroy_worker(kw);
+	frdma_wire_rx_worker = NULL;
+	return err;
 }
 
 static void frdma_wire_close(void)

@@ -379,6 +379,8 @@ int frdma_wire_dev_add(struct frdma_dev *fdev);
 void frdma_wire_dev_del(struct frdma_dev *fdev);
 int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x);
 void frdma_wire_rx_flush(void);
+void frdma_wire_pkt_gids(const struct sk_buff *skb, union ib_gid *sgid,
+			 union ib_gid *dgid);
 int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
 		       const union ib_gid *dgid, u16 sport,
 		       const struct frdma_xpkt *x);

@@ -147,22 +147,16 @@ static bool frdma_wire_recv_ud(struct frdma_qp *qp, struct frdma_pkt *pkt)
 	/* As the sender saw it: from its address to ours. */
 	ah.type = RDMA_AH_ATTR_TYPE_ROCE;
 	ah.ah_flags = IB_AH_GRH;
+	frdma_wire_pkt_gids(pkt->skb, &sgid, &ah.grh.dgid);
 	if (pkt->skb->protocol == htons(ETH_P_IPV6)) {
 		const struct ipv6hdr *ip6h = ipv6_hdr(pkt->skb);
 
-		memcpy(ah.grh.dgid.raw, &ip6h->daddr, sizeof(ah.grh.dgid.raw));
-		memcpy(sgid.raw, &ip6h->saddr, sizeof(sgid.raw));
 		ah.grh.traffic_class = ip6_tclass(ip6_flowinfo(ip6h));
 		ah.grh.flow_label = be32_to_cpu(ip6_flowlabel(ip6h));
 		ah.grh.hop_limit = ip6h->hop_limit;
 	} else {
-		const struct iphdr *iph = ip_hdr(pkt->skb);
-
-		ipv6_addr_set_v4mapped(iph->daddr,
-				       (struct in6_addr *)ah.grh.dgid.raw);
-		ipv6_addr_set_v4mapped(iph->saddr, (struct in6_addr *)sgid.raw);
-		ah.grh.traffic_class = iph->tos;
-		ah.grh.hop_limit = iph->ttl;
+		ah.grh.traffic_class = ip_hdr(pkt->skb)->tos;
+		ah.grh.hop_limit = ip_hdr(pkt->skb)->ttl;
 	}
 
 	if (qp->gsi)
