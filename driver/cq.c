@@ -9,7 +9,7 @@
  * then in error: the CQE is dropped, IB_EVENT_CQ_ERR is reported, and every
  * later completion is refused too, until resize_cq gives the CQ a new
  * ring.  The data path moves each QP whose completion was refused to the
- * error state (exec.c), so no work request of a QP on that CQ completes
+ * error state (comp.c), so no work request of a QP on that CQ completes
  * unseen.
  *
  * A kernel CQ (created with no udata, by ib_alloc_cq() for the MAD layer

@@ -23,7 +23,7 @@
  * high bit set means the sender's own, as the MAD layer sends) and a
  * receive posted that can hold it; otherwise the datagram is dropped, like
  * a lost packet, and the send still completes successfully.  User UD QPs
- * reach a GSI QP through the data path (exec.c calls
+ * reach a GSI QP through the data path (req.c calls
  * frdma_gsi_recv_user()); a user QP can only send with Q_Key IB_QP1_QKEY
  * if it was allowed to set that controlled Q_Key as its own.
  *

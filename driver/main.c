@@ -60,7 +60,7 @@ enum ib_mtu frdma_port_mtu(struct net_device *ndev)
  *
  * A UD message is one packet (IBTA), so it is at most the port's active
  * MTU: a longer send completes with IB_WC_LOC_LEN_ERR and sends nothing,
- * on the local fabric and on the wire alike (exec.c, gsi.c), and a longer
+ * on the local fabric and on the wire alike (req.c, gsi.c), and a longer
  * datagram from the wire is dropped (wire_ud.c).  The MTU is read live.
  *
  * Return: that MTU in bytes, or 0 when the device has no netdev now.

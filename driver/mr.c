@@ -40,12 +40,14 @@
 #include <linux/random.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <rdma/ib_user_verbs.h>
 #include <rdma/restrack.h>
 
 #include "mr.h"
+#include "qp.h"
 
 /* The access bits an MR can be registered with, and checked against. */
 #define FRDMA_MR_ACCESS	(IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | \
@@ -783,4 +785,128 @@ int frdma_mr_atomic(struct frdma_mr *mr, u64 addr, u8 opcode,
 	spin_unlock_irqrestore(&frdma_atomic_lock, irqflags);
 	*orig = old;
 	return 0;
+}
+
+/*
+ * Scatter/gather lists: the checked MR ranges one side of a work request
+ * touches (struct frdma_sgl), for the requester and the responder alike.
+ */
+
+/* Copy at most this much between two chances to reschedule or stop. */
+#define FRDMA_COPY_STEP		SZ_4M
+
+void frdma_sgl_put(struct frdma_sgl *sgl)
+{
+	while (sgl->n)
+		frdma_mr_put(sgl->mr[--sgl->n]);
+}
+
+/* Add [@addr, @addr + @len) of the MR named @key to @sgl, checked. */
+static int frdma_sgl_add(struct frdma_sgl *sgl, struct frdma_dev *fdev,
+			 struct ib_pd *pd, u32 key, u64 addr, u64 len,
+			 int access)
+{
+	struct frdma_mr *mr;
+
+	mr = frdma_mr_get(fdev, key);
+	if (!mr)
+		return -ENOENT;
+	sgl->mr[sgl->n] = mr;
+	sgl->addr[sgl->n] = addr;
+	sgl->len[sgl->n] = len;
+	sgl->n++;
+	return frdma_mr_check(mr, pd, addr, len, access);
+}
+
+/*
+ * Build @sgl from @n SGEs of a validated WQE copy.  Zero-length SGEs are
+ * skipped without a lookup.  On error the caller still puts @sgl.
+ */
+int frdma_sgl_get(struct frdma_sgl *sgl, struct frdma_dev *fdev,
+		  struct ib_pd *pd, const struct frdma_sge *sge, u32 n,
+		  int access, u64 *total)
+{
+	u32 i;
+	int err;
+
+	*total = 0;
+	for (i = 0; i < n; i++) {
+		if (!sge[i].length)
+			continue;
+		*total += sge[i].length;
+		err = frdma_sgl_add(sgl, fdev, pd, sge[i].lkey, sge[i].addr,
+				    sge[i].length, access);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * Drop the first @n bytes of @sgl (the room a UD receive leaves for the
+ * GRH), keeping every entry's MR reference; entries may become empty.
+ */
+void frdma_sgl_skip(struct frdma_sgl *sgl, u32 n)
+{
+	u32 i, k;
+
+	for (i = 0; i < sgl->n && n; i++) {
+		k = min(n, sgl->len[i]);
+		sgl->addr[i] += k;
+		sgl->len[i] -= k;
+		n -= k;
+	}
+}
+
+/*
+ * Copy the first @len bytes of @src to @dst, both long enough, for @qp's
+ * work request towards @t.  Returns 0, or -EINTR when it stopped midway
+ * (frdma_wr_stopping()).
+ */
+int frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src, u64 len,
+		   const struct frdma_qp *qp, const struct frdma_qp *t)
+{
+	u64 doff = 0, soff = 0, since = 0, n;
+	u32 di = 0, si = 0;
+
+	while (len) {
+		n = min3(len, dst->len[di] - doff, src->len[si] - soff);
+		n = min_t(u64, n, FRDMA_COPY_STEP);
+		if (n)
+			frdma_mr_copy(dst->mr[di], dst->addr[di] + doff,
+				      src->mr[si], src->addr[si] + soff, n);
+		len -= n;
+		doff += n;
+		soff += n;
+		if (doff == dst->len[di]) {
+			di++;
+			doff = 0;
+		}
+		if (soff == src->len[si]) {
+			si++;
+			soff = 0;
+		}
+		since += n;
+		if (len && since >= FRDMA_COPY_STEP) {
+			if (frdma_wr_stopping(qp, t))
+				return -EINTR;
+			cond_resched();
+			since = 0;
+		}
+	}
+	return 0;
+}
+
+/* Copy @len bytes of kernel memory (inline data) to @dst. */
+void frdma_sgl_write(struct frdma_sgl *dst, const u8 *buf, u32 len)
+{
+	u32 i, n;
+
+	for (i = 0; len; i++) {
+		n = min(len, dst->len[i]);
+		if (n)
+			frdma_mr_write(dst->mr[i], dst->addr[i], buf, n);
+		buf += n;
+		len -= n;
+	}
 }

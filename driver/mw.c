@@ -41,7 +41,7 @@
  *
  * Errors are the IBTA ones: a bind that breaks a rule completes with
  * IB_WC_MW_BIND_ERR, a bad LOCAL_INV with IB_WC_LOC_QP_OP_ERR (both move
- * the QP to the error state, exec.c), an access through a window that is
+ * the QP to the error state, req.c), an access through a window that is
  * unbound, invalidated, deallocated, of another PD or QP, without the
  * right or out of its bounds with IB_WC_REM_ACCESS_ERR at the requester.
  */

@@ -26,6 +26,7 @@
 #include <linux/completion.h>
 #include <linux/mutex.h>
 #include <linux/refcount.h>
+#include <linux/sched/signal.h>
 #include <linux/workqueue.h>
 
 #include "frdma.h"
@@ -76,7 +77,7 @@ struct frdma_sgl {
  * @rsgl: its remote side: the target's MR or receive buffers (likewise)
  * @retry_work: runs the send queue after a retry delay, and flushes it
  *		when another QP moved this one to the error state
- * @poll_work: the send queue poller (exec.c), armed by back-to-back
+ * @poll_work: the send queue poller (req.c), armed by back-to-back
  *	       doorbells: runs the send queue while the provider keeps
  *	       posting, so the provider need not ring the doorbell
  * @poll_on: the poller is armed and FRDMA_SQ_POLLED is set in the ring
@@ -242,7 +243,52 @@ void frdma_srq_put(struct frdma_srq *srq);
 int frdma_alloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata);
 int frdma_dealloc_xrcd(struct ib_xrcd *ibxrcd, struct ib_udata *udata);
 
-/* exec.c: the data path */
+/*
+ * The data path: req.c (the requester), resp.c (the responder), comp.c
+ * (completions and the error state); Documentation/driver.rst says why
+ * it is split so.
+ */
+
+/* How the requester's handling of one work request ended. */
+enum frdma_outcome {
+	FRDMA_DONE,		/* completed, successfully or not */
+	FRDMA_RNR,		/* receiver not ready: retry later */
+	FRDMA_RETRY,		/* target unreachable: retry later */
+	FRDMA_ABORT,		/* stopped midway: the SQE is run again */
+	FRDMA_WIRE,		/* on the wire: completes later (wire_req.c) */
+	FRDMA_WIRE_BUSY,	/* the wire has no room: run again later */
+};
+
+/* Whether a QP in @state accepts incoming requests (IBTA: RTR and on). */
+static inline bool frdma_state_receives(enum ib_qp_state state)
+{
+	return state == IB_QPS_RTR || state == IB_QPS_RTS ||
+	       state == IB_QPS_SQD || state == IB_QPS_SQE;
+}
+
+/*
+ * Whether the work request in progress on @qp (towards @t, or NULL) must
+ * stop midway: the thread running it is being killed (a doorbell's), or
+ * @qp or @t is being destroyed.
+ */
+static inline bool frdma_wr_stopping(const struct frdma_qp *qp,
+				     const struct frdma_qp *t)
+{
+	return fatal_signal_pending(current) || READ_ONCE(qp->stopping) ||
+	       (t && READ_ONCE(t->stopping));
+}
+
+/* mr.c: scatter/gather lists */
+void frdma_sgl_put(struct frdma_sgl *sgl);
+int frdma_sgl_get(struct frdma_sgl *sgl, struct frdma_dev *fdev,
+		  struct ib_pd *pd, const struct frdma_sge *sge, u32 n,
+		  int access, u64 *total);
+void frdma_sgl_skip(struct frdma_sgl *sgl, u32 n);
+int frdma_sgl_copy(struct frdma_sgl *dst, struct frdma_sgl *src, u64 len,
+		   const struct frdma_qp *qp, const struct frdma_qp *t);
+void frdma_sgl_write(struct frdma_sgl *dst, const u8 *buf, u32 len);
+
+/* req.c: the requester */
 int frdma_sq_doorbell(struct frdma_qp *qp);
 void frdma_sq_retry_work(struct work_struct *work);
 void frdma_sq_kick(struct frdma_qp *qp, unsigned long delay);
@@ -250,11 +296,33 @@ void frdma_sq_poll_work(struct work_struct *work);
 void frdma_sq_poll_stop(struct frdma_qp *qp);
 int frdma_sq_poll_init(void);
 void frdma_sq_poll_exit(void);
+
+/* resp.c: the responder */
+enum frdma_outcome frdma_resp_exec(struct frdma_qp *qp, struct frdma_qp *t,
+				   struct frdma_srq *xsrq,
+				   const struct frdma_sqe *sqe, u64 len,
+				   struct frdma_cqe *cqe,
+				   unsigned long *rnr_delay);
+enum ib_wc_status frdma_resp_access(struct frdma_qp *t, struct ib_pd *pd,
+				    u8 opcode, u32 rkey, u64 va, u64 len,
+				    struct frdma_mr **mrp);
+enum ib_wc_status frdma_resp_atomic(struct frdma_qp *t, struct ib_pd *pd,
+				    u8 opcode, u32 rkey, u64 va,
+				    u64 compare_add, u64 swap, u64 *orig);
+int frdma_recv_take_one(struct frdma_qp *t, struct frdma_sgl *rsgl,
+			u64 *room, u64 *wr_id, enum ib_wc_status *status);
+void frdma_ud_deliver(struct frdma_qp *qp, struct frdma_qp *t,
+		      const struct frdma_sqe *sqe, const struct rdma_ah_attr *ah,
+		      const union ib_gid *sgid, u64 len, u32 qkey);
+void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
+		     const union ib_gid *sgid, u32 len, bool imm);
+
+/* comp.c: completions and the error state */
+u8 frdma_sqe_wc_opcode(u8 opcode);
+bool frdma_cq_failed(struct ib_cq *ibcq);
 void frdma_qp_to_error(struct frdma_qp *qp, enum ib_event_type event);
 void frdma_flush_sq(struct frdma_qp *qp);
 void frdma_flush_rq(struct frdma_qp *qp);
-void frdma_build_grh(u8 *grh, const struct rdma_ah_attr *ah,
-		     const union ib_gid *sgid, u32 len, bool imm);
 
 /* gsi.c: the GSI QP (QP1), a kernel QP */
 #define FRDMA_GSI_QPN	1

@@ -2,7 +2,7 @@
 /*
  * frdma on the wire: the requester and completer of an RC QP.
  *
- * The send queue (exec.c) hands each work request whose destination is
+ * The send queue (req.c) hands each work request whose destination is
  * not an frdma device in this kernel to frdma_wire_post(), which keeps a
  * copy of it (and the references on its local MRs) in the QP's ring of
  * FRDMA_WIRE_WQES requests in flight, gives it its PSNs and transmits

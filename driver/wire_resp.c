@@ -6,8 +6,8 @@
  * at the QP's rq_psn.  A packet at epsn is executed: a SEND's payload goes
  * into the receive buffers of the RQE its first packet took (no RQE: an
  * RNR NAK with the QP's min_rnr_timer, nothing consumed); a WRITE's into
- * the MR its RETH's rkey names, checked once for the whole message
- * (frdma_rkey_get()); a READ is answered with its response packets at once;
+ * the MR its RETH's rkey names, checked once for the whole message; a
+ * READ is answered with its response packets at once;
  * an atomic is executed and answered, and its result kept for a duplicate;
  * an atomic write stores its 8 bytes at once and is answered by a READ
  * response without payload.
@@ -23,6 +23,12 @@
  * if it asks.  An access violation, an invalid request
  * (a length or opcode sequence error, an operation the QP does not allow)
  * or a broken receive ring is NAKed and moves the QP to the error state.
+ *
+ * What an operation may do is decided by the responder's rules in resp.c,
+ * the local fabric's too: frdma_resp_access() for remote memory,
+ * frdma_resp_atomic() for the atomics, frdma_recv_take_one() for receive
+ * queues.  This file adds only what packets add: PSN order, the message
+ * a packet belongs to, duplicates and the answers.
  */
 
 #include "mr.h"
@@ -48,6 +54,22 @@ static void frdma_wire_nak_fatal(struct frdma_wqp *w, u8 syn, u32 psn)
 	frdma_wire_resp_reset(w);
 	frdma_qp_to_error(w->qp, syn == FRDMA_NAK_REM_ACCESS ?
 			  IB_EVENT_QP_ACCESS_ERR : IB_EVENT_QP_REQ_ERR);
+}
+
+/*
+ * The fatal NAK for a responder's verdict (frdma_resp_access()): the
+ * syndrome that makes the requester complete with @status.
+ */
+static void frdma_wire_nak_status(struct frdma_wqp *w,
+				  enum ib_wc_status status, u32 psn)
+{
+	u8 syn = FRDMA_NAK_REM_OP;
+
+	if (status == IB_WC_REM_ACCESS_ERR)
+		syn = FRDMA_NAK_REM_ACCESS;
+	else if (status == IB_WC_REM_INV_REQ_ERR)
+		syn = FRDMA_NAK_INV_REQ;
+	frdma_wire_nak_fatal(w, syn, psn);
 }
 
 void frdma_wire_rcv_put(struct frdma_wqp *w)
@@ -108,80 +130,24 @@ void frdma_wire_resp_reset(struct frdma_wqp *w)
 }
 
 /*
- * Take the next RQE into w->rcv (checked and resolved), from the QP's SRQ
- * when it has one, else from its own RQ: 0, -EAGAIN when there is none,
- * or -EINVAL (a broken ring or RQE: the receiver's error, already
- * completed or reported).
+ * Take the next RQE for a message (frdma_recv_take_one()): its buffers,
+ * checked and resolved, into w->rcv when @sgl.  Returns 0, -EAGAIN when
+ * none is posted, -ENODEV when the QP no longer receives, or -EINVAL (a
+ * broken ring, or an RQE whose buffers the rules refuse, which is then
+ * completed in error: the receiver's error).
  */
 int frdma_wire_rqe_take(struct frdma_wqp *w, u64 *room, bool sgl)
 {
-	struct frdma_qp *qp = w->qp;
-	struct frdma_srq *srq = qp->ibqp.srq ? to_fsrq(qp->ibqp.srq) : NULL;
-	struct mutex *lock = srq ? &srq->mutex : &qp->rq_mutex;
-	struct frdma_queue *q = srq ? &srq->rq : &qp->rq;
-	const struct frdma_rqe *rqe;
-	const struct frdma_sge *sge;
-	struct frdma_mr *mr;
-	u32 i, max_sge;
-	int err = 0;
+	enum ib_wc_status status;
+	int err;
 
-	mutex_lock(lock);
-	if (srq) {
-		err = frdma_srq_take(srq);
-		rqe = (const void *)srq->rqe;
-		max_sge = srq->max_sge;
-	} else {
-		err = frdma_queue_user_avail(q);
-		err = err < 0 ? -EINVAL : err ? 0 : -EAGAIN;
-		if (!err) {
-			memcpy(qp->rqe, frdma_queue_entry(q, q->kidx),
-			       1U << q->entry_shift);
-			q->kidx++;
-		}
-		rqe = (const void *)qp->rqe;
-		max_sge = qp->attr.cap.max_recv_sge;
-	}
-	if (err) {
-		mutex_unlock(lock);
+	err = frdma_recv_take_one(w->qp, sgl ? &w->rcv : NULL, room,
+				  &w->rcv_wr_id, &status);
+	if (err || status == IB_WC_SUCCESS)
 		return err;
-	}
-	frdma_queue_publish(q, false);
-	w->rcv_wr_id = rqe->wr_id;
-	*room = 0;
-	if (!sgl)
-		goto out;
-	if (rqe->num_sge > max_sge) {
-		err = -EINVAL;
-		goto out;
-	}
-	sge = (const struct frdma_sge *)(rqe + 1);
-	for (i = 0; i < rqe->num_sge; i++) {
-		if (!sge[i].length)
-			continue;
-		mr = frdma_mr_get(qp->fdev, sge[i].lkey);
-		if (!mr) {
-			err = -EINVAL;
-			break;
-		}
-		w->rcv.mr[w->rcv.n] = mr;
-		w->rcv.addr[w->rcv.n] = sge[i].addr;
-		w->rcv.len[w->rcv.n] = sge[i].length;
-		w->rcv.n++;
-		if (frdma_mr_check(mr, qp->ibqp.pd, sge[i].addr,
-				   sge[i].length, IB_ACCESS_LOCAL_WRITE)) {
-			err = -EINVAL;
-			break;
-		}
-		*room += sge[i].length;
-	}
-out:
-	mutex_unlock(lock);
-	if (err) {
-		frdma_wire_rcv_put(w);
-		frdma_wire_post_recv(w, w->rcv_wr_id, IB_WC_LOC_PROT_ERR, 0,
-				     FRDMA_WC_RECV, NULL);
-	}
-	return err;
+	frdma_wire_rcv_put(w);
+	frdma_wire_post_recv(w, w->rcv_wr_id, status, 0, FRDMA_WC_RECV, NULL);
+	return -EINVAL;
 }
 
 static void frdma_wire_rnr(struct frdma_wqp *w, u32 psn)
@@ -224,7 +190,7 @@ static bool frdma_wire_rqe_take_or_nak(struct frdma_wqp *w, u32 psn,
 
 	if (err == -EAGAIN)
 		frdma_wire_rnr(w, psn);
-	else if (err)
+	else if (err && err != -ENODEV)	/* -ENODEV: being reset, dropped */
 		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_OP, psn);
 	return !err;
 }
@@ -293,18 +259,18 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		const struct frdma_reth *reth = (const void *)pkt->hdr;
 		u64 va = frdma_get_be64(&reth->va);
 		u32 len = frdma_get_be32(&reth->len);
+		enum ib_wc_status status;
 
-		if (w->wr_mr || w->rcv_active ||
-		    !(READ_ONCE(qp->attr.qp_access_flags) &
-		      IB_ACCESS_REMOTE_WRITE)) {
+		if (w->wr_mr || w->rcv_active) {
 			frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 			return false;
 		}
-		if (len && frdma_rkey_get(qp->fdev, frdma_get_be32(&reth->rkey),
-					  &qp->ibqp, qp->ibqp.pd, va, len,
-					  IB_ACCESS_REMOTE_WRITE, &w->wr_mr)) {
-			w->wr_mr = NULL;
-			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+		status = frdma_resp_access(qp, qp->ibqp.pd,
+					   IB_UVERBS_WR_RDMA_WRITE,
+					   frdma_get_be32(&reth->rkey), va, len,
+					   &w->wr_mr);
+		if (status != IB_WC_SUCCESS) {
+			frdma_wire_nak_status(w, status, pkt->psn);
 			return false;
 		}
 		w->wr_va = va;
@@ -356,14 +322,15 @@ static void frdma_wire_read_respond(struct frdma_wqp *w,
 	struct frdma_sgl sgl = {};
 	struct frdma_xpkt x = {};
 	u32 mtu = frdma_wire_mtu(qp), k;
+	enum ib_wc_status status;
 
-	if (r->len) {
-		if (frdma_rkey_get(qp->fdev, r->rkey, &qp->ibqp, qp->ibqp.pd,
-				   r->va, r->len, IB_ACCESS_REMOTE_READ,
-				   &sgl.mr[0])) {
-			frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, r->psn);
-			return;
-		}
+	status = frdma_resp_access(qp, qp->ibqp.pd, IB_UVERBS_WR_RDMA_READ,
+				   r->rkey, r->va, r->len, &sgl.mr[0]);
+	if (status != IB_WC_SUCCESS) {
+		frdma_wire_nak_status(w, status, r->psn);
+		return;
+	}
+	if (sgl.mr[0]) {
 		sgl.n = 1;
 		sgl.addr[0] = r->va;
 		sgl.len[0] = r->len;
@@ -501,9 +468,8 @@ static void frdma_wire_recv_read(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	struct frdma_wread *r = &w->reads[w->nreads % FRDMA_WIRE_READS];
 	u32 mtu = frdma_wire_mtu(qp);
 
-	if (w->rcv_active || w->wr_mr ||
-	    !(READ_ONCE(qp->attr.qp_access_flags) &
-	      IB_ACCESS_REMOTE_READ)) {
+	/* Not inside another message; the rest is checked as it is answered. */
+	if (w->rcv_active || w->wr_mr) {
 		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 		return;
 	}
@@ -519,44 +485,19 @@ static void frdma_wire_recv_read(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	frdma_wire_read_respond(w, r);
 }
 
-/*
- * The MR of the 8-byte word at @va that an atomic (@access
- * IB_ACCESS_REMOTE_ATOMIC) or an atomic write (IB_ACCESS_REMOTE_WRITE)
- * at epsn acts on, in *@mr, or false once NAKed: an invalid request
- * inside another message, on a QP that does not allow @access, or at an
- * address not 8-byte aligned; a remote access error for the rkey.
- */
-static bool frdma_wire_word_mr(struct frdma_wqp *w, struct frdma_pkt *pkt,
-			       u64 va, u32 rkey, int access,
-			       struct frdma_mr **mr)
-{
-	struct frdma_qp *qp = w->qp;
-
-	if (w->rcv_active || w->wr_mr ||
-	    !(READ_ONCE(qp->attr.qp_access_flags) & access) || (va & 7)) {
-		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
-		return false;
-	}
-	if (frdma_rkey_get(qp->fdev, rkey, &qp->ibqp, qp->ibqp.pd, va,
-			   sizeof(u64), access, mr)) {
-		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
-		return false;
-	}
-	return true;
-}
-
 /* An atomic request at epsn: executed and answered. */
 static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
 	const struct frdma_atheth *a = (const void *)pkt->hdr;
-	u64 va = frdma_get_be64(&a->va), orig, cmp_add, swap;
+	u64 orig, cmp_add, swap;
+	enum ib_wc_status status;
 	struct frdma_wread *r;
-	struct frdma_mr *mr;
 	u8 op;
 
-	if (!frdma_wire_word_mr(w, pkt, va, frdma_get_be32(&a->rkey),
-				IB_ACCESS_REMOTE_ATOMIC, &mr))
+	if (w->rcv_active || w->wr_mr) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 		return;
+	}
 	if (pkt->opcode == FRDMA_OP_CMP_SWAP) {
 		op = IB_UVERBS_WR_ATOMIC_CMP_AND_SWP;
 		cmp_add = frdma_get_be64(&a->compare);
@@ -566,12 +507,13 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		cmp_add = frdma_get_be64(&a->swap_add);
 		swap = 0;
 	}
-	if (frdma_mr_atomic(mr, va, op, cmp_add, swap, &orig)) {
-		frdma_mr_put(mr);
-		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+	status = frdma_resp_atomic(w->qp, w->qp->ibqp.pd, op,
+				   frdma_get_be32(&a->rkey),
+				   frdma_get_be64(&a->va), cmp_add, swap, &orig);
+	if (status != IB_WC_SUCCESS) {
+		frdma_wire_nak_status(w, status, pkt->psn);
 		return;
 	}
-	frdma_mr_put(mr);
 	r = &w->reads[w->nreads++ % FRDMA_WIRE_READS];
 	r->psn = pkt->psn;
 	r->npsn = 1;
@@ -583,31 +525,29 @@ static void frdma_wire_recv_atomic(struct frdma_wqp *w, struct frdma_pkt *pkt)
 }
 
 /*
- * An atomic write at epsn: one aligned 8-byte store, its payload, into
- * an MR the QP may write remotely; then answered.
+ * An atomic write at epsn: its 8-byte payload, stored at once; then
+ * answered.
  */
 static void frdma_wire_recv_awrite(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
 	const struct frdma_reth *reth = (const void *)pkt->hdr;
-	u64 va = frdma_get_be64(&reth->va), val, unused;
-	struct frdma_mr *mr;
+	enum ib_wc_status status;
+	u64 val, unused;
 
 	if (frdma_get_be32(&reth->len) != sizeof(u64) ||
-	    pkt->paylen != sizeof(u64)) {
+	    pkt->paylen != sizeof(u64) || w->rcv_active || w->wr_mr) {
 		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 		return;
 	}
-	if (!frdma_wire_word_mr(w, pkt, va, frdma_get_be32(&reth->rkey),
-				IB_ACCESS_REMOTE_WRITE, &mr))
-		return;
 	memcpy(&val, pkt->payload, sizeof(val));
-	if (frdma_mr_atomic(mr, va, IB_UVERBS_WR_ATOMIC_WRITE, val, 0,
-			    &unused)) {
-		frdma_mr_put(mr);
-		frdma_wire_nak_fatal(w, FRDMA_NAK_REM_ACCESS, pkt->psn);
+	status = frdma_resp_atomic(w->qp, w->qp->ibqp.pd,
+				   IB_UVERBS_WR_ATOMIC_WRITE,
+				   frdma_get_be32(&reth->rkey),
+				   frdma_get_be64(&reth->va), val, 0, &unused);
+	if (status != IB_WC_SUCCESS) {
+		frdma_wire_nak_status(w, status, pkt->psn);
 		return;
 	}
-	frdma_mr_put(mr);
 	w->epsn = frdma_psn_add(w->epsn, 1);
 	w->msn++;
 	frdma_wire_awrite_ack(w, pkt->psn);

@@ -192,14 +192,11 @@ static bool frdma_uc_write_first(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	u64 va = frdma_get_be64(&reth->va);
 	u32 len = frdma_get_be32(&reth->len);
 
-	if (!(READ_ONCE(qp->attr.qp_access_flags) & IB_ACCESS_REMOTE_WRITE))
+	/* UC: a message the responder's rules refuse is dropped. */
+	if (frdma_resp_access(qp, qp->ibqp.pd, IB_UVERBS_WR_RDMA_WRITE,
+			      frdma_get_be32(&reth->rkey), va, len,
+			      &w->wr_mr) != IB_WC_SUCCESS)
 		return false;
-	if (len && frdma_rkey_get(qp->fdev, frdma_get_be32(&reth->rkey),
-				  &qp->ibqp, qp->ibqp.pd, va, len,
-				  IB_ACCESS_REMOTE_WRITE, &w->wr_mr)) {
-		w->wr_mr = NULL;
-		return false;
-	}
 	w->wr_va = va;
 	w->wr_left = len;
 	w->rcv_off = 0;

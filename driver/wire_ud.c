@@ -4,7 +4,7 @@
  * of UC packets (wire_uc.c).
  *
  * A UD work request whose AH's destination GID is not an frdma device of
- * this kernel (exec.c), and a send of the GSI QP to another host (gsi.c),
+ * this kernel (req.c), and a send of the GSI QP to another host (gsi.c),
  * leave as one RoCE v2 packet: SEND_ONLY (or SEND_ONLY with immediate) of
  * the UD transport, with a DETH that carries the Q_Key and the source QP
  * number.  The send completes when the packet is handed to IP: a datagram

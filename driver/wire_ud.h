@@ -49,7 +49,7 @@ int frdma_wire_uc_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 		       struct frdma_sgl *lsgl, u64 len);
 bool frdma_wire_uc_recv(struct frdma_wqp *w, struct frdma_pkt *pkt);
 
-/* exec.c */
+/* resp.c */
 bool frdma_ud_recv_wire(struct frdma_qp *t, struct frdma_sgl *rsgl,
 			const u8 *grh, const struct frdma_dgram *m);
 
