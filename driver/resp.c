@@ -40,7 +40,7 @@ static const u32 frdma_rnr_usecs[32] = {
 };
 
 /*
- * Execution.
+ * Receive queues.
  */
 
 /**
@@ -274,6 +274,10 @@ static enum ib_wc_status frdma_deliver(struct frdma_qp *qp, struct frdma_qp *t,
 	return IB_WC_SUCCESS;
 }
 
+/*
+ * Remote memory.
+ */
+
 /**
  * frdma_resp_access - may a remote operation touch the memory it names
  * @t: the responder QP
@@ -399,6 +403,11 @@ static enum ib_wc_status frdma_remote_get(struct frdma_qp *qp,
 	rsgl->n++;
 	return IB_WC_SUCCESS;
 }
+
+/*
+ * The local fabric: an operation executed at its target, in the
+ * requester's thread.
+ */
 
 /**
  * frdma_resp_exec - execute an operation of the local fabric at its target
