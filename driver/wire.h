@@ -197,7 +197,7 @@ struct frdma_wwqe {
 #define FRDMA_WIRE_WQES		64	/* work requests in flight per QP */
 #define FRDMA_WIRE_WINDOW	128	/* unacknowledged PSNs per QP */
 #define FRDMA_WIRE_CWND_MIN	8	/* the least the window shrinks to */
-#define FRDMA_WIRE_ACK_EVERY	16	/* AckReq at least this often */
+#define FRDMA_WIRE_ACK_EVERY	(FRDMA_WIRE_WINDOW / 2) /* AckReq at least this often */
 #define FRDMA_WIRE_READS	FRDMA_MAX_RD_ATOM /* READ, atomic requests kept */
 
 /*
