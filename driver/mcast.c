@@ -43,6 +43,8 @@
 #include <linux/hashtable.h>
 #include <linux/jhash.h>
 #include <linux/slab.h>
+#include <net/if_inet6.h>
+#include <net/ip.h>
 #include <rdma/ib_addr.h>
 
 #include "frdma.h"
@@ -115,6 +117,35 @@ static struct frdma_mcm *frdma_mcm_find(struct frdma_mcg *grp,
 	return found;
 }
 
+/*
+ * With the wire on, let @fdev's netdev take the Ethernet frames of group
+ * @mgid (@add), or stop taking them: the group's multicast MAC (IPv4's
+ * 01:00:5e or IPv6's 33:33 mapping of the address) in the netdev's
+ * filter, one reference per device in the group.  IP must have joined
+ * the group as well for the packets to reach port 4791 (mcast.c's header).
+ */
+static int frdma_mcast_filter(struct frdma_dev *fdev,
+			      const union ib_gid *mgid, bool add)
+{
+	const struct in6_addr *a = (const struct in6_addr *)mgid->raw;
+	struct net_device *ndev;
+	u8 mac[ETH_ALEN];
+	int err;
+
+	if (!fdev->wire)
+		return 0;
+	ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1, fdev->ndev);
+	if (!ndev)
+		return add ? -ENODEV : 0;
+	if (ipv6_addr_v4mapped(a))
+		ip_eth_mc_map(a->s6_addr32[3], mac);
+	else
+		ipv6_eth_mc_map(a, mac);
+	err = add ? dev_mc_add(ndev, mac) : dev_mc_del(ndev, mac);
+	dev_put(ndev);
+	return err;
+}
+
 /* Remove @m from @grp, and @grp when it is empty; under the mutex. */
 static void frdma_mcm_remove(struct frdma_mcg *grp, struct frdma_mcm *m,
 			     u32 ndev)
@@ -124,8 +155,10 @@ static void frdma_mcm_remove(struct frdma_mcg *grp, struct frdma_mcm *m,
 	list_del(&m->node);
 	m->qp->mcast--;
 	fdev->mcast_attach--;
-	if (ndev == 1)
+	if (ndev == 1) {
 		fdev->mcast_groups--;
+		frdma_mcast_filter(fdev, &grp->mgid, false);
+	}
 	kfree(m);
 	frdma_count(FRDMA_CNT_MCAST, -1);
 	if (list_empty(&grp->members)) {
@@ -183,10 +216,20 @@ int frdma_attach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid)
 	m = kzalloc(sizeof(*m), FRDMA_GFP_USER);
 	if (!m)
 		goto out;
+	if (!ndev) {
+		err = frdma_mcast_filter(fdev, gid, true);
+		if (err) {
+			kfree(m);
+			goto out;
+		}
+	}
 	if (!grp) {
 		new = kzalloc(sizeof(*new), FRDMA_GFP_USER);
 		if (!new) {
+			if (!ndev)
+				frdma_mcast_filter(fdev, gid, false);
 			kfree(m);
+			err = -ENOMEM;
 			goto out;
 		}
 		new->mgid = *gid;
@@ -267,6 +310,64 @@ void frdma_mcast_qp_destroy(struct frdma_qp *qp)
 	mutex_unlock(&frdma_mcast_mutex);
 }
 
+/* Whether @fdev has the wire on and its netdev is init_net's @ifindex. */
+static bool frdma_mcast_on_netdev(struct frdma_dev *fdev, int ifindex)
+{
+	struct net_device *ndev;
+	bool on;
+
+	if (!fdev->wire)
+		return false;
+	ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1, fdev->ndev);
+	if (!ndev)
+		return false;
+	on = net_eq(dev_net(ndev), &init_net) && ndev->ifindex == ifindex;
+	dev_put(ndev);
+	return on;
+}
+
+/*
+ * The members of @mgid on the devices of @from's fabric or, when @from is
+ * NULL, on the device of netdev @ifindex, each referenced.
+ */
+static struct frdma_qp **frdma_mcast_collect(const union ib_gid *mgid,
+					     struct frdma_dev *from,
+					     int ifindex, u32 *n)
+{
+	struct frdma_qp **qps = NULL;
+	struct frdma_mcg *grp;
+	struct frdma_mcm *m;
+	bool in;
+	u32 max = 0;
+
+	*n = 0;
+	mutex_lock(&frdma_mcast_mutex);
+	grp = frdma_mcg_find(mgid);
+	if (!grp)
+		goto out;
+	list_for_each_entry(m, &grp->members, node)
+		max++;
+	qps = kmalloc_array(max, sizeof(*qps), GFP_KERNEL);
+	if (!qps)
+		goto out;
+	list_for_each_entry(m, &grp->members, node) {
+		if (from)
+			in = frdma_dev_same_net(from, m->qp->fdev);
+		else
+			in = frdma_mcast_on_netdev(m->qp->fdev, ifindex);
+		if (!in || !refcount_inc_not_zero(&m->qp->ref))
+			continue;
+		qps[(*n)++] = m->qp;
+	}
+out:
+	mutex_unlock(&frdma_mcast_mutex);
+	if (qps && !*n) {
+		kfree(qps);
+		qps = NULL;
+	}
+	return qps;
+}
+
 /**
  * frdma_mcast_members - the QPs a multicast datagram from a QP reaches
  * @from: the sending QP
@@ -282,34 +383,24 @@ void frdma_mcast_qp_destroy(struct frdma_qp *qp)
 struct frdma_qp **frdma_mcast_members(struct frdma_qp *from,
 				      const union ib_gid *mgid, u32 *n)
 {
-	struct frdma_qp **qps = NULL;
-	struct frdma_mcg *grp;
-	struct frdma_mcm *m;
-	u32 max = 0;
+	return frdma_mcast_collect(mgid, from->fdev, 0, n);
+}
 
-	*n = 0;
-	mutex_lock(&frdma_mcast_mutex);
-	grp = frdma_mcg_find(mgid);
-	if (!grp)
-		goto out;
-	list_for_each_entry(m, &grp->members, node)
-		max++;
-	qps = kmalloc_array(max, sizeof(*qps), GFP_KERNEL);
-	if (!qps)
-		goto out;
-	list_for_each_entry(m, &grp->members, node) {
-		if (!frdma_dev_same_net(from->fdev, m->qp->fdev) ||
-		    !refcount_inc_not_zero(&m->qp->ref))
-			continue;
-		qps[(*n)++] = m->qp;
-	}
-out:
-	mutex_unlock(&frdma_mcast_mutex);
-	if (qps && !*n) {
-		kfree(qps);
-		qps = NULL;
-	}
-	return qps;
+/**
+ * frdma_mcast_members_wire - the QPs a multicast datagram from the wire
+ * reaches
+ * @mgid: the group, the packet's destination GID
+ * @ifindex: the index of the init_net netdev the packet arrived on
+ * @n: set to the number of QPs returned
+ *
+ * Context: process; takes frdma_mcast_mutex.
+ * Return: as frdma_mcast_members(), the members of @mgid on the device
+ * (with the wire on) whose netdev is @ifindex.
+ */
+struct frdma_qp **frdma_mcast_members_wire(const union ib_gid *mgid,
+					   int ifindex, u32 *n)
+{
+	return frdma_mcast_collect(mgid, NULL, ifindex, n);
 }
 
 /**

@@ -412,6 +412,17 @@ int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
 		fl.daddr = *(const __be32 *)&dgid->raw[12];
 		fl.saddr = *(const __be32 *)&sgid->raw[12];
 		fl.flowi4_proto = IPPROTO_UDP;
+		/* A group is reached through the device's own netdev. */
+		if (ipv4_is_multicast(fl.daddr)) {
+			struct net_device *ndev;
+
+			ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1,
+							  fdev->ndev);
+			if (!ndev)
+				return -ENODEV;
+			fl.flowi4_oif = ndev->ifindex;
+			dev_put(ndev);
+		}
 		rt = ip_route_output_key(&init_net, &fl);
 		if (IS_ERR(rt))
 			return PTR_ERR(rt);
@@ -535,6 +546,10 @@ static void frdma_wire_rx_one(struct sk_buff *skb)
 	pkt.se = pkt.bth->flags & FRDMA_BTH_SE;
 
 	frdma_wire_pkt_gids(skb, NULL, &dgid);
+	if ((ntohl(pkt.bth->qpn) & FRDMA_QPN_MASK) == IB_MULTICAST_QPN) {
+		frdma_wire_recv_mcast(&pkt, &dgid);	/* wire_ud.c */
+		goto free;
+	}
 	/*
 	 * The socket is init_net's, so is every packet it got; skb->dev
 	 * is not looked at: nothing held the device while it was queued.

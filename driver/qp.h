@@ -344,6 +344,8 @@ int frdma_detach_mcast(struct ib_qp *ibqp, union ib_gid *gid, u16 lid);
 void frdma_mcast_qp_destroy(struct frdma_qp *qp);
 struct frdma_qp **frdma_mcast_members(struct frdma_qp *from,
 				      const union ib_gid *mgid, u32 *n);
+struct frdma_qp **frdma_mcast_members_wire(const union ib_gid *mgid,
+					   int ifindex, u32 *n);
 void frdma_mcast_members_put(struct frdma_qp **qps, u32 n);
 
 /* ah.c */

@@ -194,6 +194,29 @@ static void frdma_dest_release(struct frdma_dest *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* Send @qp's UD datagram (@sqe, @len bytes) to another host: wire_ud.c. */
+static void frdma_ud_wire_send(struct frdma_qp *qp,
+			       const struct frdma_sqe *sqe,
+			       const struct rdma_ah_attr *ah,
+			       const union ib_gid *sgid, u32 dqpn, u64 len,
+			       u32 qkey)
+{
+	struct frdma_dgram m = {
+		.src_qp = qp->ibqp.qp_num,
+		.qkey = qkey,
+		.imm = sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM,
+		.imm_data = (__force __be32)sqe->imm_data,
+		.se = sqe->flags & FRDMA_WQE_SOLICITED,
+		.len = len,
+	};
+
+	if (sqe->flags & FRDMA_WQE_INLINE)
+		m.buf = (const u8 *)(sqe + 1);
+	else
+		m.sgl = &qp->lsgl;
+	frdma_wire_ud_send(qp->fdev, sgid, ah, dqpn, &m);
+}
+
 static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 			  const struct frdma_sqe *sqe, u64 len,
 			  struct frdma_cqe *cqe)
@@ -219,7 +242,11 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 	if (qkey & 0x80000000)
 		qkey = READ_ONCE(qp->attr.qkey);
 
-	/* A multicast GID: every member in the fabric (mcast.c). */
+	/*
+	 * A multicast GID: every member in the fabric (mcast.c), and with
+	 * the wire on, one packet to the IP multicast address for the
+	 * members on other hosts.
+	 */
 	if (rdma_is_multicast_addr((struct in6_addr *)ah.grh.dgid.raw)) {
 		mqps = frdma_mcast_members(qp, &ah.grh.dgid, &n);
 		for (i = 0; i < n; i++)
@@ -227,6 +254,9 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 				frdma_ud_deliver(qp, mqps[i], sqe, &ah, &sgid,
 						 len, qkey);
 		frdma_mcast_members_put(mqps, n);
+		if (qp->fdev->wire)
+			frdma_ud_wire_send(qp, sqe, &ah, &sgid,
+					   IB_MULTICAST_QPN, len, qkey);
 		return;
 	}
 
@@ -242,22 +272,9 @@ static void frdma_exec_ud(struct frdma_qp *qp, struct frdma_dest *d,
 		if (d->fdev)
 			d->qp = frdma_qp_get(d->fdev, sqe->ud.remote_qpn);
 	}
-	if (!d->fdev && qp->fdev->wire) {	/* another host: wire_ud.c */
-		struct frdma_dgram m = {
-			.src_qp = qp->ibqp.qp_num,
-			.qkey = qkey,
-			.imm = sqe->opcode == IB_UVERBS_WR_SEND_WITH_IMM,
-			.imm_data = (__force __be32)sqe->imm_data,
-			.se = sqe->flags & FRDMA_WQE_SOLICITED,
-			.len = len,
-		};
-
-		if (sqe->flags & FRDMA_WQE_INLINE)
-			m.buf = (const u8 *)(sqe + 1);
-		else
-			m.sgl = &qp->lsgl;
-		frdma_wire_ud_send(qp->fdev, &sgid, &ah, sqe->ud.remote_qpn,
-				   &m);
+	if (!d->fdev && qp->fdev->wire) {	/* another host */
+		frdma_ud_wire_send(qp, sqe, &ah, &sgid, sqe->ud.remote_qpn,
+				   len, qkey);
 		return;
 	}
 	t = d->qp;

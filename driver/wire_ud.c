@@ -192,3 +192,48 @@ void frdma_wire_recv_dgram(struct frdma_qp *qp, struct frdma_pkt *pkt)
 	if (!taken)
 		frdma_wire_count(FRDMA_WS_DROP);
 }
+
+/**
+ * frdma_wire_recv_mcast - take a received packet for a multicast group
+ * @pkt: the packet, checked by net.c, its BTH naming IB_MULTICAST_QPN
+ * @dgid: its destination GID
+ *
+ * Every UD member of the group @dgid on the device of the netdev the
+ * packet arrived on gets it, each as a unicast datagram
+ * (frdma_wire_recv_dgram()).  A copy that IP looped back, or any packet
+ * whose source is a GID of a device of this host, is dropped silently:
+ * the members of this host had the datagram from the local fabric
+ * (exec.c) when it was sent.
+ *
+ * Context: the receive worker (net.c), process.
+ */
+void frdma_wire_recv_mcast(struct frdma_pkt *pkt, const union ib_gid *dgid)
+{
+	struct sk_buff *skb = pkt->skb;
+	struct frdma_dev *fdev;
+	struct frdma_qp **qps;
+	union ib_gid sgid, d;
+	u32 i, n;
+
+	if (!rdma_is_multicast_addr((struct in6_addr *)dgid->raw)) {
+		frdma_wire_count(FRDMA_WS_DROP);
+		return;
+	}
+	if (skb->pkt_type == PACKET_LOOPBACK)
+		return;
+	frdma_wire_pkt_gids(skb, &sgid, &d);
+	fdev = frdma_dev_get_by_gid_net(&init_net, &sgid);
+	if (fdev) {
+		ib_device_put(&fdev->ibdev);
+		return;
+	}
+	qps = frdma_mcast_members_wire(dgid, skb->skb_iif, &n);
+	if (!n) {
+		frdma_wire_count(FRDMA_WS_DROP);
+		return;
+	}
+	frdma_wire_count(FRDMA_WS_RX);
+	for (i = 0; i < n; i++)
+		frdma_wire_recv_dgram(qps[i], pkt);
+	frdma_mcast_members_put(qps, n);
+}

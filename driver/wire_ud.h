@@ -40,6 +40,7 @@ struct frdma_dgram {
 /* wire_ud.c */
 u32 frdma_wire_dgram_ops(u8 opcode);
 void frdma_wire_recv_dgram(struct frdma_qp *qp, struct frdma_pkt *pkt);
+void frdma_wire_recv_mcast(struct frdma_pkt *pkt, const union ib_gid *dgid);
 int frdma_wire_ud_send(struct frdma_dev *fdev, const union ib_gid *sgid,
 		       const struct rdma_ah_attr *ah, u32 dqpn,
 		       const struct frdma_dgram *m);
