@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * frdma: UD multicast on the local fabric.
+ * frdma: UD multicast, on the local fabric and on the wire.
  *
  * A multicast group is named by its MGID: an IPv6 multicast address
  * (ff00::/8) or, for RoCE v2 over IPv4, an IPv4-mapped IPv4 multicast
@@ -15,8 +15,31 @@
  * receive, and it gets the GRH and work completion a unicast datagram
  * gives.  The sending QP receives its own datagram only when it is a
  * member itself, as on InfiniBand and with rdma_rxe (no multicast
- * loopback blocking).  Groups do not reach the wire: a member on another
- * host receives nothing.
+ * loopback blocking).
+ *
+ * With the wire on (net.c), the send also leaves as one RoCE v2 packet
+ * (wire_ud.c) to the group's IP address, its BTH naming QPN 0xffffff,
+ * routed out of the sending device's netdev; IP maps the address to the
+ * Ethernet multicast MAC.  A packet for QPN 0xffffff from another host
+ * goes to the UD members of the group on the device of the netdev it
+ * arrived on (frdma_mcast_members_wire()), each as a unicast datagram
+ * from the wire.  A copy that IP loops back to this host, and a packet
+ * whose source is a GID of a device here, are dropped: the local members
+ * had the datagram from the local fabric.
+ *
+ * For packets of a group to reach port 4791, two things must hold on the
+ * receiving host.  The netdev must take the group's frames: the first
+ * member of a device in a group puts the group's multicast MAC (IPv4's
+ * 01:00:5e mapping for an IPv4-mapped MGID, IPv6's 33:33 one otherwise)
+ * into the netdev's filter, and the last one takes it out.  And IP must
+ * be a member of the group on that netdev, or it drops the packet before
+ * UDP sees it.  The RDMA CM's join of an IPv4 group does that (an IGMP
+ * join on the netdev); a plain attach_mcast does not, nor does the RDMA
+ * CM for an IPv6 group (it joins IPv4 only).  Their user joins the group
+ * on the netdev as well (a socket that stays open after joining it with
+ * IP_ADD_MEMBERSHIP or IPV6_JOIN_GROUP, or an address added with
+ * iproute2's autojoin flag), as with rdma_rxe.  frdma keeps no IGMP or
+ * MLD state of its own.
  *
  * Groups are module-wide, in one hash table under frdma_mcast_mutex, so
  * that a send finds the members of every device with one lookup.  The
