@@ -203,7 +203,7 @@ void frdma_wire_recv_dgram(struct frdma_qp *qp, struct frdma_pkt *pkt)
  * (frdma_wire_recv_dgram()).  A copy that IP looped back, or any packet
  * whose source is a GID of a device of this host, is dropped silently:
  * the members of this host had the datagram from the local fabric
- * (exec.c) when it was sent.
+ * (req.c) when it was sent.
  *
  * Context: the receive worker (net.c), process.
  */
