@@ -59,8 +59,10 @@
  * run concurrently with deliveries: a delivery in progress when detach
  * returns may still complete, none starts after it.
  *
- * frdma_mcast_mutex is taken by a sender that holds its own sq_mutex, and
- * nothing is taken under it.
+ * frdma_mcast_mutex is taken by a sender that holds its own sq_mutex.
+ * Under it only the netdev's own locks are taken (the port's netdev
+ * lookup, and dev_mc_add()/dev_mc_del()'s address lock), none of which
+ * waits for an frdma lock or for RTNL.
  */
 
 #include <linux/hashtable.h>

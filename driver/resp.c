@@ -752,8 +752,8 @@ void frdma_ud_deliver(struct frdma_qp *qp, struct frdma_qp *t,
  * @grh: the 40 bytes of the GRH area (frdma_build_grh())
  * @m: the datagram, its payload in @m->buf
  *
- * The datagram is dropped, as frdma_exec_ud() drops a local one, when @t
- * does not receive, its Q_Key differs or no receive is posted.
+ * The datagram is dropped, as req.c's frdma_exec_ud() drops a local one,
+ * when @t does not receive, its Q_Key differs or no receive is posted.
  *
  * Context: process (the wire's receive worker).
  * Return: true when a receive took it (or completed in error for it),

@@ -314,23 +314,21 @@ static bool frdma_wire_recv_write(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	return true;
 }
 
-/* Send the responses of READ request @r (again, for a duplicate). */
-static void frdma_wire_read_respond(struct frdma_wqp *w,
-				    const struct frdma_wread *r)
+/*
+ * Send the responses of READ request @r from @mr, the MR
+ * frdma_resp_access() gave for it (NULL for a zero-length READ), and put
+ * @mr.
+ */
+static void frdma_wire_read_send(struct frdma_wqp *w,
+				 const struct frdma_wread *r,
+				 struct frdma_mr *mr)
 {
 	struct frdma_qp *qp = w->qp;
-	struct frdma_sgl sgl = {};
+	struct frdma_sgl sgl = { .mr[0] = mr };
 	struct frdma_xpkt x = {};
 	u32 mtu = frdma_wire_mtu(qp), k;
-	enum ib_wc_status status;
 
-	status = frdma_resp_access(qp, qp->ibqp.pd, IB_UVERBS_WR_RDMA_READ,
-				   r->rkey, r->va, r->len, &sgl.mr[0]);
-	if (status != IB_WC_SUCCESS) {
-		frdma_wire_nak_status(w, status, r->psn);
-		return;
-	}
-	if (sgl.mr[0]) {
+	if (mr) {
 		sgl.n = 1;
 		sgl.addr[0] = r->va;
 		sgl.len[0] = r->len;
@@ -363,6 +361,25 @@ static void frdma_wire_read_respond(struct frdma_wqp *w,
 	}
 	if (sgl.n)
 		frdma_mr_put(sgl.mr[0]);
+}
+
+/*
+ * Answer a duplicate READ request @r again: checked again like a new one
+ * (the MR may be gone, the QP's rights revoked), NAKed when it fails.
+ */
+static void frdma_wire_read_respond(struct frdma_wqp *w,
+				    const struct frdma_wread *r)
+{
+	enum ib_wc_status status;
+	struct frdma_mr *mr;
+
+	status = frdma_resp_access(w->qp, w->qp->ibqp.pd,
+				   IB_UVERBS_WR_RDMA_READ, r->rkey, r->va,
+				   r->len, &mr);
+	if (status != IB_WC_SUCCESS)
+		frdma_wire_nak_status(w, status, r->psn);
+	else
+		frdma_wire_read_send(w, r, mr);
 }
 
 /* The answer to an atomic write: a READ response without payload. */
@@ -466,23 +483,33 @@ static void frdma_wire_recv_read(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	struct frdma_qp *qp = w->qp;
 	const struct frdma_reth *reth = (const void *)pkt->hdr;
 	struct frdma_wread *r = &w->reads[w->nreads % FRDMA_WIRE_READS];
+	u64 va = frdma_get_be64(&reth->va);
+	u32 rkey = frdma_get_be32(&reth->rkey), len = frdma_get_be32(&reth->len);
 	u32 mtu = frdma_wire_mtu(qp);
+	enum ib_wc_status status;
+	struct frdma_mr *mr;
 
-	/* Not inside another message; the rest is checked as it is answered. */
+	/* Not inside another message, and allowed: else NAKed, nothing kept. */
 	if (w->rcv_active || w->wr_mr) {
 		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
 		return;
 	}
+	status = frdma_resp_access(qp, qp->ibqp.pd, IB_UVERBS_WR_RDMA_READ,
+				   rkey, va, len, &mr);
+	if (status != IB_WC_SUCCESS) {
+		frdma_wire_nak_status(w, status, pkt->psn);
+		return;
+	}
 	r->psn = pkt->psn;
 	r->atomic = false;
-	r->va = frdma_get_be64(&reth->va);
-	r->rkey = frdma_get_be32(&reth->rkey);
-	r->len = frdma_get_be32(&reth->len);
+	r->va = va;
+	r->rkey = rkey;
+	r->len = len;
 	r->npsn = max_t(u32, 1, DIV_ROUND_UP(r->len, mtu));
 	w->nreads++;
 	w->epsn = frdma_psn_add(w->epsn, r->npsn);
 	w->msn++;
-	frdma_wire_read_respond(w, r);
+	frdma_wire_read_send(w, r, mr);
 }
 
 /* An atomic request at epsn: executed and answered. */

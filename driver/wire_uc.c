@@ -170,7 +170,7 @@ static bool frdma_uc_send_first(struct frdma_wqp *w)
 
 	if (!w->rcv_active) {
 		err = frdma_wire_rqe_take(w, &room, true);
-		if (err == -EAGAIN)
+		if (err == -EAGAIN || err == -ENODEV)
 			return false;		/* no receive: dropped */
 		if (err) {			/* completed in error */
 			frdma_qp_to_error(w->qp, 0);
@@ -228,7 +228,7 @@ static void frdma_uc_last(struct frdma_wqp *w, struct frdma_pkt *pkt)
 			frdma_wire_post_recv(w, w->rcv_wr_id, IB_WC_SUCCESS,
 					     w->rcv_off,
 					     FRDMA_WC_RECV_RDMA_WITH_IMM, pkt);
-		else if (err != -EAGAIN)
+		else if (err != -EAGAIN && err != -ENODEV)
 			frdma_qp_to_error(w->qp, 0);
 	}
 	frdma_uc_abort(w);
