@@ -782,8 +782,10 @@ int frdma_wire_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 	e->read_again = false;
 	e->read_off = 0;
 	w->psn = frdma_psn_add(w->psn, e->npsn);
-	if (w->tail == w->head)
+	if (w->tail == w->head) {
 		w->retry_left = READ_ONCE(qp->attr.retry_cnt);
+		w->rnr_left = READ_ONCE(qp->attr.rnr_retry);
+	}
 	w->head++;
 	frdma_wire_push(w);
 	mutex_unlock(&w->lock);
