@@ -19,8 +19,8 @@
  *
  * With the wire on (net.c), the send also leaves as one RoCE v2 packet
  * (wire_ud.c) to the group's IP address, its BTH naming QPN 0xffffff,
- * routed out of the sending device's netdev; IP maps the address to the
- * Ethernet multicast MAC.  A packet for QPN 0xffffff from another host
+ * routed out of the netdev that owns the sending GID's address; IP maps
+ * the address to the Ethernet multicast MAC.  A packet for QPN 0xffffff from another host
  * goes to the UD members of the group on the device of the netdev it
  * arrived on (frdma_mcast_members_wire()), each as a unicast datagram
  * from the wire.  A copy that IP loops back to this host, and a packet

@@ -412,17 +412,10 @@ int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
 		fl.daddr = *(const __be32 *)&dgid->raw[12];
 		fl.saddr = *(const __be32 *)&sgid->raw[12];
 		fl.flowi4_proto = IPPROTO_UDP;
-		/* A group is reached through the device's own netdev. */
-		if (ipv4_is_multicast(fl.daddr)) {
-			struct net_device *ndev;
-
-			ndev = frdma_ib_device_get_netdev(&fdev->ibdev, 1,
-							  fdev->ndev);
-			if (!ndev)
-				return -ENODEV;
-			fl.flowi4_oif = ndev->ifindex;
-			dev_put(ndev);
-		}
+		/*
+		 * A multicast group needs no oif: with saddr set and no oif,
+		 * IPv4 routes it out of the device that owns saddr, the GID's.
+		 */
 		rt = ip_route_output_key(&init_net, &fl);
 		if (IS_ERR(rt))
 			return PTR_ERR(rt);
@@ -479,7 +472,7 @@ int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
  * frdma_wire_pkt_gids - the GIDs of a received packet, from its IP header
  * @skb: the packet, its network header an IPv4 or IPv6 one
  * @sgid: its source address as a GID, or NULL
- * @dgid: its destination address as a GID
+ * @dgid: its destination address as a GID, or NULL
  *
  * IPv4 addresses become IPv4-mapped GIDs, as RoCE v2 has them.
  */
@@ -489,14 +482,16 @@ void frdma_wire_pkt_gids(const struct sk_buff *skb, union ib_gid *sgid,
 	if (skb->protocol == htons(ETH_P_IPV6)) {
 		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
 
-		memcpy(dgid->raw, &ip6h->daddr, sizeof(dgid->raw));
+		if (dgid)
+			memcpy(dgid->raw, &ip6h->daddr, sizeof(dgid->raw));
 		if (sgid)
 			memcpy(sgid->raw, &ip6h->saddr, sizeof(sgid->raw));
 	} else {
 		const struct iphdr *iph = ip_hdr(skb);
 
-		ipv6_addr_set_v4mapped(iph->daddr,
-				       (struct in6_addr *)dgid->raw);
+		if (dgid)
+			ipv6_addr_set_v4mapped(iph->daddr,
+					       (struct in6_addr *)dgid->raw);
 		if (sgid)
 			ipv6_addr_set_v4mapped(iph->saddr,
 					       (struct in6_addr *)sgid->raw);

@@ -212,7 +212,7 @@ void frdma_wire_recv_mcast(struct frdma_pkt *pkt, const union ib_gid *dgid)
 	struct sk_buff *skb = pkt->skb;
 	struct frdma_dev *fdev;
 	struct frdma_qp **qps;
-	union ib_gid sgid, d;
+	union ib_gid sgid;
 	u32 i, n;
 
 	if (!rdma_is_multicast_addr((struct in6_addr *)dgid->raw)) {
@@ -221,7 +221,7 @@ void frdma_wire_recv_mcast(struct frdma_pkt *pkt, const union ib_gid *dgid)
 	}
 	if (skb->pkt_type == PACKET_LOOPBACK)
 		return;
-	frdma_wire_pkt_gids(skb, &sgid, &d);
+	frdma_wire_pkt_gids(skb, &sgid, NULL);	/* @dgid is known */
 	fdev = frdma_dev_get_by_gid_net(&init_net, &sgid);
 	if (fdev) {
 		ib_device_put(&fdev->ibdev);
