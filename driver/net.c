@@ -254,26 +254,6 @@ static void frdma_sgl_read(const struct frdma_sgl *sgl, u64 off, u8 *dst,
 	}
 }
 
-/**
- * frdma_wire_xmit - send one packet of a QP to its peer
- * @w: the QP's wire state
- * @x: the packet
- *
- * Context: process; the caller holds @w->lock.
- * Return: 0 when the packet was handed to IP (it may still be lost), or a
- * negative errno when it could not be built or routed.
- */
-int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
-{
-	struct frdma_qp *qp = w->qp;
-	union ib_gid dgid;
-
-	spin_lock(&qp->lock);
-	dgid = qp->attr.ah_attr.grh.dgid;
-	spin_unlock(&qp->lock);
-	return frdma_wire_xmit_to(qp->fdev, &qp->sgid, &dgid, w->sport, x);
-}
-
 /*
  * The route of an IPv6 packet from @sgid to @dgid, out of @fdev's netdev
  * (a link-local address means nothing elsewhere): a dst reference, or an
@@ -301,13 +281,23 @@ static struct dst_entry *frdma_wire_route6(struct frdma_dev *fdev,
 	return ipv6_stub->ipv6_dst_lookup_flow(&init_net, NULL, &fl6, NULL);
 }
 
-/* Push the IPv4 header of @skb (UDP header and on in place) and send it. */
-static void frdma_wire_out4(struct sk_buff *skb, struct rtable *rt,
-			    const struct flowi4 *fl, const struct frdma_bth *bth)
+/*
+ * A burst's UDP checksum, @pseudo the sum of its pseudo-header: left to
+ * segmentation, or to the device.
+ */
+static void frdma_burst_csum(struct sk_buff *skb, __sum16 pseudo)
 {
-	struct udphdr *udph = udp_hdr(skb);
+	skb->ip_summed = CHECKSUM_PARTIAL;
+	skb->csum_start = skb_transport_header(skb) - skb->head;
+	skb->csum_offset = offsetof(struct udphdr, check);
+	udp_hdr(skb)->check = pseudo;
+}
+
+/* Push burst @b's IPv4 header onto @skb (its UDP header on) and send it. */
+static void frdma_wire_out4(struct sk_buff *skb, const struct frdma_xburst *b)
+{
+	u32 ulen = skb->len;
 	struct iphdr *iph;
-	u32 icrc;
 
 	iph = skb_push(skb, sizeof(*iph));
 	skb_reset_network_header(skb);
@@ -326,31 +316,28 @@ static void frdma_wire_out4(struct sk_buff *skb, struct rtable *rt,
 	iph->frag_off = htons(IP_DF);
 	iph->ttl = 64;
 	iph->protocol = IPPROTO_UDP;
-	iph->saddr = fl->saddr;
-	iph->daddr = fl->daddr;
+	iph->saddr = *(const __be32 *)&b->sgid.raw[12];
+	iph->daddr = *(const __be32 *)&b->dgid.raw[12];
 	iph->check = 0;
-
-	icrc = frdma_icrc(iph, false, udph, bth,
-			  ntohs(udph->len) - sizeof(*udph) - sizeof(*bth) - 4);
-	frdma_put_le32(icrc, skb_tail_pointer(skb) - 4);
+	if (skb_is_gso(skb))
+		frdma_burst_csum(skb, ~csum_tcpudp_magic(iph->saddr, iph->daddr,
+							 ulen, IPPROTO_UDP,
+							 0));
+	else
+		skb->ip_summed = CHECKSUM_NONE;	/* UDP checksum 0 */
 
 	skb->protocol = htons(ETH_P_IP);
-	skb->ip_summed = CHECKSUM_NONE;
-	skb_dst_set(skb, &rt->dst);
+	skb_dst_set(skb, b->dst);
 	memset(IPCB(skb), 0, sizeof(*IPCB(skb)));
-	atomic64_inc(&frdma_wire_stat[FRDMA_WS_TX]);
 	ip_local_out(&init_net, NULL, skb);
 }
 
-/* Push the IPv6 header of @skb (UDP header and on in place) and send it. */
-static void frdma_wire_out6(struct sk_buff *skb, struct dst_entry *dst,
-			    const union ib_gid *sgid, const union ib_gid *dgid,
-			    const struct frdma_bth *bth)
+/* Push burst @b's IPv6 header onto @skb (its UDP header on) and send it. */
+static void frdma_wire_out6(struct sk_buff *skb, const struct frdma_xburst *b)
 {
 	struct udphdr *udph = udp_hdr(skb);
-	u32 ulen = ntohs(udph->len);
+	u32 ulen = skb->len;
 	struct ipv6hdr *ip6h;
-	u32 icrc;
 
 	ip6h = skb_push(skb, sizeof(*ip6h));
 	skb_reset_network_header(skb);
@@ -359,24 +346,326 @@ static void frdma_wire_out6(struct sk_buff *skb, struct dst_entry *dst,
 	ip6h->payload_len = htons(ulen);
 	ip6h->nexthdr = IPPROTO_UDP;
 	ip6h->hop_limit = 64;
-	memcpy(&ip6h->saddr, sgid->raw, sizeof(ip6h->saddr));
-	memcpy(&ip6h->daddr, dgid->raw, sizeof(ip6h->daddr));
-
-	icrc = frdma_icrc(ip6h, true, udph, bth,
-			  ulen - sizeof(*udph) - sizeof(*bth) - 4);
-	frdma_put_le32(icrc, skb_tail_pointer(skb) - 4);
-	/* After the ICRC, which masks it: the checksum covers the ICRC. */
-	udph->check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr, ulen,
-				      IPPROTO_UDP, csum_partial(udph, ulen, 0));
-	if (!udph->check)
-		udph->check = CSUM_MANGLED_0;
+	memcpy(&ip6h->saddr, b->sgid.raw, sizeof(ip6h->saddr));
+	memcpy(&ip6h->daddr, b->dgid.raw, sizeof(ip6h->daddr));
+	if (skb_is_gso(skb)) {
+		frdma_burst_csum(skb, ~csum_ipv6_magic(&ip6h->saddr,
+						       &ip6h->daddr, ulen,
+						       IPPROTO_UDP, 0));
+	} else {
+		/* After the ICRC, which masks it: the checksum covers it. */
+		udph->check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr,
+					      ulen, IPPROTO_UDP,
+					      csum_partial(udph, ulen, 0));
+		if (!udph->check)
+			udph->check = CSUM_MANGLED_0;
+		skb->ip_summed = CHECKSUM_NONE;
+	}
 
 	skb->protocol = htons(ETH_P_IPV6);
-	skb->ip_summed = CHECKSUM_NONE;
-	skb_dst_set(skb, dst);
+	skb_dst_set(skb, b->dst);
 	memset(IP6CB(skb), 0, sizeof(*IP6CB(skb)));
-	atomic64_inc(&frdma_wire_stat[FRDMA_WS_TX]);
 	ip6_local_out(&init_net, NULL, skb);
+}
+
+/*
+ * Bursts.  The packets a QP sends back to back go to IP as one UDP GSO
+ * packet: their UDP payloads, each BTH to ICRC, lie one after another in
+ * one skb, and segmentation hands the device a list of packets, for which
+ * a virtio-net device is kicked once rather than once per packet.  All
+ * packets of a burst but the last have the same length, the GSO size.
+ *
+ * Segmentation gives each packet its own IP header: its own lengths and,
+ * over IPv4, the IP ID of the burst's header plus its index (the burst's
+ * is 0, so a burst of one is sent as any single packet).  The ICRC covers
+ * both, so each packet's ICRC is computed as it joins the burst, over the
+ * headers it will have on the wire.  The UDP checksum, which the ICRC
+ * does not cover, is left to segmentation (or to the device).
+ */
+
+/* A burst's skb: its allocation, and the packets it may hold. */
+#define FRDMA_BURST_ALLOC	SZ_32K
+#define FRDMA_BURST_SEGS	64
+
+/* The UDP payload bytes of packet @x: BTH, headers, payload, pad, ICRC. */
+static u32 frdma_xpkt_size(const struct frdma_xpkt *x)
+{
+	return sizeof(struct frdma_bth) + x->ext_len + ALIGN(x->len, 4) + 4;
+}
+
+/*
+ * Start burst @b from @sgid to @dgid with room for @size bytes of UDP
+ * payload, or if @more for as many as FRDMA_BURST_ALLOC holds: route it
+ * and allocate its skb.
+ */
+static int frdma_burst_open(struct frdma_xburst *b, struct frdma_dev *fdev,
+			    const union ib_gid *sgid, const union ib_gid *dgid,
+			    u16 sport, u32 size, bool more)
+{
+	bool v4 = ipv6_addr_v4mapped((const struct in6_addr *)dgid->raw);
+	struct dst_entry *dst;
+	unsigned int room;
+
+	if (v4 != ipv6_addr_v4mapped((const struct in6_addr *)sgid->raw))
+		return -EAFNOSUPPORT;
+	if (v4) {
+		struct flowi4 fl = {
+			.daddr = *(const __be32 *)&dgid->raw[12],
+			.saddr = *(const __be32 *)&sgid->raw[12],
+			.flowi4_proto = IPPROTO_UDP,
+		};
+		struct rtable *rt;
+
+		/*
+		 * A multicast group needs no oif: with saddr set and no oif,
+		 * IPv4 routes it out of the device that owns saddr, the GID's.
+		 */
+		rt = ip_route_output_key(&init_net, &fl);
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		dst = &rt->dst;
+		room = sizeof(struct iphdr);
+	} else {
+		dst = frdma_wire_route6(fdev, sgid, dgid, sport);
+		if (IS_ERR(dst))
+			return PTR_ERR(dst);
+		room = sizeof(struct ipv6hdr);
+	}
+	room += LL_RESERVED_SPACE(dst->dev) + sizeof(struct udphdr) +
+		dst->dev->needed_tailroom;
+	b->skb = NULL;
+	if (more && room + size < SKB_WITH_OVERHEAD(FRDMA_BURST_ALLOC)) {
+		b->room = SKB_WITH_OVERHEAD(FRDMA_BURST_ALLOC) - room;
+		b->skb = alloc_skb(room + b->room, GFP_KERNEL | __GFP_NOWARN);
+	}
+	if (!b->skb) {
+		b->room = size;
+		b->skb = alloc_skb(room + size, GFP_KERNEL);
+	}
+	if (!b->skb) {
+		dst_release(dst);
+		return -ENOMEM;
+	}
+	skb_reserve(b->skb, room - dst->dev->needed_tailroom);
+	b->dst = dst;
+	b->sgid = *sgid;
+	b->dgid = *dgid;
+	b->v4 = v4;
+	b->sport = sport;
+	b->seg = 0;
+	b->nseg = 0;
+	b->closed = false;
+	return 0;
+}
+
+/* Whether packet @x from @sgid to @dgid may join burst @b. */
+static bool frdma_burst_fits(const struct frdma_xburst *b,
+			     const union ib_gid *sgid, const union ib_gid *dgid,
+			     const struct frdma_xpkt *x)
+{
+	u32 size = frdma_xpkt_size(x);
+
+	return b->skb && !b->closed && b->nseg < FRDMA_BURST_SEGS &&
+	       size <= b->seg && size <= b->room &&
+	       !memcmp(dgid, &b->dgid, sizeof(*dgid)) &&
+	       !memcmp(sgid, &b->sgid, sizeof(*sgid));
+}
+
+/*
+ * The ICRC of packet @bth (@size bytes of UDP payload), the next of burst
+ * @b, over the IP and UDP headers segmentation will give it.  Fields the
+ * ICRC masks are left zero.
+ */
+static u32 frdma_burst_icrc(const struct frdma_xburst *b,
+			    const struct frdma_bth *bth, u32 size)
+{
+	struct udphdr uh = {
+		.source = htons(b->sport),
+		.dest = htons(FRDMA_ROCE_PORT),
+		.len = htons(sizeof(uh) + size),
+	};
+	u32 rest = size - sizeof(*bth) - 4;
+	struct ipv6hdr ip6h = {};
+
+	if (b->v4) {
+		struct iphdr iph = {
+			.version = 4,
+			.ihl = sizeof(iph) >> 2,
+			.tot_len = htons(sizeof(iph) + sizeof(uh) + size),
+			.id = htons(b->nseg),
+			.frag_off = htons(IP_DF),
+			.protocol = IPPROTO_UDP,
+			.saddr = *(const __be32 *)&b->sgid.raw[12],
+			.daddr = *(const __be32 *)&b->dgid.raw[12],
+		};
+
+		return frdma_icrc(&iph, false, &uh, bth, rest);
+	}
+	ip6h.version = 6;
+	ip6h.payload_len = htons(sizeof(uh) + size);
+	ip6h.nexthdr = IPPROTO_UDP;
+	memcpy(&ip6h.saddr, b->sgid.raw, sizeof(ip6h.saddr));
+	memcpy(&ip6h.daddr, b->dgid.raw, sizeof(ip6h.daddr));
+	return frdma_icrc(&ip6h, true, &uh, bth, rest);
+}
+
+/* Add packet @x to burst @b, which has room for it. */
+static void frdma_burst_add(struct frdma_xburst *b,
+			    const struct frdma_xpkt *x)
+{
+	struct sk_buff *skb = b->skb;
+	unsigned int pad = ALIGN(x->len, 4) - x->len;
+	u32 size = frdma_xpkt_size(x);
+	struct frdma_bth *bth;
+	u8 *p;
+
+	bth = skb_put(skb, sizeof(*bth));
+	bth->opcode = x->opcode;
+	bth->flags = (x->se ? FRDMA_BTH_SE : 0) | FRDMA_BTH_MIG |
+		     (pad << FRDMA_BTH_PAD_SHIFT);
+	bth->pkey = htons(0xffff);
+	bth->qpn = htonl(x->dqpn & FRDMA_QPN_MASK);
+	bth->apsn = htonl((x->psn & FRDMA_PSN_MASK) |
+			  (x->ackreq ? FRDMA_BTH_ACKREQ : 0));
+	skb_put_data(skb, x->ext, x->ext_len);
+	p = skb_put(skb, x->len);
+	if (x->buf)
+		memcpy(p, x->buf, x->len);
+	else if (x->len)
+		frdma_sgl_read(x->sgl, x->off, p, x->len);
+	skb_put_zero(skb, pad);
+	frdma_put_le32(frdma_burst_icrc(b, bth, size), skb_put(skb, 4));
+
+	if (!b->nseg)
+		b->seg = size;
+	else if (size < b->seg)
+		b->closed = true;
+	b->nseg++;
+	b->room -= size;
+}
+
+/* Hand burst @b to IP (as one packet, or one UDP GSO packet) and empty it. */
+static void frdma_burst_send(struct frdma_xburst *b)
+{
+	struct sk_buff *skb = b->skb;
+	struct udphdr *udph;
+	u32 ulen;
+
+	if (!skb)
+		return;
+	b->skb = NULL;
+	udph = skb_push(skb, sizeof(*udph));
+	skb_reset_transport_header(skb);
+	ulen = skb->len;
+	udph->source = htons(b->sport);
+	udph->dest = htons(FRDMA_ROCE_PORT);
+	udph->len = htons(ulen);
+	udph->check = 0;
+	if (b->nseg > 1) {
+		atomic64_inc(&frdma_wire_stat[FRDMA_WS_TX_BURST]);
+		skb_shinfo(skb)->gso_size = b->seg;
+		skb_shinfo(skb)->gso_type = SKB_GSO_UDP_L4;
+		skb_shinfo(skb)->gso_segs = b->nseg;
+	}
+	atomic64_add(b->nseg, &frdma_wire_stat[FRDMA_WS_TX]);
+	if (b->v4)
+		frdma_wire_out4(skb, b);
+	else
+		frdma_wire_out6(skb, b);
+	b->dst = NULL;
+}
+
+/*
+ * Send packet @x from @sgid to @dgid in burst @b: in the burst open if it
+ * fits there, else in a new one (after the open one is sent), for which
+ * @more says whether more packets are likely to follow.
+ */
+static int frdma_burst_xmit(struct frdma_xburst *b, struct frdma_dev *fdev,
+			    const union ib_gid *sgid, const union ib_gid *dgid,
+			    u16 sport, const struct frdma_xpkt *x, bool more)
+{
+	u32 size = frdma_xpkt_size(x);
+	int err;
+
+	if (!frdma_burst_fits(b, sgid, dgid, x)) {
+		frdma_burst_send(b);
+		err = frdma_burst_open(b, fdev, sgid, dgid, sport, size, more);
+		if (err)
+			return err;
+	}
+	frdma_burst_add(b, x);
+	return 0;
+}
+
+/*
+ * The destination of a QP's packets: its path's GID, read under the QP's
+ * lock (modify_qp sets it).
+ */
+static void frdma_wire_dgid(struct frdma_qp *qp, union ib_gid *dgid)
+{
+	spin_lock(&qp->lock);
+	*dgid = qp->attr.ah_attr.grh.dgid;
+	spin_unlock(&qp->lock);
+}
+
+/**
+ * frdma_wire_xmit_more - send one packet of a QP to its peer, later
+ * @w: the QP's wire state
+ * @x: the packet
+ *
+ * The packet joins the QP's burst, which frdma_wire_xmit_flush() hands to
+ * IP, as does the next packet that cannot join it.  The caller sends
+ * more packets now, then flushes before it drops @w->lock.
+ *
+ * Context: process; the caller holds @w->lock.
+ * Return: 0 when the packet was queued (it may still be lost), or a
+ * negative errno when it could not be built or routed.
+ */
+int frdma_wire_xmit_more(struct frdma_wqp *w, const struct frdma_xpkt *x)
+{
+	struct frdma_qp *qp = w->qp;
+	union ib_gid dgid;
+
+	lockdep_assert_held(&w->lock);
+	frdma_wire_dgid(qp, &dgid);
+	return frdma_burst_xmit(&w->tx, qp->fdev, &qp->sgid, &dgid, w->sport,
+				x, true);
+}
+
+/**
+ * frdma_wire_xmit_flush - hand a QP's burst to IP
+ * @w: the QP's wire state
+ *
+ * Context: process; the caller holds @w->lock.
+ */
+void frdma_wire_xmit_flush(struct frdma_wqp *w)
+{
+	lockdep_assert_held(&w->lock);
+	frdma_burst_send(&w->tx);
+}
+
+/**
+ * frdma_wire_xmit - send one packet of a QP to its peer now
+ * @w: the QP's wire state
+ * @x: the packet
+ *
+ * After the packets of frdma_wire_xmit_more() not handed to IP yet.
+ *
+ * Context: process; the caller holds @w->lock.
+ * Return: as frdma_wire_xmit_more().
+ */
+int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
+{
+	struct frdma_qp *qp = w->qp;
+	union ib_gid dgid;
+	int err;
+
+	lockdep_assert_held(&w->lock);
+	frdma_wire_dgid(qp, &dgid);
+	err = frdma_burst_xmit(&w->tx, qp->fdev, &qp->sgid, &dgid, w->sport,
+			       x, false);
+	frdma_burst_send(&w->tx);
+	return err;
 }
 
 /**
@@ -396,76 +685,12 @@ int frdma_wire_xmit_to(struct frdma_dev *fdev, const union ib_gid *sgid,
 		       const union ib_gid *dgid, u16 sport,
 		       const struct frdma_xpkt *x)
 {
-	bool v4 = ipv6_addr_v4mapped((const struct in6_addr *)dgid->raw);
-	struct rtable *rt = NULL;
-	struct flowi4 fl = {};
-	struct dst_entry *dst;
-	struct sk_buff *skb;
-	struct frdma_bth *bth;
-	struct udphdr *udph;
-	unsigned int pad, total, room;
-	u8 *p;
+	struct frdma_xburst b = {};
+	int err;
 
-	if (v4 != ipv6_addr_v4mapped((const struct in6_addr *)sgid->raw))
-		return -EAFNOSUPPORT;
-	if (v4) {
-		fl.daddr = *(const __be32 *)&dgid->raw[12];
-		fl.saddr = *(const __be32 *)&sgid->raw[12];
-		fl.flowi4_proto = IPPROTO_UDP;
-		/*
-		 * A multicast group needs no oif: with saddr set and no oif,
-		 * IPv4 routes it out of the device that owns saddr, the GID's.
-		 */
-		rt = ip_route_output_key(&init_net, &fl);
-		if (IS_ERR(rt))
-			return PTR_ERR(rt);
-		dst = &rt->dst;
-		room = sizeof(struct iphdr);
-	} else {
-		dst = frdma_wire_route6(fdev, sgid, dgid, sport);
-		if (IS_ERR(dst))
-			return PTR_ERR(dst);
-		room = sizeof(struct ipv6hdr);
-	}
-
-	pad = (4 - (x->len & 3)) & 3;
-	total = sizeof(*bth) + x->ext_len + x->len + pad + 4;
-	room += LL_RESERVED_SPACE(dst->dev) + sizeof(*udph);
-	skb = alloc_skb(room + total + dst->dev->needed_tailroom, GFP_KERNEL);
-	if (!skb) {
-		dst_release(dst);
-		return -ENOMEM;
-	}
-	skb_reserve(skb, room);
-
-	bth = skb_put(skb, sizeof(*bth));
-	bth->opcode = x->opcode;
-	bth->flags = (x->se ? FRDMA_BTH_SE : 0) | FRDMA_BTH_MIG |
-		     (pad << FRDMA_BTH_PAD_SHIFT);
-	bth->pkey = htons(0xffff);
-	bth->qpn = htonl(x->dqpn & FRDMA_QPN_MASK);
-	bth->apsn = htonl((x->psn & FRDMA_PSN_MASK) |
-			  (x->ackreq ? FRDMA_BTH_ACKREQ : 0));
-	skb_put_data(skb, x->ext, x->ext_len);
-	p = skb_put(skb, x->len);
-	if (x->buf)
-		memcpy(p, x->buf, x->len);
-	else if (x->len)
-		frdma_sgl_read(x->sgl, x->off, p, x->len);
-	skb_put_zero(skb, pad + 4);
-
-	udph = skb_push(skb, sizeof(*udph));
-	skb_reset_transport_header(skb);
-	udph->source = htons(sport);
-	udph->dest = htons(FRDMA_ROCE_PORT);
-	udph->len = htons(sizeof(*udph) + total);
-	udph->check = 0;
-
-	if (v4)
-		frdma_wire_out4(skb, rt, &fl, bth);
-	else
-		frdma_wire_out6(skb, dst, sgid, dgid, bth);
-	return 0;
+	err = frdma_burst_xmit(&b, fdev, sgid, dgid, sport, x, false);
+	frdma_burst_send(&b);
+	return err;
 }
 
 /**
@@ -727,7 +952,7 @@ static void frdma_wire_close(void)
 	kthread_destroy_worker(frdma_wire_rx_worker);
 	frdma_wire_rx_worker = NULL;
 	skb_queue_purge(&frdma_wire_rxq);
-	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed: sent %lld received %lld ICRC errors %lld dropped %lld timeouts %lld sequence NAKs sent %lld received %lld RNR NAKs sent %lld received %lld duplicates %lld\n",
+	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed: sent %lld received %lld ICRC errors %lld dropped %lld timeouts %lld sequence NAKs sent %lld received %lld RNR NAKs sent %lld received %lld duplicates %lld bursts %lld\n",
 		FRDMA_ROCE_PORT,
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_TX]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_RX]),
@@ -738,7 +963,8 @@ static void frdma_wire_close(void)
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_SEQ_NAK_RX]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_RNR_TX]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_RNR_RX]),
-		atomic64_read(&frdma_wire_stat[FRDMA_WS_DUP]));
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_DUP]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_TX_BURST]));
 }
 
 /**

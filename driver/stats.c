@@ -29,6 +29,7 @@ static const struct rdma_stat_desc frdma_stat_descs[] = {
 	[FRDMA_WS_RNR_TX].name = "send_rnr_err",
 	[FRDMA_WS_RNR_RX].name = "rcvd_rnr_err",
 	[FRDMA_WS_DUP].name = "duplicate_request",
+	[FRDMA_WS_TX_BURST].name = "sent_bursts",
 };
 
 static struct rdma_hw_stats *

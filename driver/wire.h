@@ -171,6 +171,32 @@ struct frdma_xpkt {
 };
 
 /**
+ * struct frdma_xburst - packets to one peer, to be handed to IP as one
+ * @skb: their UDP payloads (BTH to ICRC) back to back, or NULL: none
+ * @dst: the route to the peer (a reference)
+ * @sgid: the source GID
+ * @dgid: the destination GID
+ * @v4: both GIDs are IPv4-mapped
+ * @sport: the UDP source port
+ * @seg: the UDP payload bytes of each packet, the last may have fewer
+ * @nseg: packets in @skb
+ * @room: bytes @skb may still take
+ * @closed: the last packet was shorter than @seg: none may follow it
+ */
+struct frdma_xburst {
+	struct sk_buff *skb;
+	struct dst_entry *dst;
+	union ib_gid sgid;
+	union ib_gid dgid;
+	bool v4;
+	u16 sport;
+	u32 seg;
+	u32 nseg;
+	u32 room;
+	bool closed;
+};
+
+/**
  * struct frdma_wwqe - a work request the requester has sent or will send
  * @sqe: the SQE copy (its SGEs are resolved in @sgl)
  * @sgl: the local memory, with MR references
@@ -221,6 +247,7 @@ struct frdma_wread {
  * @qp: the QP
  * @lock: see the header comment
  * @sport: the UDP source port of its packets
+ * @tx: the packets sent with frdma_wire_xmit_more() and not handed to IP
  * @wqe: the ring of FRDMA_WIRE_WQES work requests, or NULL
  * @head: the next free slot (free-running)
  * @tail: the oldest uncompleted slot
@@ -259,6 +286,7 @@ struct frdma_wqp {
 	struct frdma_qp *qp;
 	struct mutex lock;	/* see above */
 	u16 sport;
+	struct frdma_xburst tx;
 
 	struct frdma_wwqe *wqe;
 	u32 head;
@@ -368,6 +396,7 @@ enum frdma_wire_stat {
 	FRDMA_WS_RNR_TX,	/* RNR NAKs sent */
 	FRDMA_WS_RNR_RX,	/* RNR NAKs received */
 	FRDMA_WS_DUP,		/* duplicate requests */
+	FRDMA_WS_TX_BURST,	/* bursts of packets handed to IP as one */
 	FRDMA_WS_NR
 };
 
@@ -378,6 +407,8 @@ u64 frdma_wire_stat_read(enum frdma_wire_stat s);
 int frdma_wire_dev_add(struct frdma_dev *fdev);
 void frdma_wire_dev_del(struct frdma_dev *fdev);
 int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x);
+int frdma_wire_xmit_more(struct frdma_wqp *w, const struct frdma_xpkt *x);
+void frdma_wire_xmit_flush(struct frdma_wqp *w);
 void frdma_wire_rx_flush(void);
 void frdma_wire_pkt_gids(const struct sk_buff *skb, union ib_gid *sgid,
 			 union ib_gid *dgid);

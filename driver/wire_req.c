@@ -157,9 +157,12 @@ static void frdma_wire_complete(struct frdma_wqp *w, struct frdma_wwqe *e,
 	}
 }
 
-/* Build and send packet @k of request @e. */
+/*
+ * Build and send packet @k of request @e; if @more, in the QP's burst
+ * (the caller flushes it).
+ */
 static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
-				u32 k)
+				u32 k, bool more)
 {
 	const struct frdma_sqe *sqe = frdma_wsqe(e);
 	struct frdma_xpkt x = {};
@@ -272,7 +275,10 @@ static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
 						 w->cwnd / 2);
 send:
 	w->noack = x.ackreq ? 0 : w->noack + 1;
-	frdma_wire_xmit(w, &x);
+	if (more)
+		frdma_wire_xmit_more(w, &x);
+	else
+		frdma_wire_xmit(w, &x);
 }
 
 /*
@@ -354,7 +360,7 @@ static void frdma_wire_push(struct frdma_wqp *w)
 						 resp ? 0 : w->send_pkt),
 				   w->una) >= w->cwnd)
 			break;
-		frdma_wire_send_pkt(w, e, w->send_pkt);
+		frdma_wire_send_pkt(w, e, w->send_pkt, true);
 		sent = true;
 		if (resp)
 			rd_busy++;
@@ -363,6 +369,7 @@ static void frdma_wire_push(struct frdma_wqp *w)
 			w->send_pkt = 0;
 		}
 	}
+	frdma_wire_xmit_flush(w);
 	if (sent)
 		frdma_wire_arm(w, false);
 }
@@ -417,7 +424,7 @@ static void frdma_wire_ask_again(struct frdma_wqp *w, struct frdma_wwqe *e)
 	if (frdma_wsqe(e)->opcode == IB_UVERBS_WR_RDMA_READ)
 		k = div_u64(e->read_off, frdma_wire_mtu(w->qp));
 	e->read_again = true;
-	frdma_wire_send_pkt(w, e, k);
+	frdma_wire_send_pkt(w, e, k, false);
 	frdma_wire_arm(w, false);
 }
 

@@ -355,10 +355,11 @@ static void frdma_wire_read_send(struct frdma_wqp *w,
 		}
 		x.off = (u64)k * mtu;
 		x.len = r->len ? min_t(u64, mtu, r->len - x.off) : 0;
-		frdma_wire_xmit(w, &x);
+		frdma_wire_xmit_more(w, &x);
 		if (k % 64 == 63)
 			cond_resched();
 	}
+	frdma_wire_xmit_flush(w);
 	if (sgl.n)
 		frdma_mr_put(sgl.mr[0]);
 }

@@ -121,9 +121,10 @@ int frdma_wire_uc_post(struct frdma_qp *qp, const struct frdma_sqe *sqe,
 		else
 			x.sgl = lsgl;
 		x.se = k + 1 == npkt && (sqe->flags & FRDMA_WQE_SOLICITED);
-		frdma_wire_xmit(w, &x);
+		frdma_wire_xmit_more(w, &x);
 		w->psn = frdma_psn_add(w->psn, 1);
 	}
+	frdma_wire_xmit_flush(w);
 	mutex_unlock(&w->lock);
 
 	if (qp->sq_sig_all || (sqe->flags & FRDMA_WQE_SIGNALED)) {
