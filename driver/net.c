@@ -387,6 +387,10 @@ static void frdma_wire_out6(struct sk_buff *skb, const struct frdma_xburst *b)
 #define FRDMA_BURST_ALLOC	SZ_32K
 #define FRDMA_BURST_SEGS	64
 
+static bool frdma_wire_bursts = true;
+module_param_named(wire_bursts, frdma_wire_bursts, bool, 0644);
+MODULE_PARM_DESC(wire_bursts, "Hand IP the packets a QP sends back to back as one UDP GSO packet (default on)");
+
 /* The UDP payload bytes of packet @x: BTH, headers, payload, pad, ICRC. */
 static u32 frdma_xpkt_size(const struct frdma_xpkt *x)
 {
@@ -434,7 +438,8 @@ static int frdma_burst_open(struct frdma_xburst *b, struct frdma_dev *fdev,
 	room += LL_RESERVED_SPACE(dst->dev) + sizeof(struct udphdr) +
 		dst->dev->needed_tailroom;
 	b->skb = NULL;
-	if (more && room + size < SKB_WITH_OVERHEAD(FRDMA_BURST_ALLOC)) {
+	if (more && READ_ONCE(frdma_wire_bursts) &&
+	    room + size < SKB_WITH_OVERHEAD(FRDMA_BURST_ALLOC)) {
 		b->room = SKB_WITH_OVERHEAD(FRDMA_BURST_ALLOC) - room;
 		b->skb = alloc_skb(room + b->room, GFP_KERNEL | __GFP_NOWARN);
 	}
