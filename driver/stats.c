@@ -30,6 +30,7 @@ static const struct rdma_stat_desc frdma_stat_descs[] = {
 	[FRDMA_WS_RNR_RX].name = "rcvd_rnr_err",
 	[FRDMA_WS_DUP].name = "duplicate_request",
 	[FRDMA_WS_TX_BURST].name = "sent_bursts",
+	[FRDMA_WS_PROBE].name = "sent_probes",
 };
 
 static struct rdma_hw_stats *

@@ -223,6 +223,7 @@ struct frdma_wwqe {
 #define FRDMA_WIRE_WQES		64	/* work requests in flight per QP */
 #define FRDMA_WIRE_WINDOW	128	/* unacknowledged PSNs per QP */
 #define FRDMA_WIRE_CWND_MIN	8	/* the least the window shrinks to */
+#define FRDMA_WIRE_PTO_DIV	16	/* probe timeout: local ACK timeout / 16 */
 #define FRDMA_WIRE_ACK_EVERY	(FRDMA_WIRE_WINDOW / 2) /* AckReq at least this often */
 #define FRDMA_WIRE_READS	FRDMA_MAX_RD_ATOM /* READ, atomic requests kept */
 
@@ -262,7 +263,8 @@ struct frdma_wread {
  * @rnr_wait: an RNR NAK came: nothing is sent until @rto_work runs
  * @rto_work: the retransmission (and RNR wait) timer
  * @rto_start: when the local ACK timer last started (jiffies): the timeout
- *	is due a local ACK timeout after it
+ *	is due a local ACK timeout after it, the probe a probe timeout after
+ * @probed: the probe was sent since the timer last started
  * @cwnd: the window: unacknowledged PSNs allowed now (FRDMA_WIRE_CWND_MIN
  *	to FRDMA_WIRE_WINDOW)
  * @cwnd_acc: PSNs acknowledged towards the window's next increase
@@ -302,6 +304,7 @@ struct frdma_wqp {
 	bool rnr_wait;
 	struct delayed_work rto_work;
 	unsigned long rto_start;
+	bool probed;
 	u32 cwnd;
 	u32 cwnd_acc;
 	u32 recover;
@@ -397,6 +400,7 @@ enum frdma_wire_stat {
 	FRDMA_WS_RNR_RX,	/* RNR NAKs received */
 	FRDMA_WS_DUP,		/* duplicate requests */
 	FRDMA_WS_TX_BURST,	/* bursts of packets handed to IP as one */
+	FRDMA_WS_PROBE,		/* probes sent (a probe timeout passed) */
 	FRDMA_WS_NR
 };
 

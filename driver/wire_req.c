@@ -31,7 +31,10 @@
  * least 500 ms here: emulated guests take longer than the usual 67 ms to
  * answer a burst, and a timeout that fires early makes a storm of
  * duplicates), everything unacknowledged is sent again, retry_cnt times,
- * then the oldest request completes with IB_WC_RETRY_EXC_ERR.  The
+ * then the oldest request completes with IB_WC_RETRY_EXC_ERR.  A
+ * sixteenth of that timeout without progress first sends a probe: the
+ * oldest unacknowledged packet alone, with AckReq, which the responder
+ * answers whether it had the packet or not (frdma_wire_probe()).  The
  * timeout first has the packets received before it fired taken (a guest
  * that stalls runs its expired timers and its receive queue together),
  * and does nothing if they restarted the timer.
@@ -97,6 +100,16 @@ static unsigned long frdma_wire_rto(struct frdma_qp *qp)
 }
 
 /*
+ * The probe timeout of @qp, in jiffies: without progress for that long,
+ * the requester probes (frdma_wire_probe()), well before the local ACK
+ * timeout sends everything again.
+ */
+static unsigned long frdma_wire_pto(struct frdma_qp *qp)
+{
+	return max(frdma_wire_rto(qp) / FRDMA_WIRE_PTO_DIV, 1UL);
+}
+
+/*
  * A loss showed (a sequence NAK): halve the window, once per
  * window of packets.  After a loss the requester sends again everything
  * from the lost packet on (go-back-N), so the packets in flight are what
@@ -158,8 +171,9 @@ static void frdma_wire_complete(struct frdma_wqp *w, struct frdma_wwqe *e,
 }
 
 /*
- * Build and send packet @k of request @e; if @more, in the QP's burst
- * (the caller flushes it).
+ * Build and send packet @k of request @e: if @more, in the QP's burst
+ * (the caller flushes it); else alone and now, asking for an
+ * acknowledgment (a request asked for again, a probe).
  */
 static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
 				u32 k, bool more)
@@ -271,8 +285,8 @@ static void frdma_wire_send_pkt(struct frdma_wqp *w, struct frdma_wwqe *e,
 		x.sgl = &e->sgl;
 	x.se = last && (sqe->flags & FRDMA_WQE_SOLICITED);
 	/* Twice per window at least, so that an ACK opens it in time. */
-	x.ackreq = last || w->noack + 1 >= min_t(u32, FRDMA_WIRE_ACK_EVERY,
-						 w->cwnd / 2);
+	x.ackreq = !more || last ||
+		   w->noack + 1 >= min_t(u32, FRDMA_WIRE_ACK_EVERY, w->cwnd / 2);
 send:
 	w->noack = x.ackreq ? 0 : w->noack + 1;
 	if (more)
@@ -285,7 +299,8 @@ send:
  * The local ACK timer runs while anything is unacknowledged.  It starts
  * when the first packet goes out and starts again only on progress (an
  * acknowledgment or READ response in sequence, @restart): sending more
- * does not postpone the timeout of what was sent before.
+ * does not postpone the timeout of what was sent before.  It first runs
+ * after the probe timeout (frdma_wire_rto_work()).
  */
 static void frdma_wire_arm(struct frdma_wqp *w, bool restart)
 {
@@ -295,11 +310,13 @@ static void frdma_wire_arm(struct frdma_wqp *w, bool restart)
 		cancel_delayed_work(&w->rto_work);
 	} else if (restart) {
 		w->rto_start = jiffies;
+		w->probed = false;
 		mod_delayed_work(system_unbound_wq, &w->rto_work,
-				 frdma_wire_rto(w->qp));
+				 frdma_wire_pto(w->qp));
 	} else if (queue_delayed_work(system_unbound_wq, &w->rto_work,
-				      frdma_wire_rto(w->qp))) {
+				      frdma_wire_pto(w->qp))) {
 		w->rto_start = jiffies;
+		w->probed = false;
 	}
 }
 
@@ -425,7 +442,6 @@ static void frdma_wire_ask_again(struct frdma_wqp *w, struct frdma_wwqe *e)
 		k = div_u64(e->read_off, frdma_wire_mtu(w->qp));
 	e->read_again = true;
 	frdma_wire_send_pkt(w, e, k, false);
-	frdma_wire_arm(w, false);
 }
 
 /*
@@ -556,8 +572,10 @@ static void frdma_wire_resp_data(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		 * reordered.
 		 */
 		if (frdma_psn_diff(pkt->psn, expect) > 0 &&
-		    (pkt->ops & FRDMA_F_LAST) && !e->read_again)
+		    (pkt->ops & FRDMA_F_LAST) && !e->read_again) {
 			frdma_wire_ask_again(w, e);
+			frdma_wire_arm(w, false);
+		}
 		return;
 	}
 	e->read_again = false;
@@ -675,11 +693,35 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	frdma_wire_push(w);
 }
 
+/*
+ * The probe: send the oldest unacknowledged packet again, alone, asking
+ * for an acknowledgment (a READ or atomic: ask again for what was not
+ * answered).  The responder answers it whatever became of the packets
+ * around it: if it had it, with an acknowledgment (one that was lost,
+ * or was never asked for: the window's last packets were lost); if not,
+ * by taking it, and a sequence NAK for the next gap follows (the NAK
+ * that was lost).  One packet, where a timeout resends the window.
+ */
+static void frdma_wire_probe(struct frdma_wqp *w)
+{
+	struct frdma_wwqe *e = frdma_wslot(w, w->tail);
+	u32 k = frdma_psn_diff(w->una, e->first_psn);
+
+	if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode)) {
+		if (!e->done)
+			frdma_wire_ask_again(w, e);
+		return;
+	}
+	/* Only a packet sent already: the window may have kept it back. */
+	if (k < e->npsn && (w->send != w->tail || k < w->send_pkt))
+		frdma_wire_send_pkt(w, e, k, false);
+}
+
 static void frdma_wire_rto_work(struct work_struct *work)
 {
 	struct frdma_wqp *w = container_of(to_delayed_work(work),
 					   struct frdma_wqp, rto_work);
-	unsigned long due;
+	unsigned long due, probe_due;
 
 	/*
 	 * Acknowledgments that arrived before the timer fired are taken
@@ -696,9 +738,18 @@ static void frdma_wire_rto_work(struct work_struct *work)
 		w->rnr_wait = false;
 		frdma_wire_push(w);
 	} else if (w->tail != w->head && time_before(jiffies, due)) {
-		/* Progress restarted the timer meanwhile: not expired. */
+		/*
+		 * Not expired: once a probe timeout after the timer started
+		 * (progress may have restarted it meanwhile), probe.
+		 */
+		probe_due = w->rto_start + frdma_wire_pto(w->qp);
+		if (!w->probed && !time_before(jiffies, probe_due)) {
+			w->probed = true;
+			frdma_wire_count(FRDMA_WS_PROBE);
+			frdma_wire_probe(w);
+		}
 		queue_delayed_work(system_unbound_wq, &w->rto_work,
-				   due - jiffies);
+				   (w->probed ? due : probe_due) - jiffies);
 	} else if (w->tail != w->head) {
 		if (!w->retry_left) {
 			frdma_wire_fail(w, IB_WC_RETRY_EXC_ERR);
