@@ -957,7 +957,7 @@ static void frdma_wire_close(void)
 	kthread_destroy_worker(frdma_wire_rx_worker);
 	frdma_wire_rx_worker = NULL;
 	skb_queue_purge(&frdma_wire_rxq);
-	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed: sent %lld received %lld ICRC errors %lld dropped %lld timeouts %lld sequence NAKs sent %lld received %lld RNR NAKs sent %lld received %lld duplicates %lld bursts %lld probes %lld\n",
+	pr_info("frdma: RoCE v2 on the wire: UDP port %d closed: sent %lld received %lld ICRC errors %lld dropped %lld timeouts %lld sequence NAKs sent %lld received %lld RNR NAKs sent %lld received %lld duplicates %lld bursts %lld probes %lld kept %lld\n",
 		FRDMA_ROCE_PORT,
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_TX]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_RX]),
@@ -970,7 +970,8 @@ static void frdma_wire_close(void)
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_RNR_RX]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_DUP]),
 		atomic64_read(&frdma_wire_stat[FRDMA_WS_TX_BURST]),
-		atomic64_read(&frdma_wire_stat[FRDMA_WS_PROBE]));
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_PROBE]),
+		atomic64_read(&frdma_wire_stat[FRDMA_WS_KEPT]));
 }
 
 /**

@@ -31,6 +31,7 @@ static const struct rdma_stat_desc frdma_stat_descs[] = {
 	[FRDMA_WS_DUP].name = "duplicate_request",
 	[FRDMA_WS_TX_BURST].name = "sent_bursts",
 	[FRDMA_WS_PROBE].name = "sent_probes",
+	[FRDMA_WS_KEPT].name = "rcvd_kept",
 };
 
 static struct rdma_hw_stats *

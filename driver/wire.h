@@ -224,6 +224,8 @@ struct frdma_wwqe {
 #define FRDMA_WIRE_WINDOW	128	/* unacknowledged PSNs per QP */
 #define FRDMA_WIRE_CWND_MIN	8	/* the least the window shrinks to */
 #define FRDMA_WIRE_PTO_DIV	16	/* probe timeout: local ACK timeout / 16 */
+#define FRDMA_WIRE_KEEP		FRDMA_WIRE_WINDOW /* PSNs a responder keeps ahead */
+#define FRDMA_WIRE_KEPT_MAX	8192	/* packets kept ahead, all QPs */
 #define FRDMA_WIRE_ACK_EVERY	(FRDMA_WIRE_WINDOW / 2) /* AckReq at least this often */
 #define FRDMA_WIRE_READS	FRDMA_MAX_RD_ATOM /* READ, atomic requests kept */
 
@@ -269,9 +271,15 @@ struct frdma_wread {
  *	to FRDMA_WIRE_WINDOW)
  * @cwnd_acc: PSNs acknowledged towards the window's next increase
  * @recover: the window shrinks again only once @una has reached this
+ * @repair: the packet a sequence NAK named was sent again alone, and no
+ *	    acknowledgment has passed it yet
+ * @repair_end: the last PSN that packet's acknowledgment covers
  * @epsn: the responder's expected PSN
  * @msn: the responder's message sequence number
  * @nak_sent: a sequence NAK was sent for @epsn
+ * @kept: the packets received ahead of @epsn, by PSN modulo
+ *	  FRDMA_WIRE_KEEP (allocated on the first), or NULL
+ * @nkept: packets in @kept
  * @rcv_active: a SEND is being received into @rcv (an RQE was taken)
  * @rcv: the receive buffers of the SEND being received
  * @rcv_wr_id: its RQE's wr_id
@@ -308,10 +316,14 @@ struct frdma_wqp {
 	u32 cwnd;
 	u32 cwnd_acc;
 	u32 recover;
+	bool repair;
+	u32 repair_end;
 
 	u32 epsn;
 	u32 msn;
 	bool nak_sent;
+	struct frdma_pkt *kept;
+	u32 nkept;
 	bool rcv_active;
 	struct frdma_sgl rcv;
 	u64 rcv_wr_id;
@@ -401,6 +413,7 @@ enum frdma_wire_stat {
 	FRDMA_WS_DUP,		/* duplicate requests */
 	FRDMA_WS_TX_BURST,	/* bursts of packets handed to IP as one */
 	FRDMA_WS_PROBE,		/* probes sent (a probe timeout passed) */
+	FRDMA_WS_KEPT,		/* requests received ahead of a gap, kept */
 	FRDMA_WS_NR
 };
 
@@ -438,6 +451,7 @@ extern const struct ib_device_ops frdma_stats_ops;
 /* wire_resp.c */
 void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt);
 void frdma_wire_resp_reset(struct frdma_wqp *w);
+void frdma_wire_kept_purge(struct frdma_wqp *w);
 int frdma_wire_rqe_take(struct frdma_wqp *w, u64 *room, bool sgl);
 void frdma_wire_rcv_put(struct frdma_wqp *w);
 void frdma_wire_rcv_write(struct frdma_wqp *w, u64 off, const u8 *src,

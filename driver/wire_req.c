@@ -22,8 +22,10 @@
  * missing response (a READ request at that PSN for the remaining address
  * and length), when its answer ended with a gap or an acknowledgment of a
  * later request passed it; only that request is sent again, and not once
- * more until a response came.  A sequence NAK retransmits
- * from the PSN it names (go-back-N); an RNR NAK waits the responder's
+ * more until a response came.  A sequence NAK has the packet it names
+ * sent again alone, then everything after it too if the acknowledgment
+ * shows the responder kept nothing after the gap (frdma_wire_repair());
+ * an RNR NAK waits the responder's
  * timer, then retransmits, rnr_retry times (7: forever); other NAKs
  * complete the request in error (remote access, invalid request, remote
  * operational error) and move the QP to the error state.  When nothing is
@@ -110,12 +112,12 @@ static unsigned long frdma_wire_pto(struct frdma_qp *qp)
 }
 
 /*
- * A loss showed (a sequence NAK): halve the window, once per
- * window of packets.  After a loss the requester sends again everything
- * from the lost packet on (go-back-N), so the packets in flight are what
- * each loss costs: at 1% loss a full window of 128 sends most packets
- * twice.  The window grows back by one PSN per window acknowledged
- * (frdma_wire_cwnd_grow()).
+ * A loss showed (a sequence NAK): halve the window, once per window of
+ * packets, as a queue that overflowed is the likeliest cause, and a
+ * window that keeps its size keeps it overflowing.  Against a responder
+ * that does not keep the packets after a gap (frdma_wire_repair()), the
+ * packets in flight are also what each loss costs.  The window grows
+ * back by one PSN per window acknowledged (frdma_wire_cwnd_grow()).
  */
 static void frdma_wire_cwnd_cut(struct frdma_wqp *w)
 {
@@ -445,6 +447,83 @@ static void frdma_wire_ask_again(struct frdma_wqp *w, struct frdma_wwqe *e)
 }
 
 /*
+ * The request holding PSN @psn, if the packet of that PSN was sent (a
+ * READ's or atomic's: its request), with @k that packet's index in it;
+ * else NULL.
+ */
+static struct frdma_wwqe *frdma_wire_sent_wqe(struct frdma_wqp *w, u32 psn,
+					      u32 *k)
+{
+	struct frdma_wwqe *e;
+	u32 i;
+	s32 d;
+
+	for (i = w->tail; i != w->head; i++) {
+		e = frdma_wslot(w, i);
+		d = frdma_psn_diff(psn, e->first_psn);
+		if (d >= 0 && d < e->npsn) {
+			if (i == w->send &&
+			    (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) ||
+			     d >= w->send_pkt))
+				return NULL;
+			*k = d;
+			return e;
+		}
+		if (i == w->send)
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * Send the packet of PSN @psn again, alone, with AckReq (a READ or
+ * atomic: ask again for what was not answered).  Returns false when it
+ * was not sent yet (or its answer came); else true, with @end the last
+ * PSN its acknowledgment or answer covers.
+ */
+static bool frdma_wire_resend(struct frdma_wqp *w, u32 psn, u32 *end)
+{
+	struct frdma_wwqe *e = frdma_wire_sent_wqe(w, psn, end);
+
+	if (!e)
+		return false;
+	if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode)) {
+		if (e->done)
+			return false;
+		frdma_wire_ask_again(w, e);
+		*end = frdma_psn_add(e->first_psn, e->npsn - 1);
+		return true;
+	}
+	frdma_wire_send_pkt(w, e, *end, false);
+	*end = psn;
+	return true;
+}
+
+/*
+ * A sequence NAK of PSN @psn: the responder lost that packet.  It is
+ * sent again alone, and the requester goes on sending what the window
+ * allows: a responder that kept the packets after the gap (frdma's)
+ * takes them behind it and acknowledges all it has; one that dropped
+ * them (rdma_rxe's) acknowledges the packet only, and the requester
+ * then goes back to the packet after it (frdma_wire_ack()).  A packet
+ * not sent yet (the send position went back already) goes by going
+ * back.
+ */
+static void frdma_wire_repair(struct frdma_wqp *w, u32 psn)
+{
+	u32 end;
+
+	if (!frdma_wire_resend(w, psn, &end)) {
+		frdma_wire_go_back(w, psn);
+		return;
+	}
+	w->repair = true;
+	w->repair_end = end;
+	frdma_wire_push(w);
+	frdma_wire_arm(w, false);
+}
+
+/*
  * An acknowledgment of PSN @psn passed READs or atomics without their
  * whole response: ask again for each, unless it was already and nothing
  * came since.
@@ -496,6 +575,16 @@ static void frdma_wire_ack(struct frdma_wqp *w, u32 psn)
 	if (frdma_psn_diff(w->send, w->tail) < 0) {
 		w->send = w->tail;
 		w->send_pkt = 0;
+	}
+	/*
+	 * The packet a sequence NAK named, sent again, is acknowledged: to
+	 * it and no further, with more sent after it, the responder kept
+	 * none of those (frdma_wire_repair()).
+	 */
+	if (w->repair && frdma_psn_diff(next, w->repair_end) > 0) {
+		w->repair = false;
+		if (psn == w->repair_end && frdma_psn_diff(w->psn, next) > 0)
+			frdma_wire_rewind(w, next);
 	}
 	w->rnr_left = READ_ONCE(w->qp->attr.rnr_retry);
 	frdma_wire_arm(w, true);
@@ -670,12 +759,15 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		if (syn != FRDMA_NAK_PSN_SEQ &&
 		    !frdma_wire_in_flight(w, pkt->psn))
 			break;
+		/* A NAK acknowledges what precedes it, and nothing after. */
+		if (syn == FRDMA_NAK_PSN_SEQ)
+			w->repair = false;
 		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
 		switch (syn) {
 		case FRDMA_NAK_PSN_SEQ:
 			frdma_wire_count(FRDMA_WS_SEQ_NAK_RX);
 			frdma_wire_cwnd_cut(w);
-			frdma_wire_go_back(w, pkt->psn);
+			frdma_wire_repair(w, pkt->psn);
 			return;
 		case FRDMA_NAK_INV_REQ:
 			frdma_wire_fail(w, IB_WC_REM_INV_REQ_ERR);
@@ -695,26 +787,18 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 
 /*
  * The probe: send the oldest unacknowledged packet again, alone, asking
- * for an acknowledgment (a READ or atomic: ask again for what was not
- * answered).  The responder answers it whatever became of the packets
- * around it: if it had it, with an acknowledgment (one that was lost,
- * or was never asked for: the window's last packets were lost); if not,
- * by taking it, and a sequence NAK for the next gap follows (the NAK
- * that was lost).  One packet, where a timeout resends the window.
+ * for an acknowledgment (frdma_wire_resend()).  The responder answers it
+ * whatever became of the packets around it: if it had it, with an
+ * acknowledgment (one that was lost, or was never asked for: the
+ * window's last packets were lost); if not, by taking it, and a sequence
+ * NAK for the next gap follows (the NAK that was lost).  One packet,
+ * where a timeout resends the window.
  */
 static void frdma_wire_probe(struct frdma_wqp *w)
 {
-	struct frdma_wwqe *e = frdma_wslot(w, w->tail);
-	u32 k = frdma_psn_diff(w->una, e->first_psn);
+	u32 end;
 
-	if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode)) {
-		if (!e->done)
-			frdma_wire_ask_again(w, e);
-		return;
-	}
-	/* Only a packet sent already: the window may have kept it back. */
-	if (k < e->npsn && (w->send != w->tail || k < w->send_pkt))
-		frdma_wire_send_pkt(w, e, k, false);
+	frdma_wire_resend(w, w->una, &end);
 }
 
 static void frdma_wire_rto_work(struct work_struct *work)
@@ -944,6 +1028,7 @@ void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
 	if (mask & IB_QP_RQ_PSN) {
 		w->epsn = attr->rq_psn & FRDMA_PSN_MASK;
 		w->nak_sent = false;
+		frdma_wire_kept_purge(w);
 	}
 	if (mask & IB_QP_SQ_PSN && w->tail == w->head) {
 		w->psn = attr->sq_psn & FRDMA_PSN_MASK;
@@ -980,6 +1065,7 @@ void frdma_wire_qp_destroy(struct frdma_qp *qp)
 	mutex_unlock(&w->lock);
 	cancel_delayed_work_sync(&w->rto_work);
 	mutex_destroy(&w->lock);
+	kfree(w->kept);
 	kvfree(w->wqe);
 	kfree(w);
 }

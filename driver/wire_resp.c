@@ -114,7 +114,7 @@ void frdma_wire_post_recv(struct frdma_wqp *w, u64 wr_id,
  * @w: the QP's wire state, locked
  *
  * An RQE taken by a SEND not yet complete is completed with
- * IB_WC_WR_FLUSH_ERR.
+ * IB_WC_WR_FLUSH_ERR; the packets kept ahead are freed.
  */
 void frdma_wire_resp_reset(struct frdma_wqp *w)
 {
@@ -127,6 +127,7 @@ void frdma_wire_resp_reset(struct frdma_wqp *w)
 		frdma_mr_put(w->wr_mr);
 	w->wr_mr = NULL;
 	w->wr_left = 0;
+	frdma_wire_kept_purge(w);
 }
 
 /*
@@ -581,6 +582,185 @@ static void frdma_wire_recv_awrite(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	frdma_wire_awrite_ack(w, pkt->psn);
 }
 
+/*
+ * Take packet @pkt, at the expected PSN.  Returns true when it was a SEND
+ * or WRITE packet and was taken (an acknowledgment may follow it).
+ */
+static bool frdma_wire_recv_next(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	w->nak_sent = false;
+
+	/* No packet carries more than the path MTU (IBTA C9-92). */
+	if (pkt->paylen > frdma_wire_mtu(w->qp)) {
+		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
+		return false;
+	}
+	if (pkt->opcode == FRDMA_OP_READ_REQ) {
+		frdma_wire_recv_read(w, pkt);
+		return false;
+	}
+	if (pkt->ops & FRDMA_F_ATOMIC) {
+		frdma_wire_recv_atomic(w, pkt);
+		return false;
+	}
+	if (pkt->opcode == FRDMA_OP_ATOMIC_WRITE) {
+		frdma_wire_recv_awrite(w, pkt);
+		return false;
+	}
+	if ((pkt->ops & FRDMA_F_SEND) ? !frdma_wire_recv_send(w, pkt) :
+					!frdma_wire_recv_write(w, pkt))
+		return false;
+	w->epsn = frdma_psn_add(w->epsn, 1);
+	return true;
+}
+
+/*
+ * Packets ahead of the expected PSN.  A lost packet shows as a gap: the
+ * responder NAKs the missing PSN once and keeps the packets that follow,
+ * up to FRDMA_WIRE_KEEP PSNs ahead, where it used to drop them.  When
+ * the missing packet comes, the kept ones are taken behind it, in order,
+ * and one acknowledgment says how far that went.  A requester that sends
+ * the NAKed packet alone (frdma's) goes on from there; one that goes
+ * back and sends everything again (rdma_rxe's) finds the rest taken, as
+ * duplicates.  The kept packet is the one taken, not its copy sent again:
+ * a PSN carries the same packet every time.
+ *
+ * A kept packet holds its skb.  At most FRDMA_WIRE_KEPT_MAX are kept over
+ * all QPs, against a peer that opens gaps everywhere; past it, packets
+ * ahead are dropped, as before.  A slot holds the packet of one PSN; one
+ * found behind the expected PSN (a READ used its PSN) is freed.
+ */
+static atomic_t frdma_wire_kept_total = ATOMIC_INIT(0);
+
+static void frdma_wire_kept_free(struct frdma_pkt *pkt)
+{
+	kfree_skb(pkt->skb);
+	pkt->skb = NULL;
+	atomic_dec(&frdma_wire_kept_total);
+}
+
+/* Keep @pkt, @d PSNs ahead of the expected one. */
+static void frdma_wire_keep(struct frdma_wqp *w, const struct frdma_pkt *pkt,
+			    s32 d)
+{
+	struct frdma_pkt *k;
+
+	BUILD_BUG_ON(!is_power_of_2(FRDMA_WIRE_KEEP) ||
+		     FRDMA_WIRE_KEEP > FRDMA_PSN_MASK);
+	if (d >= FRDMA_WIRE_KEEP)
+		return;
+	if (!w->kept) {
+		w->kept = kcalloc(FRDMA_WIRE_KEEP, sizeof(*w->kept),
+				  GFP_KERNEL_ACCOUNT);
+		if (!w->kept)
+			return;
+	}
+	k = &w->kept[pkt->psn % FRDMA_WIRE_KEEP];
+	if (k->skb) {
+		if (k->psn == pkt->psn)
+			return;		/* kept already */
+		frdma_wire_kept_free(k);	/* behind: stale */
+		w->nkept--;
+	}
+	if (atomic_inc_return(&frdma_wire_kept_total) > FRDMA_WIRE_KEPT_MAX) {
+		atomic_dec(&frdma_wire_kept_total);
+		return;
+	}
+	*k = *pkt;
+	k->skb = skb_get(pkt->skb);
+	w->nkept++;
+	frdma_wire_count(FRDMA_WS_KEPT);
+}
+
+/* Take the kept packet of the expected PSN into @pkt, if there is one. */
+static bool frdma_wire_kept_take(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	struct frdma_pkt *k;
+
+	if (!w->nkept)
+		return false;
+	k = &w->kept[w->epsn % FRDMA_WIRE_KEEP];
+	if (!k->skb)
+		return false;
+	*pkt = *k;
+	k->skb = NULL;
+	w->nkept--;
+	if (pkt->psn == w->epsn)
+		return true;
+	frdma_wire_kept_free(pkt);	/* behind: stale */
+	return false;
+}
+
+/**
+ * frdma_wire_kept_purge - free a QP's kept packets
+ * @w: the QP's wire state, locked
+ */
+void frdma_wire_kept_purge(struct frdma_wqp *w)
+{
+	u32 i;
+
+	for (i = 0; w->nkept && i < FRDMA_WIRE_KEEP; i++) {
+		if (w->kept[i].skb) {
+			frdma_wire_kept_free(&w->kept[i]);
+			w->nkept--;
+		}
+	}
+}
+
+/* Whether a packet ahead of the expected PSN is kept. */
+static bool frdma_wire_kept_ahead(const struct frdma_wqp *w)
+{
+	u32 i;
+
+	for (i = 0; w->nkept && i < FRDMA_WIRE_KEEP; i++)
+		if (w->kept[i].skb &&
+		    frdma_psn_diff(w->kept[i].psn, w->epsn) > 0)
+			return true;
+	return false;
+}
+
+/*
+ * Take @pkt, at the expected PSN, then the kept packets behind it.  The
+ * SEND and WRITE packets taken are acknowledged once, after the last of
+ * them (before a READ or atomic, whose responses follow), when one asked
+ * for it or kept packets were taken.  Kept packets still ahead after
+ * that mean another gap: it is NAKed at once, which acknowledges the
+ * same.
+ */
+static void frdma_wire_recv_run(struct frdma_wqp *w, struct frdma_pkt *pkt)
+{
+	bool ack = false, kept = false, stuck;
+	struct frdma_pkt next;
+	u32 ack_psn = 0, epsn;
+
+	for (;;) {
+		if (ack && !(pkt->ops & (FRDMA_F_SEND | FRDMA_F_WRITE))) {
+			frdma_wire_ack_send(w, FRDMA_AETH_ACK, ack_psn);
+			ack = false;
+		}
+		epsn = w->epsn;
+		if (frdma_wire_recv_next(w, pkt) && (pkt->ackreq || kept)) {
+			ack = true;
+			ack_psn = pkt->psn;
+		}
+		/* Not taken: NAKed (RNR, or fatal). */
+		stuck = w->epsn == epsn;
+		if (kept)
+			frdma_wire_kept_free(pkt);
+		if (stuck || !frdma_wire_kept_take(w, &next))
+			break;
+		pkt = &next;
+		kept = true;
+	}
+	if (kept && !stuck && frdma_wire_kept_ahead(w)) {
+		frdma_wire_count(FRDMA_WS_SEQ_NAK_TX);
+		frdma_wire_ack_send(w, FRDMA_NAK_PSN_SEQ, w->epsn);
+		w->nak_sent = true;
+	} else if (ack) {
+		frdma_wire_ack_send(w, FRDMA_AETH_ACK, ack_psn);
+	}
+}
+
 /**
  * frdma_wire_recv_req - the responder: a request packet for this QP
  * @w: the QP's wire state, locked
@@ -602,6 +782,7 @@ void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt)
 			frdma_wire_ack_send(w, FRDMA_NAK_PSN_SEQ, w->epsn);
 			w->nak_sent = true;
 		}
+		frdma_wire_keep(w, pkt, d);
 		return;
 	}
 	if (d < 0) {
@@ -609,29 +790,5 @@ void frdma_wire_recv_req(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		frdma_wire_recv_dup(w, pkt);
 		return;
 	}
-	w->nak_sent = false;
-
-	/* No packet carries more than the path MTU (IBTA C9-92). */
-	if (pkt->paylen > frdma_wire_mtu(qp)) {
-		frdma_wire_nak_fatal(w, FRDMA_NAK_INV_REQ, pkt->psn);
-		return;
-	}
-	if (pkt->opcode == FRDMA_OP_READ_REQ) {
-		frdma_wire_recv_read(w, pkt);
-		return;
-	}
-	if (pkt->ops & FRDMA_F_ATOMIC) {
-		frdma_wire_recv_atomic(w, pkt);
-		return;
-	}
-	if (pkt->opcode == FRDMA_OP_ATOMIC_WRITE) {
-		frdma_wire_recv_awrite(w, pkt);
-		return;
-	}
-	if ((pkt->ops & FRDMA_F_SEND) ? !frdma_wire_recv_send(w, pkt) :
-					!frdma_wire_recv_write(w, pkt))
-		return;
-	w->epsn = frdma_psn_add(w->epsn, 1);
-	if (pkt->ackreq)
-		frdma_wire_ack_send(w, FRDMA_AETH_ACK, pkt->psn);
+	frdma_wire_recv_run(w, pkt);
 }
