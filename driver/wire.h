@@ -266,7 +266,8 @@ struct frdma_wread {
  * @rto_work: the retransmission (and RNR wait) timer
  * @rto_start: when the local ACK timer last started (jiffies): the timeout
  *	is due a local ACK timeout after it, the probe a probe timeout after
- * @probed: the probe was sent since the timer last started
+ * @probe_at: when the next probe is due (jiffies), a probe timeout after
+ *	the timer started or the last probe
  * @cwnd: the window: unacknowledged PSNs allowed now (FRDMA_WIRE_CWND_MIN
  *	to FRDMA_WIRE_WINDOW)
  * @cwnd_acc: PSNs acknowledged towards the window's next increase
@@ -312,7 +313,7 @@ struct frdma_wqp {
 	bool rnr_wait;
 	struct delayed_work rto_work;
 	unsigned long rto_start;
-	bool probed;
+	unsigned long probe_at;
 	u32 cwnd;
 	u32 cwnd_acc;
 	u32 recover;

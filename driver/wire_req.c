@@ -33,10 +33,10 @@
  * least 500 ms here: emulated guests take longer than the usual 67 ms to
  * answer a burst, and a timeout that fires early makes a storm of
  * duplicates), everything unacknowledged is sent again, retry_cnt times,
- * then the oldest request completes with IB_WC_RETRY_EXC_ERR.  A
- * sixteenth of that timeout without progress first sends a probe: the
- * oldest unacknowledged packet alone, with AckReq, which the responder
- * answers whether it had the packet or not (frdma_wire_probe()).  The
+ * then the oldest request completes with IB_WC_RETRY_EXC_ERR.  Every
+ * sixteenth of that timeout without progress sends a probe: the oldest
+ * unacknowledged packet alone, with AckReq, which the responder answers
+ * whether it had the packet or not (frdma_wire_probe()).  The
  * timeout first has the packets received before it fired taken (a guest
  * that stalls runs its expired timers and its receive queue together),
  * and does nothing if they restarted the timer.
@@ -312,13 +312,13 @@ static void frdma_wire_arm(struct frdma_wqp *w, bool restart)
 		cancel_delayed_work(&w->rto_work);
 	} else if (restart) {
 		w->rto_start = jiffies;
-		w->probed = false;
+		w->probe_at = jiffies + frdma_wire_pto(w->qp);
 		mod_delayed_work(system_unbound_wq, &w->rto_work,
 				 frdma_wire_pto(w->qp));
 	} else if (queue_delayed_work(system_unbound_wq, &w->rto_work,
 				      frdma_wire_pto(w->qp))) {
 		w->rto_start = jiffies;
-		w->probed = false;
+		w->probe_at = jiffies + frdma_wire_pto(w->qp);
 	}
 }
 
@@ -805,7 +805,7 @@ static void frdma_wire_rto_work(struct work_struct *work)
 {
 	struct frdma_wqp *w = container_of(to_delayed_work(work),
 					   struct frdma_wqp, rto_work);
-	unsigned long due, probe_due;
+	unsigned long due, next;
 
 	/*
 	 * Acknowledgments that arrived before the timer fired are taken
@@ -823,17 +823,17 @@ static void frdma_wire_rto_work(struct work_struct *work)
 		frdma_wire_push(w);
 	} else if (w->tail != w->head && time_before(jiffies, due)) {
 		/*
-		 * Not expired: once a probe timeout after the timer started
-		 * (progress may have restarted it meanwhile), probe.
+		 * Not expired (progress may have restarted the timer
+		 * meanwhile): a probe every probe timeout without progress.
 		 */
-		probe_due = w->rto_start + frdma_wire_pto(w->qp);
-		if (!w->probed && !time_before(jiffies, probe_due)) {
-			w->probed = true;
+		if (!time_before(jiffies, w->probe_at)) {
 			frdma_wire_count(FRDMA_WS_PROBE);
 			frdma_wire_probe(w);
+			w->probe_at = jiffies + frdma_wire_pto(w->qp);
 		}
+		next = time_before(w->probe_at, due) ? w->probe_at : due;
 		queue_delayed_work(system_unbound_wq, &w->rto_work,
-				   (w->probed ? due : probe_due) - jiffies);
+				   next - jiffies);
 	} else if (w->tail != w->head) {
 		if (!w->retry_left) {
 			frdma_wire_fail(w, IB_WC_RETRY_EXC_ERR);
