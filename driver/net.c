@@ -441,7 +441,8 @@ static int frdma_burst_open(struct frdma_xburst *b, struct frdma_dev *fdev,
 	if (more && READ_ONCE(frdma_wire_bursts) &&
 	    room + size < SKB_WITH_OVERHEAD(FRDMA_BURST_ALLOC)) {
 		b->room = SKB_WITH_OVERHEAD(FRDMA_BURST_ALLOC) - room;
-		b->skb = alloc_skb(room + b->room, GFP_KERNEL | __GFP_NOWARN);
+		b->skb = alloc_skb(room + b->room,
+				   GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
 	}
 	if (!b->skb) {
 		b->room = size;

@@ -576,16 +576,9 @@ static void frdma_wire_ack(struct frdma_wqp *w, u32 psn)
 		w->send = w->tail;
 		w->send_pkt = 0;
 	}
-	/*
-	 * The packet a sequence NAK named, sent again, is acknowledged: to
-	 * it and no further, with more sent after it, the responder kept
-	 * none of those (frdma_wire_repair()).
-	 */
-	if (w->repair && frdma_psn_diff(next, w->repair_end) > 0) {
+	/* Progress through the packet a sequence NAK had sent again. */
+	if (w->repair && frdma_psn_diff(next, w->repair_end) > 0)
 		w->repair = false;
-		if (psn == w->repair_end && frdma_psn_diff(w->psn, next) > 0)
-			frdma_wire_rewind(w, next);
-	}
 	w->rnr_left = READ_ONCE(w->qp->attr.rnr_retry);
 	frdma_wire_arm(w, true);
 }
@@ -718,6 +711,7 @@ static bool frdma_wire_in_flight(const struct frdma_wqp *w, u32 psn)
 void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
 	u32 aeth, syn;
+	bool repair;
 
 	if (!w->wqe || READ_ONCE(w->qp->state) != IB_QPS_RTS)
 		return;
@@ -730,13 +724,24 @@ void frdma_wire_recv_resp(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	syn = aeth >> 24;
 	switch (syn & FRDMA_AETH_TYPE) {
 	case FRDMA_AETH_T_ACK:
+		repair = w->repair;
 		frdma_wire_ack(w, pkt->psn);
+		/*
+		 * An ACK that ends exactly at the packet a sequence NAK had
+		 * sent again, with more sent after it: the responder kept none
+		 * of those (frdma_wire_repair()).  Only an ACK says so: the
+		 * acknowledgment a READ response or NAK implies does not.
+		 */
+		if (repair && !w->repair && pkt->psn == w->repair_end &&
+		    frdma_psn_diff(w->psn, frdma_psn_add(pkt->psn, 1)) > 0)
+			frdma_wire_rewind(w, frdma_psn_add(pkt->psn, 1));
 		break;
 	case FRDMA_AETH_T_RNR:
 		frdma_wire_count(FRDMA_WS_RNR_RX);
 		/* Only for a PSN in flight: else stale. */
 		if (!frdma_wire_in_flight(w, pkt->psn))
 			break;
+		w->repair = false;	/* it goes back from there anyway */
 		frdma_wire_ack(w, frdma_psn_add(pkt->psn, -1));
 		if (!w->rnr_left) {
 			frdma_wire_fail(w, IB_WC_RNR_RETRY_EXC_ERR);
@@ -951,6 +956,7 @@ static void frdma_wire_drop(struct frdma_wqp *w, bool flush)
 	w->send = w->tail;
 	w->send_pkt = 0;
 	w->rnr_wait = false;
+	w->repair = false;
 	w->una = w->psn;
 	cancel_delayed_work(&w->rto_work);
 	frdma_wire_resp_reset(w);
@@ -1034,6 +1040,7 @@ void frdma_wire_qp_modified(struct frdma_qp *qp, const struct ib_qp_attr *attr,
 		w->psn = attr->sq_psn & FRDMA_PSN_MASK;
 		w->una = w->psn;
 		w->recover = w->psn;
+		w->repair = false;
 	}
 	if (mask & IB_QP_STATE) {
 		if (attr->qp_state == IB_QPS_RESET)

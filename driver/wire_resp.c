@@ -668,6 +668,9 @@ static void frdma_wire_keep(struct frdma_wqp *w, const struct frdma_pkt *pkt,
 	}
 	*k = *pkt;
 	k->skb = skb_get(pkt->skb);
+	/* Held for a while: not the route's or conntrack's references. */
+	skb_dst_drop(k->skb);
+	nf_reset_ct(k->skb);
 	w->nkept++;
 	frdma_wire_count(FRDMA_WS_KEPT);
 }
@@ -722,10 +725,10 @@ static bool frdma_wire_kept_ahead(const struct frdma_wqp *w)
 /*
  * Take @pkt, at the expected PSN, then the kept packets behind it.  The
  * SEND and WRITE packets taken are acknowledged once, after the last of
- * them (before a READ or atomic, whose responses follow), when one asked
- * for it or kept packets were taken.  Kept packets still ahead after
- * that mean another gap: it is NAKed at once, which acknowledges the
- * same.
+ * them, when one asked for it or kept packets were taken; the answer to a
+ * READ or atomic taken after them acknowledges them instead.  Kept
+ * packets still ahead after that mean another gap (the next packet was
+ * lost too): it is NAKed at once, which acknowledges the same.
  */
 static void frdma_wire_recv_run(struct frdma_wqp *w, struct frdma_pkt *pkt)
 {
@@ -734,14 +737,15 @@ static void frdma_wire_recv_run(struct frdma_wqp *w, struct frdma_pkt *pkt)
 	u32 ack_psn = 0, epsn;
 
 	for (;;) {
-		if (ack && !(pkt->ops & (FRDMA_F_SEND | FRDMA_F_WRITE))) {
-			frdma_wire_ack_send(w, FRDMA_AETH_ACK, ack_psn);
-			ack = false;
-		}
 		epsn = w->epsn;
-		if (frdma_wire_recv_next(w, pkt) && (pkt->ackreq || kept)) {
-			ack = true;
-			ack_psn = pkt->psn;
+		if (frdma_wire_recv_next(w, pkt)) {
+			if (pkt->ackreq || kept) {
+				ack = true;
+				ack_psn = pkt->psn;
+			}
+		} else if (w->epsn != epsn) {
+			/* A READ or atomic: its answer acknowledges the rest. */
+			ack = false;
 		}
 		/* Not taken: NAKed (RNR, or fatal). */
 		stuck = w->epsn == epsn;
@@ -752,7 +756,7 @@ static void frdma_wire_recv_run(struct frdma_wqp *w, struct frdma_pkt *pkt)
 		pkt = &next;
 		kept = true;
 	}
-	if (kept && !stuck && frdma_wire_kept_ahead(w)) {
+	if (!stuck && frdma_wire_kept_ahead(w)) {
 		frdma_wire_count(FRDMA_WS_SEQ_NAK_TX);
 		frdma_wire_ack_send(w, FRDMA_NAK_PSN_SEQ, w->epsn);
 		w->nak_sent = true;
