@@ -464,13 +464,11 @@ static int frdma_burst_open(struct frdma_xburst *b, struct frdma_dev *fdev,
 	return 0;
 }
 
-/* Whether packet @x from @sgid to @dgid may join burst @b. */
+/* Whether a packet of @size bytes from @sgid to @dgid may join burst @b. */
 static bool frdma_burst_fits(const struct frdma_xburst *b,
 			     const union ib_gid *sgid, const union ib_gid *dgid,
-			     const struct frdma_xpkt *x)
+			     u32 size)
 {
-	u32 size = frdma_xpkt_size(x);
-
 	return b->skb && !b->closed && b->nseg < FRDMA_BURST_SEGS &&
 	       size <= b->seg && size <= b->room &&
 	       !memcmp(dgid, &b->dgid, sizeof(*dgid)) &&
@@ -515,13 +513,12 @@ static u32 frdma_burst_icrc(const struct frdma_xburst *b,
 	return frdma_icrc(&ip6h, true, &uh, bth, rest);
 }
 
-/* Add packet @x to burst @b, which has room for it. */
+/* Add packet @x, @size bytes, to burst @b, which has room for it. */
 static void frdma_burst_add(struct frdma_xburst *b,
-			    const struct frdma_xpkt *x)
+			    const struct frdma_xpkt *x, u32 size)
 {
 	struct sk_buff *skb = b->skb;
 	unsigned int pad = ALIGN(x->len, 4) - x->len;
-	u32 size = frdma_xpkt_size(x);
 	struct frdma_bth *bth;
 	u8 *p;
 
@@ -593,25 +590,32 @@ static int frdma_burst_xmit(struct frdma_xburst *b, struct frdma_dev *fdev,
 	u32 size = frdma_xpkt_size(x);
 	int err;
 
-	if (!frdma_burst_fits(b, sgid, dgid, x)) {
+	if (!frdma_burst_fits(b, sgid, dgid, size)) {
 		frdma_burst_send(b);
 		err = frdma_burst_open(b, fdev, sgid, dgid, sport, size, more);
 		if (err)
 			return err;
 	}
-	frdma_burst_add(b, x);
+	frdma_burst_add(b, x, size);
 	return 0;
 }
 
 /*
- * The destination of a QP's packets: its path's GID, read under the QP's
- * lock (modify_qp sets it).
+ * Send packet @x of QP @w in its burst (@more: as frdma_burst_xmit()), to
+ * its path's GID, read under the QP's lock (modify_qp sets it).
  */
-static void frdma_wire_dgid(struct frdma_qp *qp, union ib_gid *dgid)
+static int frdma_wire_burst_xmit(struct frdma_wqp *w,
+				 const struct frdma_xpkt *x, bool more)
 {
+	struct frdma_qp *qp = w->qp;
+	union ib_gid dgid;
+
+	lockdep_assert_held(&w->lock);
 	spin_lock(&qp->lock);
-	*dgid = qp->attr.ah_attr.grh.dgid;
+	dgid = qp->attr.ah_attr.grh.dgid;
 	spin_unlock(&qp->lock);
+	return frdma_burst_xmit(&w->tx, qp->fdev, &qp->sgid, &dgid, w->sport,
+				x, more);
 }
 
 /**
@@ -629,13 +633,7 @@ static void frdma_wire_dgid(struct frdma_qp *qp, union ib_gid *dgid)
  */
 int frdma_wire_xmit_more(struct frdma_wqp *w, const struct frdma_xpkt *x)
 {
-	struct frdma_qp *qp = w->qp;
-	union ib_gid dgid;
-
-	lockdep_assert_held(&w->lock);
-	frdma_wire_dgid(qp, &dgid);
-	return frdma_burst_xmit(&w->tx, qp->fdev, &qp->sgid, &dgid, w->sport,
-				x, true);
+	return frdma_wire_burst_xmit(w, x, true);
 }
 
 /**
@@ -662,14 +660,8 @@ void frdma_wire_xmit_flush(struct frdma_wqp *w)
  */
 int frdma_wire_xmit(struct frdma_wqp *w, const struct frdma_xpkt *x)
 {
-	struct frdma_qp *qp = w->qp;
-	union ib_gid dgid;
-	int err;
+	int err = frdma_wire_burst_xmit(w, x, false);
 
-	lockdep_assert_held(&w->lock);
-	frdma_wire_dgid(qp, &dgid);
-	err = frdma_burst_xmit(&w->tx, qp->fdev, &qp->sgid, &dgid, w->sport,
-			       x, false);
 	frdma_burst_send(&w->tx);
 	return err;
 }

@@ -265,7 +265,7 @@ struct frdma_wread {
  * @rnr_wait: an RNR NAK came: nothing is sent until @rto_work runs
  * @rto_work: the retransmission (and RNR wait) timer
  * @rto_start: when the local ACK timer last started (jiffies): the timeout
- *	is due a local ACK timeout after it, the probe a probe timeout after
+ *	is due a local ACK timeout after it
  * @probe_at: when the next probe is due (jiffies), a probe timeout after
  *	the timer started or the last probe
  * @cwnd: the window: unacknowledged PSNs allowed now (FRDMA_WIRE_CWND_MIN

@@ -394,6 +394,30 @@ static void frdma_wire_push(struct frdma_wqp *w)
 }
 
 /*
+ * The request holding PSN @psn among those transmission has reached (up
+ * to and with w->send), with @i its slot and @k the PSN's index in it;
+ * else NULL.
+ */
+static struct frdma_wwqe *frdma_wire_started_wqe(struct frdma_wqp *w,
+						 u32 psn, u32 *i, u32 *k)
+{
+	struct frdma_wwqe *e;
+	s32 d;
+
+	for (*i = w->tail; *i != w->head; (*i)++) {
+		e = frdma_wslot(w, *i);
+		d = frdma_psn_diff(psn, e->first_psn);
+		if (d >= 0 && d < e->npsn) {
+			*k = d;
+			return e;
+		}
+		if (*i == w->send)
+			break;		/* not sent yet */
+	}
+	return NULL;
+}
+
+/*
  * Go back to PSN @psn: transmit again from the request that holds it.  A
  * READ is asked for again from its first missing response (the bytes
  * before it came), an atomic whole; either is marked as asked again, so
@@ -405,24 +429,18 @@ static void frdma_wire_push(struct frdma_wqp *w)
 static bool frdma_wire_rewind(struct frdma_wqp *w, u32 psn)
 {
 	struct frdma_wwqe *e;
-	u32 i;
+	u32 i, k;
 
-	for (i = w->tail; i != w->head; i++) {
-		e = frdma_wslot(w, i);
-		if (frdma_psn_diff(psn, e->first_psn) >= 0 &&
-		    frdma_psn_diff(psn, e->first_psn) < e->npsn) {
-			w->send = i;
-			w->send_pkt = frdma_psn_diff(psn, e->first_psn);
-			if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode)) {
-				w->send_pkt = 0;	/* push() decides */
-				e->read_again = true;
-			}
-			return true;
-		}
-		if (i == w->send)
-			break;		/* not sent yet: nothing to go back to */
+	e = frdma_wire_started_wqe(w, psn, &i, &k);
+	if (!e)
+		return false;
+	w->send = i;
+	w->send_pkt = k;
+	if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode)) {
+		w->send_pkt = 0;	/* push() decides */
+		e->read_again = true;
 	}
-	return false;
+	return true;
 }
 
 static void frdma_wire_go_back(struct frdma_wqp *w, u32 psn)
@@ -456,23 +474,12 @@ static struct frdma_wwqe *frdma_wire_sent_wqe(struct frdma_wqp *w, u32 psn,
 {
 	struct frdma_wwqe *e;
 	u32 i;
-	s32 d;
 
-	for (i = w->tail; i != w->head; i++) {
-		e = frdma_wslot(w, i);
-		d = frdma_psn_diff(psn, e->first_psn);
-		if (d >= 0 && d < e->npsn) {
-			if (i == w->send &&
-			    (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) ||
-			     d >= w->send_pkt))
-				return NULL;
-			*k = d;
-			return e;
-		}
-		if (i == w->send)
-			break;
-	}
-	return NULL;
+	e = frdma_wire_started_wqe(w, psn, &i, k);
+	if (e && i == w->send &&
+	    (frdma_wire_needs_resp(frdma_wsqe(e)->opcode) || *k >= w->send_pkt))
+		return NULL;
+	return e;
 }
 
 /*
@@ -483,8 +490,10 @@ static struct frdma_wwqe *frdma_wire_sent_wqe(struct frdma_wqp *w, u32 psn,
  */
 static bool frdma_wire_resend(struct frdma_wqp *w, u32 psn, u32 *end)
 {
-	struct frdma_wwqe *e = frdma_wire_sent_wqe(w, psn, end);
+	struct frdma_wwqe *e;
+	u32 k;
 
+	e = frdma_wire_sent_wqe(w, psn, &k);
 	if (!e)
 		return false;
 	if (frdma_wire_needs_resp(frdma_wsqe(e)->opcode)) {
@@ -494,7 +503,7 @@ static bool frdma_wire_resend(struct frdma_wqp *w, u32 psn, u32 *end)
 		*end = frdma_psn_add(e->first_psn, e->npsn - 1);
 		return true;
 	}
-	frdma_wire_send_pkt(w, e, *end, false);
+	frdma_wire_send_pkt(w, e, k, false);
 	*end = psn;
 	return true;
 }
